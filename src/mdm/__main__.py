@@ -1,0 +1,3 @@
+from mdm.cli.main import app
+
+app(prog_name="mdm")

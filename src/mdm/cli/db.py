@@ -1,0 +1,59 @@
+"""``mdm db``: the schema, through the Alembic chain only."""
+
+from __future__ import annotations
+
+import typer
+
+from mdm.config import get_settings
+from mdm.store import migrate
+
+app = typer.Typer(help="Database schema / Lược đồ cơ sở dữ liệu.", no_args_is_help=True)
+
+
+def _url(url: str | None) -> str:
+    return url or get_settings().database_url
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def upgrade(
+    revision: str = typer.Argument("head"),
+    url: str | None = typer.Option(None, help="Database URL (default: MDM_DATABASE_URL)"),
+) -> None:
+    """Migrate the database up to REVISION (default: head)."""
+    target = _url(url)
+    migrate.upgrade(target, revision)
+    typer.echo(f"{_safe(target)}: at revision {migrate.current(target)}")
+
+
+@app.command()
+def downgrade(
+    revision: str = typer.Argument(..., help="Target revision, e.g. 'base' or '-1'"),
+    url: str | None = typer.Option(None, help="Database URL (default: MDM_DATABASE_URL)"),
+) -> None:
+    """Migrate the database down to REVISION."""
+    target = _url(url)
+    migrate.downgrade(target, revision)
+    typer.echo(f"{_safe(target)}: at revision {migrate.current(target) or 'base'}")
+
+
+@app.command()
+def current(url: str | None = typer.Option(None)) -> None:
+    """Print the database's revision."""
+    target = _url(url)
+    typer.echo(migrate.current(target) or "base")
+
+
+@app.command()
+def check(url: str | None = typer.Option(None)) -> None:
+    """Check that the models and the migrated schema agree (no drift)."""
+    target = _url(url)
+    ok, message = migrate.check(target)
+    typer.echo(message)
+    raise typer.Exit(0 if ok else 1)

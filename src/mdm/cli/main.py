@@ -1,0 +1,35 @@
+"""The ``mdm`` command. Each group lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from mdm import __version__
+
+app = typer.Typer(
+    name="mdm",
+    help="National golden-record registry / Sổ đăng ký bản ghi gốc quốc gia.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Rich tracebacks print local variables, which can hold personal data.
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the registry's version."""
+    typer.echo(f"mdm {__version__}")
+
+
+def _register() -> None:
+    # Imported here so `mdm version` stays fast and a broken optional group
+    # cannot hide the others' errors.
+    from mdm.cli import db as db_cli
+    from mdm.cli import serve as serve_cli
+
+    app.add_typer(db_cli.app, name="db")
+    app.command(name="serve")(serve_cli.serve)
+
+
+_register()

@@ -1,0 +1,103 @@
+"""Engines and sessions.
+
+SQLite is configured so that it behaves like the production store where it matters:
+foreign keys on, real transactions (pysqlite's implicit BEGIN handling is disabled so
+SAVEPOINTs and transactional DDL work), WAL for concurrent readers, and a busy
+timeout instead of instant "database is locked" errors. Postgres engines use
+``pool_pre_ping`` so that a restarted database is reconnected without restarting the
+process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from mdm.config import Settings, get_settings, normalize_database_url
+
+
+def _sqlite_connect_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str | None = None, settings: Settings | None = None, **kwargs: Any) -> Engine:
+    settings = settings or get_settings()
+    url = normalize_database_url(url or settings.database_url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        _sqlite_connect_hooks(engine)
+        return engine
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": 10,
+        "connect_args": {"connect_timeout": settings.db_connect_timeout},
+    }
+    if "poolclass" in kwargs:  # e.g. NullPool for one-shot jobs: no pool sizing
+        for key in ("pool_size", "max_overflow", "pool_timeout"):
+            options.pop(key)
+    options.update(kwargs)
+    return create_engine(url, **options)
+
+
+_engine: Engine | None = None
+_sessionmaker: sessionmaker[Session] | None = None
+
+
+def get_engine() -> Engine:
+    """The process-wide engine for the configured database (created on first use)."""
+    global _engine, _sessionmaker
+    if _engine is None:
+        _engine = make_engine()
+        _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def get_sessionmaker() -> sessionmaker[Session]:
+    get_engine()
+    assert _sessionmaker is not None
+    return _sessionmaker
+
+
+def reset_engine() -> None:
+    """Forget the process-wide engine (tests and settings changes)."""
+    global _engine, _sessionmaker
+    if _engine is not None:
+        _engine.dispose()
+    _engine = None
+    _sessionmaker = None
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
+    """The edge's transaction: commit on success, roll back on any error.
+
+    Services only flush; the caller that opened the unit of work decides the
+    transaction's fate (STYLE.md habit 1).
+    """
+    session = (factory or get_sessionmaker())()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from mdm.domain.canonical_id import (
+    ALPHABET,
+    new_canonical_id,
+    parse_canonical_id,
+)
+from mdm.exceptions import MalformedId
+
+
+@pytest.mark.parametrize("entity_type", ["citizen", "organization", "dossier"])
+def test_new_ids_parse_back(entity_type: str) -> None:
+    for _ in range(200):
+        cid = new_canonical_id(entity_type)
+        assert parse_canonical_id(cid) == (entity_type, cid)
+        assert parse_canonical_id(cid.lower()) == (entity_type, cid)
+
+
+def test_every_single_character_substitution_is_malformed() -> None:
+    rng = random.Random(2025)
+    sample = [
+        new_canonical_id(rng.choice(["citizen", "organization", "dossier"])) for _ in range(300)
+    ]
+    sample += [new_canonical_id("citizen", seed=f"seed-{i}".encode()) for i in range(50)]
+    checked = 0
+    for cid in sample:
+        for pos, original in enumerate(cid):
+            if original == "-":
+                continue
+            pool = "POD" if pos == 0 else ALPHABET
+            for replacement in pool:
+                if replacement == original:
+                    continue
+                mistyped = cid[:pos] + replacement + cid[pos + 1 :]
+                with pytest.raises(MalformedId):
+                    parse_canonical_id(mistyped)
+                checked += 1
+    assert checked == len(sample) * (2 + 13 * 31)
+
+
+def test_adjacent_transpositions_are_mostly_caught() -> None:
+    rng = random.Random(7)
+    caught = total = 0
+    for _ in range(500):
+        cid = new_canonical_id("citizen", seed=rng.randbytes(8))
+        for pos in range(2, len(cid) - 1):
+            if cid[pos] == cid[pos + 1]:
+                continue
+            swapped = cid[:pos] + cid[pos + 1] + cid[pos] + cid[pos + 2 :]
+            total += 1
+            try:
+                parse_canonical_id(swapped)
+            except MalformedId:
+                caught += 1
+    assert caught / total > 0.99
+
+
+def test_seeded_ids_are_deterministic_and_distinct() -> None:
+    assert new_canonical_id("citizen", b"a") == new_canonical_id("citizen", b"a")
+    assert new_canonical_id("citizen", b"a") != new_canonical_id("citizen", b"b")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "P-", "X-0000000000000", "P0000000000000", "P-00000000000000", "P-OOOOOOOOOOOOO", "P-ÁB"],
+)
+def test_shapes_that_are_not_ids(text: str) -> None:
+    with pytest.raises(MalformedId):
+        parse_canonical_id(text)
