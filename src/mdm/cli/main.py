@@ -26,10 +26,18 @@ def _register() -> None:
     # Imported here so `mdm version` stays fast and a broken optional group
     # cannot hide the others' errors.
     from mdm.cli import db as db_cli
+    from mdm.cli import ingest as ingest_cli
+    from mdm.cli import schemas as schemas_cli
     from mdm.cli import serve as serve_cli
+    from mdm.cli import standardize as standardize_cli
+    from mdm.cli import synth as synth_cli
 
     app.add_typer(db_cli.app, name="db")
     app.command(name="serve")(serve_cli.serve)
+    app.command(name="ingest")(ingest_cli.ingest)
+    app.add_typer(schemas_cli.app, name="schemas")
+    app.command(name="standardize")(standardize_cli.standardize)
+    app.command(name="synth")(synth_cli.synth)
 
 
 _register()

@@ -33,7 +33,7 @@ class SourceSystem(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
-    # {attribute: trust in [0, 1], "default": ...}; read by survivorship.
+    # {entity_type: {attribute: trust in [0, 1], "default": ...}}; read by survivorship.
     trust: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -78,6 +78,9 @@ class SourceRecord(Base):
     entity_type: Mapped[str] = mapped_column(String(20))
     current_version: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(20), default="active")
+    # The last ingest run whose file contained this key; a full-snapshot run withdraws
+    # the active records of its source and type that it did not see.
+    last_ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

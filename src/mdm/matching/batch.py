@@ -1,0 +1,261 @@
+"""Batch matching: Splink predict + deterministic rules + constrained clustering.
+
+Input is a feature source (see :mod:`mdm.matching.tables`): the store streams
+``(unique_id, source_system, standardized)`` rows, or hands over parquet/Arrow, and
+they land in a DuckDB table; no Python dict per record survives the load.
+
+Output (:class:`BatchResult`):
+
+* ``clusters``: sets of record ids that are one entity (records in none are alone);
+* ``edges``: the links that built them, each with its method (``steward``, ``rule``,
+  ``model``) and score (match weight; ``inf`` for rules and stewards);
+* ``candidates``: pairs for the review queue, each with its match weight and the
+  per-comparison weights that explain it, and why it is not an automatic link;
+* ``tf_table``: the term frequencies used, ``(column_name, value, tf)``, for the
+  store to persist so that the incremental scorer uses the same values.
+
+Pairs scoring at least ``thresholds.auto_link`` become edges unless a constraint
+forbids them (they are then candidates with ``forbidden`` set). Pairs in
+``[review, auto_link)`` are candidates unless the clustering already put both
+records in one entity.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import pyarrow as pa
+
+from mdm.matching.clustering import Edge, cluster
+from mdm.matching.deterministic import RulePair, decide_groups
+from mdm.matching.features import FeatureValue
+from mdm.matching.model import MatchModel
+from mdm.matching.rules import MatchingRules
+from mdm.matching.tables import (
+    FeatureSource,
+    compute_tf_tables,
+    load_features,
+    tf_tables_to_arrow,
+)
+from mdm.matching.training import make_linker
+
+Backend = Literal["duckdb"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    left: str
+    right: str
+    match_weight: float | None
+    match_probability: float | None
+    weights: dict[str, float]
+    method: str  # "model", "rule_conflict", "rule_review"
+    forbidden: str | None = None
+
+
+@dataclass
+class BatchResult:
+    clusters: list[frozenset[str]]
+    edges: list[Edge]
+    candidates: list[Candidate]
+    tf_table: pa.Table
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _model_settings(model: MatchModel | dict[str, Any] | str | Path) -> dict[str, Any]:
+    if isinstance(model, MatchModel):
+        return model.settings
+    if isinstance(model, dict):
+        return model
+    loaded: dict[str, Any] = json.loads(Path(model).read_text(encoding="utf-8"))
+    return loaded
+
+
+def _iter_rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    for batch in table.to_batches(max_chunksize=65_536):
+        yield from batch.to_pylist()
+
+
+def _rule_groups(
+    con: duckdb.DuckDBPyConnection, rules: MatchingRules, table: str
+) -> Iterator[list[dict[str, FeatureValue]]]:
+    """Groups of rows sharing a same-key rule key (only groups of two or more)."""
+    for rule in rules.deterministic.same_key:
+        cols = list(dict.fromkeys(["unique_id", *rule.key, *rule.agree, *rule.agree_when_known]))
+        key = ", ".join(f'"{c}"' for c in rule.key)
+        not_null = " AND ".join(f'"{c}" IS NOT NULL' for c in rule.key)
+        select = ", ".join(f't."{c}"' for c in cols)
+        rows = con.sql(
+            f'SELECT {select} FROM "{table}" t JOIN ('
+            f'  SELECT {key} FROM "{table}" WHERE {not_null} GROUP BY {key} HAVING count(*) > 1'
+            f") g USING ({key}) ORDER BY {', '.join(f't.{chr(34)}{c}{chr(34)}' for c in rule.key)}"
+        ).to_arrow_table()
+        group: list[dict[str, FeatureValue]] = []
+        current: tuple[Any, ...] | None = None
+        for row in _iter_rows(rows):
+            k = tuple(row[c] for c in rule.key)
+            if k != current and group:
+                yield group
+                group = []
+            current = k
+            group.append(row)
+        if group:
+            yield group
+
+
+def _exclusive_values(
+    con: duckdb.DuckDBPyConnection, rules: MatchingRules, table: str, ids: set[str]
+) -> dict[str, dict[str, Any]]:
+    cols = rules.deterministic.exclusive
+    if not cols or not ids:
+        return {}
+    con.register("__mdm_ids", pa.table({"unique_id": pa.array(sorted(ids), pa.string())}))
+    try:
+        select = ", ".join(f't."{c}"' for c in cols)
+        rows = con.sql(
+            f'SELECT t.unique_id, {select} FROM "{table}" t JOIN __mdm_ids USING (unique_id)'
+        ).to_arrow_table()
+    finally:
+        con.unregister("__mdm_ids")
+    return {str(r["unique_id"]): {c: r[c] for c in cols} for r in _iter_rows(rows)}
+
+
+def predict_and_cluster(
+    rules: MatchingRules,
+    model: MatchModel | dict[str, Any] | str | Path,
+    source: FeatureSource | None,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    table: str = "mdm_features",
+    must_link: Iterable[tuple[str, str]] = (),
+    cannot_link: Iterable[tuple[str, str]] = (),
+    backend: Backend = "duckdb",
+) -> BatchResult:
+    """Score every blocked pair, apply the rules and cluster under constraints.
+
+    ``must_link``/``cannot_link`` are the steward decisions (record-id pairs); they
+    are obeyed absolutely (a must-link that contradicts a cannot-link is refused and
+    reported in ``stats["refused"]`` rather than resolved by the machine).
+    """
+    if backend != "duckdb":
+        raise NotImplementedError(f"backend {backend!r} is not available yet (duckdb only)")
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    con = con if con is not None else duckdb.connect()
+    if source is not None:
+        load_features(con, rules.entity_type, source, table)
+    timings["load"] = time.perf_counter() - started
+
+    t0 = time.perf_counter()
+    tf_names = compute_tf_tables(con, table, rules.tf_columns)
+    linker = make_linker(con, table, _model_settings(model), tf_names)
+    review_w = rules.thresholds.review_weight
+    auto_w = rules.thresholds.auto_link_weight
+    predictions = linker.inference.predict(threshold_match_weight=review_w, warning_mode="never")
+    comparisons = [c.name for c in rules.comparisons]
+    tf_comps = {c.name for c in rules.comparisons if any(lv.tf for lv in c.levels)}
+    mw_cols = ", ".join(
+        f'"mw_{c}"' + (f' + "mw_tf_adj_{c}"' if c in tf_comps else "") + f' AS "w_{c}"'
+        for c in comparisons
+    )
+    scored = con.sql(
+        f"SELECT unique_id_l, unique_id_r, match_weight, match_probability, {mw_cols} "
+        f"FROM {predictions.physical_name}"
+    ).to_arrow_table()
+    predictions.drop_table_from_database_and_remove_from_cache()
+    timings["predict"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    rule_pairs: list[RulePair] = list(decide_groups(rules, _rule_groups(con, rules, table)))
+    timings["rules"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    model_pairs: dict[tuple[str, str], Candidate] = {}
+    for row in _iter_rows(scored):
+        a, b = str(row["unique_id_l"]), str(row["unique_id_r"])
+        key = (a, b) if a < b else (b, a)
+        model_pairs[key] = Candidate(
+            key[0],
+            key[1],
+            float(row["match_weight"]),
+            float(row["match_probability"]),
+            {c: float(row[f"w_{c}"]) for c in comparisons},
+            "model",
+        )
+    conflicts = [(p.left, p.right) for p in rule_pairs if p.decision.outcome == "conflict"]
+    edges = [
+        Edge(p.left, p.right, math.inf, "rule") for p in rule_pairs if p.decision.outcome == "link"
+    ]
+    edges += [
+        Edge(c.left, c.right, c.match_weight or 0.0, "model")
+        for c in model_pairs.values()
+        if c.match_weight is not None and c.match_weight >= auto_w
+    ]
+    must = list(must_link)
+    nodes = {n for e in edges for n in (e.left, e.right)} | {n for p in must for n in p}
+    exclusive = _exclusive_values(con, rules, table, nodes)
+    result = cluster(
+        edges, must_link=must, cannot_link=[*cannot_link, *conflicts], exclusive=exclusive
+    )
+    where = result.cluster_of()
+
+    def same_cluster(a: str, b: str) -> bool:
+        return a in where and where.get(a) == where.get(b)
+
+    candidates: dict[tuple[str, str], Candidate] = {}
+    refused = {(min(e.left, e.right), max(e.left, e.right)): why for e, why in result.refused}
+    for key, cand in model_pairs.items():
+        if key in refused:
+            candidates[key] = _with(cand, forbidden=refused[key])
+        elif (cand.match_weight or 0.0) < auto_w and not same_cluster(*key):
+            candidates[key] = cand
+    for pair in rule_pairs:
+        if pair.decision.outcome == "link":
+            continue
+        key = (pair.left, pair.right)
+        forbidden = f"rule:{pair.decision.rule}" if pair.decision.outcome == "conflict" else None
+        base = model_pairs.get(key) or Candidate(key[0], key[1], None, None, {}, "model")
+        candidates[key] = _with(base, method=pair.decision.method, forbidden=forbidden)
+    timings["cluster"] = time.perf_counter() - t0
+    return BatchResult(
+        clusters=result.clusters,
+        edges=result.accepted,
+        candidates=list(candidates.values()),
+        tf_table=tf_tables_to_arrow(con, rules.tf_columns),
+        stats={
+            "scored_pairs": len(model_pairs),
+            "rule_pairs": len(rule_pairs),
+            "refused": [(e.left, e.right, e.method, why) for e, why in result.refused],
+            "seconds": time.perf_counter() - started,
+            "step_seconds": timings,
+        },
+    )
+
+
+def _with(c: Candidate, **changes: Any) -> Candidate:
+    values: dict[str, Any] = {
+        "left": c.left,
+        "right": c.right,
+        "match_weight": c.match_weight,
+        "match_probability": c.match_probability,
+        "weights": c.weights,
+        "method": c.method,
+        "forbidden": c.forbidden,
+    }
+    values.update(changes)
+    return Candidate(**values)
+
+
+def tf_lookup_from_arrow(table: pa.Table) -> Mapping[str, Mapping[Any, float]]:
+    """The persisted ``(column_name, value, tf)`` table → lookups for the scorer."""
+    out: dict[str, dict[Any, float]] = {}
+    for row in _iter_rows(table):
+        out.setdefault(row["column_name"], {})[row["value"]] = float(row["tf"])
+    return out

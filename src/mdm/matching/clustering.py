@@ -1,0 +1,146 @@
+"""Constrained clustering: union-find that refuses unions a constraint forbids.
+
+Plain connected components would let A–B and B–C pull A and C together even when a
+steward said "A is not C", or when A and C hold different valid personal IDs. Here
+edges are applied in a fixed order (must-links first, then automatic edges by
+descending score, ties by ids so the result is deterministic) and each union is
+checked against the constraints of *both whole clusters*:
+
+* cannot-link pairs (steward decisions, deterministic conflicts): refused if any
+  member of one cluster has a cannot-link with any member of the other;
+* exclusive keys (e.g. personal ID): refused if the clusters hold different values.
+
+So no constraint is ever violated, through chains or otherwise. A refused automatic
+edge is returned so the caller can queue it for review. A must-link that conflicts
+with a cannot-link is also refused and reported: steward decisions must be
+reconciled by a steward, never by the machine picking one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    left: str
+    right: str
+    score: float
+    method: str  # "steward", "rule", "model"
+
+
+@dataclass
+class ClusterResult:
+    clusters: list[frozenset[str]]
+    accepted: list[Edge] = field(default_factory=list)
+    refused: list[tuple[Edge, str]] = field(default_factory=list)
+
+    def cluster_of(self) -> dict[str, int]:
+        return {member: i for i, cluster in enumerate(self.clusters) for member in cluster}
+
+
+class ConstrainedUnionFind:
+    def __init__(
+        self,
+        cannot_link: Iterable[tuple[str, str]] = (),
+        exclusive: Mapping[str, Mapping[str, Hashable]] | None = None,
+    ) -> None:
+        self._parent: dict[str, str] = {}
+        self._size: dict[str, int] = {}
+        self._members: dict[str, list[str]] = {}
+        self._cannot: dict[str, set[str]] = {}
+        # per root: exclusive column → the single value its cluster holds
+        self._keys: dict[str, dict[str, Hashable]] = {}
+        for a, b in cannot_link:
+            if a == b:
+                continue
+            self._cannot.setdefault(a, set()).add(b)
+            self._cannot.setdefault(b, set()).add(a)
+        self._exclusive = exclusive or {}
+
+    def _add(self, node: str) -> None:
+        if node not in self._parent:
+            self._parent[node] = node
+            self._size[node] = 1
+            self._members[node] = [node]
+            keys = self._exclusive.get(node)
+            self._keys[node] = {k: v for k, v in keys.items() if v is not None} if keys else {}
+
+    def find(self, node: str) -> str:
+        self._add(node)
+        root = node
+        while self._parent[root] != root:
+            root = self._parent[root]
+        while self._parent[node] != root:
+            self._parent[node], node = root, self._parent[node]
+        return root
+
+    def why_not(self, a: str, b: str) -> str | None:
+        """The reason the clusters of ``a`` and ``b`` may not be joined, or ``None``."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return None
+        keys_a, keys_b = self._keys[ra], self._keys[rb]
+        for col, value in keys_a.items():
+            other = keys_b.get(col)
+            if other is not None and other != value:
+                return f"exclusive:{col}"
+        small, big = (ra, rb) if self._size[ra] <= self._size[rb] else (rb, ra)
+        for member in self._members[small]:
+            for partner in self._cannot.get(member, ()):
+                if self.find(partner) == big:
+                    return "cannot_link"
+        return None
+
+    def union(self, a: str, b: str) -> str | None:
+        """Join the clusters; returns the refusal reason instead when forbidden."""
+        reason = self.why_not(a, b)
+        if reason is not None:
+            return reason
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return None
+        if self._size[ra] < self._size[rb]:
+            ra, rb = rb, ra
+        self._parent[rb] = ra
+        self._size[ra] += self._size.pop(rb)
+        self._members[ra].extend(self._members.pop(rb))
+        for col, value in self._keys.pop(rb).items():
+            self._keys[ra].setdefault(col, value)
+        return None
+
+    def clusters(self, min_size: int = 2) -> list[frozenset[str]]:
+        out = [frozenset(m) for m in self._members.values() if len(m) >= min_size]
+        out.sort(key=lambda c: min(c))
+        return out
+
+
+def cluster(
+    edges: Iterable[Edge],
+    *,
+    must_link: Iterable[tuple[str, str]] = (),
+    cannot_link: Iterable[tuple[str, str]] = (),
+    exclusive: Mapping[str, Mapping[str, Hashable]] | None = None,
+    min_size: int = 2,
+) -> ClusterResult:
+    """Cluster ``edges`` (already filtered to auto-link strength) under constraints.
+
+    ``exclusive`` maps record id → {column: value} for the exclusive columns; only
+    records that appear in some edge need an entry. Records in no accepted edge are
+    singletons and are left out unless ``min_size`` is 1.
+    """
+    uf = ConstrainedUnionFind(cannot_link, exclusive)
+    result = ClusterResult(clusters=[])
+    steward = [Edge(a, b, float("inf"), "steward") for a, b in must_link]
+    ordered = sorted(edges, key=lambda e: (-e.score, min(e.left, e.right), max(e.left, e.right)))
+    for edge in (*steward, *ordered):
+        uf.find(edge.left)
+        uf.find(edge.right)
+        reason = uf.union(edge.left, edge.right)
+        if reason is None:
+            result.accepted.append(edge)
+        else:
+            result.refused.append((edge, reason))
+    result.clusters = uf.clusters(min_size)
+    return result

@@ -1,0 +1,127 @@
+"""Deterministic rules, applied before (and over) the probabilistic model.
+
+Two kinds, both configured in the rules file (``deterministic:``):
+
+* **same-key rules** (``same_key``): records sharing a key (a valid personal ID, a
+  tax code including its branch suffix, a dossier code with its procedure) are the
+  same thing when the listed attributes agree → a must-link edge with method
+  ``rule``. When an attribute known on both sides disagrees (same personal ID,
+  different date of birth or sex) the pair goes to review with method
+  ``rule_conflict`` and becomes a *cannot-auto-link* pair: no automatic run may put
+  the two records in one entity; only a steward can.
+* **exclusive keys** (``exclusive``): two different non-null values never end up in
+  one automatically built cluster, even through a chain of other links. This is
+  how "different valid personal IDs are never merged automatically" and "a branch
+  is a different organization from its parent" hold; the clustering enforces it
+  per cluster (see :mod:`mdm.matching.clustering`), so no quadratic pair list is
+  ever built.
+
+:func:`decide_pair` is the single implementation used by the batch path (over the
+groups DuckDB finds) and by the incremental path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Literal
+
+from mdm.matching.features import FeatureValue
+from mdm.matching.rules import MatchingRules, SameKeyRule
+
+Outcome = Literal["link", "review", "conflict"]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDecision:
+    """The verdict of one same-key rule on one pair.
+
+    ``link``: same thing, auto-link (method ``rule``). ``conflict``: the key agrees
+    but an attribute contradicts it: review, and never auto-linked. ``review``: the
+    key agrees but the attributes cannot confirm it (missing): review, while the
+    model may still link the pair on its own evidence.
+    """
+
+    rule: str
+    outcome: Outcome
+    detail: str
+
+    @property
+    def method(self) -> str:
+        return "rule" if self.outcome == "link" else f"rule_{self.outcome}"
+
+
+def _key(row: Mapping[str, FeatureValue], cols: Sequence[str]) -> tuple[FeatureValue, ...] | None:
+    values = tuple(row.get(c) for c in cols)
+    return None if any(v is None for v in values) else values
+
+
+def apply_same_key_rule(
+    rule: SameKeyRule, left: Mapping[str, FeatureValue], right: Mapping[str, FeatureValue]
+) -> RuleDecision | None:
+    key_l = _key(left, rule.key)
+    if key_l is None or key_l != _key(right, rule.key):
+        return None
+    conflicts = [
+        c
+        for c in (*rule.agree, *rule.agree_when_known)
+        if left.get(c) is not None and right.get(c) is not None and left.get(c) != right.get(c)
+    ]
+    if conflicts:
+        return RuleDecision(rule.name, "conflict", f"same {'+'.join(rule.key)}, {conflicts} differ")
+    unknown = [c for c in rule.agree if left.get(c) is None or right.get(c) is None]
+    if unknown:
+        return RuleDecision(rule.name, "review", f"same {'+'.join(rule.key)}, {unknown} unknown")
+    return RuleDecision(rule.name, "link", f"same {'+'.join(rule.key)}")
+
+
+def decide_pair(
+    rules: MatchingRules, left: Mapping[str, FeatureValue], right: Mapping[str, FeatureValue]
+) -> RuleDecision | None:
+    """First applicable verdict, conflicts first: a contradiction outranks any link."""
+    decisions = [
+        d
+        for rule in rules.deterministic.same_key
+        if (d := apply_same_key_rule(rule, left, right)) is not None
+    ]
+    for outcome in ("conflict", "link", "review"):
+        for decision in decisions:
+            if decision.outcome == outcome:
+                return decision
+    return None
+
+
+def exclusive_conflict(
+    rules: MatchingRules, left: Mapping[str, FeatureValue], right: Mapping[str, FeatureValue]
+) -> str | None:
+    """The exclusive column whose two different values forbid linking this pair."""
+    for col in rules.deterministic.exclusive:
+        a, b = left.get(col), right.get(col)
+        if a is not None and b is not None and a != b:
+            return col
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RulePair:
+    left: str
+    right: str
+    decision: RuleDecision
+
+
+def decide_groups(
+    rules: MatchingRules, groups: Iterable[Sequence[Mapping[str, FeatureValue]]]
+) -> Iterator[RulePair]:
+    """Decide every pair inside groups of rows that share some rule key.
+
+    Groups come from the store or DuckDB (``GROUP BY key HAVING count(*) > 1``); they
+    are small (duplicates of one thing), so pairwise work inside them is cheap.
+    """
+    for group in groups:
+        for a, b in combinations(group, 2):
+            decision = decide_pair(rules, a, b)
+            if decision is not None:
+                ida, idb = str(a["unique_id"]), str(b["unique_id"])
+                left, right = (ida, idb) if ida < idb else (idb, ida)
+                yield RulePair(left, right, decision)

@@ -1,0 +1,395 @@
+"""Standardized record → flat feature row, the only input the matcher sees.
+
+A feature row is a flat ``dict`` of scalars (``str``, ``int``, ``bool`` or ``None``)
+whose keys are exactly :data:`FEATURE_COLUMNS` for the entity type, in that order.
+Both the batch path (Splink on DuckDB) and the incremental scorer consume the same
+rows, so every normalization that matters for matching happens here and only here:
+
+* text is folded to lower-case ASCII (NFKD, combining marks removed, ``Đ`` → ``d``)
+  so that string functions agree byte for byte between DuckDB and rapidfuzz and so
+  that the tone-placement variants ``Hoà``/``Hòa`` are one value;
+* empty strings become ``None``: Splink's null levels test ``IS NULL`` and DuckDB's
+  ``jaro_winkler_similarity('', '')`` is 0 where rapidfuzz says 1;
+* derived columns carry the domain knowledge the comparisons need: the surname
+  *group* (``Hoàng``/``Huỳnh``, ``Vũ``/``Võ`` are similar-not-equal), the name without
+  the common middle names ``Văn``/``Thị`` (dropped by some systems), the date split
+  into parts with a precision flag (year-only dates, swapped day and month, the
+  ``01/01/yyyy`` placeholder treated as a year-only date), and the 2025 and legacy
+  commune codes kept apart (codes are reused across schemes and must never be
+  compared across them).
+
+The functions are pure and cheap (about 10 µs a record) so the store can compute
+features while streaming rows, and can persist them instead of recomputing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any, Final, Literal
+
+EntityType = Literal["citizen", "organization", "dossier"]
+ENTITY_TYPES: Final[tuple[EntityType, ...]] = ("citizen", "organization", "dossier")
+
+FeatureValue = str | int | bool | None
+FeatureRow = dict[str, FeatureValue]
+
+#: Column name → DuckDB/Arrow logical type. ``unique_id`` and ``source_system`` first.
+FEATURE_COLUMNS: Final[dict[str, dict[str, str]]] = {
+    "citizen": {
+        "unique_id": "VARCHAR",
+        "source_system": "VARCHAR",
+        "personal_id": "VARCHAR",
+        "old_id": "VARCHAR",
+        "full_name_fold": "VARCHAR",
+        "surname_fold": "VARCHAR",
+        "middle_fold": "VARCHAR",
+        "given_fold": "VARCHAR",
+        "surname_group": "VARCHAR",
+        "name_core": "VARCHAR",
+        "name_variant": "VARCHAR",
+        "dob": "VARCHAR",
+        "dob_full": "VARCHAR",
+        "birth_year": "INTEGER",
+        "birth_month": "INTEGER",
+        "birth_day": "INTEGER",
+        "dob_is_partial": "BOOLEAN",
+        "sex": "VARCHAR",
+        "phone": "VARCHAR",
+        "email": "VARCHAR",
+        "province_code": "VARCHAR",
+        "commune_code": "VARCHAR",
+        "legacy_commune_code": "VARCHAR",
+        "street_fold": "VARCHAR",
+        "birth_province_code": "VARCHAR",
+    },
+    "organization": {
+        "unique_id": "VARCHAR",
+        "source_system": "VARCHAR",
+        "tax_code": "VARCHAR",
+        "tax_code_main": "VARCHAR",
+        "is_branch": "BOOLEAN",
+        "name_fold": "VARCHAR",
+        "name_core": "VARCHAR",
+        "name_en_fold": "VARCHAR",
+        "short_name_fold": "VARCHAR",
+        "legal_form": "VARCHAR",
+        "province_code": "VARCHAR",
+        "commune_code": "VARCHAR",
+        "legacy_commune_code": "VARCHAR",
+        "street_fold": "VARCHAR",
+        "legal_representative_id": "VARCHAR",
+        "founding_date": "VARCHAR",
+        "founding_year": "INTEGER",
+        "status": "VARCHAR",
+    },
+    "dossier": {
+        "unique_id": "VARCHAR",
+        "source_system": "VARCHAR",
+        "dossier_code": "VARCHAR",
+        "procedure_code": "VARCHAR",
+        "applicant_id": "VARCHAR",
+        "applicant_type": "VARCHAR",
+        "receiving_agency_fold": "VARCHAR",
+        "submitted_date": "VARCHAR",
+        "submitted_day": "INTEGER",
+        "decided_date": "VARCHAR",
+        "status": "VARCHAR",
+        "result_number": "VARCHAR",
+    },
+}
+
+# --------------------------------------------------------------------------- text
+
+
+def _local_fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.replace("Đ", "D").replace("đ", "d"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _resolve_fold() -> Callable[[str], str]:
+    """Prefer the standardizers' fold when it exists, so both agree on edge cases."""
+    try:
+        from mdm.standardize.text import fold as shared_fold  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # the standardizers are being written in parallel
+        return _local_fold
+    return shared_fold  # type: ignore[no-any-return,unused-ignore]
+
+
+_fold: Callable[[str], str] = _resolve_fold()
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def fold_text(value: object) -> str | None:
+    """Lower-case ASCII, punctuation → single spaces; ``None`` for empty input."""
+    if value is None:
+        return None
+    text = str(value)
+    if not text.strip():
+        return None
+    folded = _NON_ALNUM.sub(" ", _fold(text).lower()).strip()
+    return folded or None
+
+
+def _clean(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+# -------------------------------------------------------------------------- names
+
+#: Regional spellings of one historical surname: similar, not equal (DOMAIN.md).
+SURNAME_GROUPS: Final[dict[str, str]] = {"huynh": "hoang", "vo": "vu"}
+#: Middle names that one system writes and another drops.
+COMMON_MIDDLE_NAMES: Final[frozenset[str]] = frozenset({"van", "thi"})
+
+
+def _name_features(full_name: object) -> dict[str, FeatureValue]:
+    folded = fold_text(full_name)
+    if folded is None:
+        return dict.fromkeys(
+            (
+                "full_name_fold",
+                "surname_fold",
+                "middle_fold",
+                "given_fold",
+                "surname_group",
+                "name_core",
+                "name_variant",
+            )
+        )
+    words = folded.split()
+    surname = words[0]
+    given = words[-1] if len(words) > 1 else None
+    middle_words = words[1:-1]
+    core_middle = [w for w in middle_words if w not in COMMON_MIDDLE_NAMES]
+    group = SURNAME_GROUPS.get(surname, surname)
+    core = " ".join([surname, *core_middle, *([given] if given else [])])
+    variant = " ".join([group, *core_middle, *([given] if given else [])])
+    return {
+        "full_name_fold": folded,
+        "surname_fold": surname,
+        "middle_fold": " ".join(middle_words) or None,
+        "given_fold": given,
+        "surname_group": group,
+        "name_core": core,
+        "name_variant": variant,
+    }
+
+
+# -------------------------------------------------------------------------- dates
+
+_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def _date_parts(value: object) -> tuple[int | None, int | None, int | None]:
+    text = _clean(value)
+    if text is None:
+        return None, None, None
+    found = _DATE.match(text[:10])
+    if found is None:
+        return None, None, None
+    year = int(found.group(1))
+    month = int(found.group(2)) if found.group(2) else None
+    day = int(found.group(3)) if found.group(3) else None
+    return year, month, day
+
+
+def _dob_features(value: object) -> dict[str, FeatureValue]:
+    year, month, day = _date_parts(value)
+    if year is None:
+        return {
+            "dob": None,
+            "dob_full": None,
+            "birth_year": None,
+            "birth_month": None,
+            "birth_day": None,
+            "dob_is_partial": None,
+        }
+    full = f"{year:04d}-{month:02d}-{day:02d}" if month and day else None
+    # 01/01/yyyy is what several legacy systems wrote for "year only": keep the
+    # full string (two such records do agree on it) but mark the parts unknown so
+    # that it never contradicts a real date and never counts as a precise one.
+    placeholder = month == 1 and day == 1
+    return {
+        "dob": full or (f"{year:04d}-{month:02d}" if month else f"{year:04d}"),
+        "dob_full": full,
+        "birth_year": year,
+        "birth_month": None if placeholder else month,
+        "birth_day": None if placeholder or full is None else day,
+        "dob_is_partial": full is None or placeholder,
+    }
+
+
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def _day_number(value: object) -> tuple[str | None, int | None]:
+    year, month, day = _date_parts(value)
+    if year is None or month is None or day is None:
+        return None, None
+    try:
+        parsed = date(year, month, day)
+    except ValueError:
+        return None, None
+    return parsed.isoformat(), parsed.toordinal() - _EPOCH
+
+
+# ---------------------------------------------------------------------- addresses
+
+
+def _address(value: object) -> dict[str, FeatureValue]:
+    if not isinstance(value, Mapping):
+        return {
+            "province_code": None,
+            "commune_code": None,
+            "legacy_commune_code": None,
+            "street_fold": None,
+        }
+    ambiguous = bool(value.get("ambiguous"))
+    return {
+        "province_code": _clean(value.get("province_code")),
+        # an ambiguous (split) commune has no 2025 code; never guess one
+        "commune_code": None if ambiguous else _clean(value.get("commune_code")),
+        "legacy_commune_code": _clean(value.get("legacy_commune_code")),
+        "street_fold": fold_text(value.get("street")),
+    }
+
+
+def _first_address(raw: Mapping[str, Any], *keys: str) -> object:
+    for key in keys:
+        value = raw.get(key)
+        if isinstance(value, Mapping) and any(
+            value.get(k) for k in ("province_code", "commune_code", "legacy_commune_code")
+        ):
+            return value
+    return None
+
+
+# ------------------------------------------------------------------------ ids
+
+
+def _digits(value: object, *lengths: int) -> str | None:
+    text = _clean(value)
+    if text is None or not text.isdigit() or len(text) not in lengths:
+        return None
+    return text
+
+
+_TAX_CODE = re.compile(r"^(\d{10})(?:-(\d{3}))?$")
+
+
+# ---------------------------------------------------------------------- entities
+
+
+def citizen_features(unique_id: str, source_system: str, std: Mapping[str, Any]) -> FeatureRow:
+    pob = std.get("place_of_birth")
+    if not isinstance(pob, Mapping) or not pob.get("province_code"):
+        pob = std.get("hometown")
+    row: FeatureRow = {
+        "unique_id": unique_id,
+        "source_system": source_system,
+        "personal_id": _digits(std.get("personal_id"), 12),
+        "old_id": _digits(std.get("old_id_number"), 9, 12),
+        **_name_features(std.get("full_name")),
+        **_dob_features(std.get("date_of_birth")),
+        "sex": _clean(std.get("sex")),
+        "phone": _clean(std.get("phone")),
+        "email": (_clean(std.get("email")) or "").lower() or None,
+        **_address(_first_address(std, "permanent_address", "current_address")),
+        "birth_province_code": _clean(pob.get("province_code"))
+        if isinstance(pob, Mapping)
+        else None,
+    }
+    return row
+
+
+_LEGAL_FORM_WORDS: Final[tuple[str, ...]] = (
+    "cong ty trach nhiem huu han mot thanh vien",
+    "cong ty trach nhiem huu han hai thanh vien tro len",
+    "cong ty trach nhiem huu han",
+    "cong ty co phan",
+    "cong ty tnhh mtv",
+    "cong ty tnhh",
+    "cong ty cp",
+    "doanh nghiep tu nhan",
+    "cong ty hop danh",
+    "hop tac xa",
+    "chi nhanh",
+    "cong ty",
+    "tnhh",
+    "mtv",
+    "jsc",
+    "co ltd",
+    "ltd",
+)
+_LEGAL_FORM_RE = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in _LEGAL_FORM_WORDS) + r")\b")
+
+
+def organization_features(unique_id: str, source_system: str, std: Mapping[str, Any]) -> FeatureRow:
+    tax = _clean(std.get("tax_code"))
+    found = _TAX_CODE.match(tax) if tax else None
+    name = fold_text(std.get("name"))
+    core = " ".join(_LEGAL_FORM_RE.sub(" ", name).split()) or None if name else None
+    founded, _ = _day_number(std.get("founding_date"))
+    year, _m, _d = _date_parts(std.get("founding_date"))
+    return {
+        "unique_id": unique_id,
+        "source_system": source_system,
+        "tax_code": found.group(0) if found else None,
+        "tax_code_main": found.group(1) if found else None,
+        "is_branch": bool(found.group(2)) if found else None,
+        "name_fold": name,
+        "name_core": core,
+        "name_en_fold": fold_text(std.get("name_en")),
+        "short_name_fold": fold_text(std.get("short_name")),
+        "legal_form": _clean(std.get("legal_form")),
+        **_address(std.get("address")),
+        "legal_representative_id": _digits(std.get("legal_representative_id"), 9, 12),
+        "founding_date": founded,
+        "founding_year": year,
+        "status": _clean(std.get("status")),
+    }
+
+
+def dossier_features(unique_id: str, source_system: str, std: Mapping[str, Any]) -> FeatureRow:
+    submitted, submitted_day = _day_number(std.get("submitted_at"))
+    decided, _ = _day_number(std.get("decided_at"))
+    code = _clean(std.get("dossier_code"))
+    result = _clean(std.get("result_number"))
+    return {
+        "unique_id": unique_id,
+        "source_system": source_system,
+        "dossier_code": code.upper() if code else None,
+        "procedure_code": _clean(std.get("procedure_code")),
+        "applicant_id": _clean(std.get("applicant_id")),
+        "applicant_type": _clean(std.get("applicant_type")),
+        "receiving_agency_fold": fold_text(std.get("receiving_agency")),
+        "submitted_date": submitted,
+        "submitted_day": submitted_day,
+        "decided_date": decided,
+        "status": _clean(std.get("status")),
+        "result_number": result.upper() if result else None,
+    }
+
+
+_BUILDERS: Final[dict[str, Callable[[str, str, Mapping[str, Any]], FeatureRow]]] = {
+    "citizen": citizen_features,
+    "organization": organization_features,
+    "dossier": dossier_features,
+}
+
+
+def build_features(
+    entity_type: str, unique_id: str, source_system: str, standardized: Mapping[str, Any]
+) -> FeatureRow:
+    """Feature row for one standardized record; keys are ``FEATURE_COLUMNS[entity_type]``."""
+    try:
+        builder = _BUILDERS[entity_type]
+    except KeyError:
+        raise ValueError(f"unknown entity type {entity_type!r}") from None
+    return builder(unique_id, source_system, standardized)

@@ -1,0 +1,433 @@
+"""Matching rules as data: ``matching_rules/<entity_type>.yaml``, validated on load.
+
+The file is the one place a steward reads to know how records are matched: the
+blocking rules, the comparisons and their levels, the deterministic rules, the
+thresholds. Code turns it into a Splink settings dictionary (batch path) and into
+Python level evaluators (incremental path); both are generated from the *same*
+small vocabulary of level predicates so the two paths agree exactly:
+
+======================  =============================================  ==============
+predicate               SQL (DuckDB)                                   Python
+======================  =============================================  ==============
+``exact: c``            ``c_l = c_r``                                  ``==``
+``cross: [a, b]``       ``a_l = b_r``                                  ``==``
+``jaro_winkler: c``     ``jaro_winkler_similarity(c_l, c_r) >= min``   rapidfuzz
+``jaro: c``             ``jaro_similarity(c_l, c_r) >= min``           rapidfuzz
+``levenshtein: c``      ``levenshtein(c_l, c_r) <= max``               rapidfuzz
+``damerau_levenshtein`` ``damerau_levenshtein(c_l, c_r) <= max``       rapidfuzz
+``abs_diff: c``         ``abs(c_l - c_r) <= max``                      ``abs``
+``either_true: c``      ``(c_l OR c_r)``                               ``or``
+======================  =============================================  ==============
+
+A level's predicates are ANDed. Null levels (``is_null: [cols]``) test
+``c_l IS NULL OR c_r IS NULL`` for any listed column. Arbitrary SQL is deliberately
+not accepted: it could not be reproduced by the incremental scorer.
+
+Thresholds (``thresholds.unit``) are match probabilities (0–1, exclusive) or match
+weights (log2 Bayes factors, prior included); both are converted to weights for
+comparisons, since the weight is what Splink filters on.
+
+Unknown top-level sections are rejected, except those in
+:data:`PRESERVED_SECTIONS` (``survivorship``), which are kept verbatim for the
+issue that will define them.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mdm.exceptions import ConfigError
+from mdm.matching.features import ENTITY_TYPES, FEATURE_COLUMNS
+
+PRESERVED_SECTIONS: Final[frozenset[str]] = frozenset({"survivorship"})
+
+_STRING_OPS: Final[tuple[str, ...]] = ("jaro_winkler", "jaro", "levenshtein", "damerau_levenshtein")
+_OPS: Final[tuple[str, ...]] = ("exact", "cross", *_STRING_OPS, "abs_diff", "either_true")
+_NEEDS_MIN: Final[frozenset[str]] = frozenset({"jaro_winkler", "jaro"})
+_NEEDS_MAX: Final[frozenset[str]] = frozenset({"levenshtein", "damerau_levenshtein", "abs_diff"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Predicate(_Strict):
+    """One condition on a pair; exactly one operator key is set."""
+
+    exact: str | None = None
+    cross: tuple[str, str] | None = None
+    jaro_winkler: str | None = None
+    jaro: str | None = None
+    levenshtein: str | None = None
+    damerau_levenshtein: str | None = None
+    abs_diff: str | None = None
+    either_true: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> Predicate:
+        ops = [op for op in _OPS if getattr(self, op) is not None]
+        if len(ops) != 1:
+            raise ValueError(f"exactly one of {', '.join(_OPS)} must be set, got {ops or 'none'}")
+        op = ops[0]
+        if op in _NEEDS_MIN and (self.min is None or not 0 < self.min <= 1):
+            raise ValueError(f"{op} needs 'min' in (0, 1]")
+        if op in _NEEDS_MAX and (self.max is None or self.max < 0):
+            raise ValueError(f"{op} needs 'max' >= 0")
+        if op not in _NEEDS_MIN and self.min is not None:
+            raise ValueError(f"'min' is not used by {op}")
+        if op not in _NEEDS_MAX and self.max is not None:
+            raise ValueError(f"'max' is not used by {op}")
+        return self
+
+    @property
+    def op(self) -> str:
+        return next(op for op in _OPS if getattr(self, op) is not None)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        value = getattr(self, self.op)
+        return tuple(value) if isinstance(value, tuple) else (value,)
+
+    def sql(self) -> str:
+        op, cols = self.op, self.columns
+        c = cols[0]
+        if op == "exact":
+            return f'"{c}_l" = "{c}_r"'
+        if op == "cross":
+            return f'"{cols[0]}_l" = "{cols[1]}_r"'
+        if op == "jaro_winkler":
+            return f'jaro_winkler_similarity("{c}_l", "{c}_r") >= {self.min!r}'
+        if op == "jaro":
+            return f'jaro_similarity("{c}_l", "{c}_r") >= {self.min!r}'
+        if op in ("levenshtein", "damerau_levenshtein"):
+            return f'{op}("{c}_l", "{c}_r") <= {_int_or_float(self.max)}'
+        if op == "abs_diff":
+            return f'abs("{c}_l" - "{c}_r") <= {_int_or_float(self.max)}'
+        return f'("{c}_l" OR "{c}_r")'  # either_true
+
+
+def _int_or_float(value: float | None) -> str:
+    assert value is not None
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+class TermFrequency(_Strict):
+    """Term-frequency adjustment: common values (``Nguyễn``) weigh less than rare ones."""
+
+    column: str
+    weight: float = Field(default=1.0, ge=0, le=1)
+    minimum_u: float = Field(default=0.0, ge=0, le=1)
+
+
+class Level(_Strict):
+    label: str | None = None
+    is_null: list[str] | None = None
+    when: list[Predicate] | None = None
+    else_: bool | None = Field(default=None, alias="else")
+    tf: TermFrequency | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Level:
+        kinds = [k for k in ("is_null", "when", "else_") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("a level has exactly one of 'is_null', 'when' or 'else: true'")
+        if self.is_null is not None and not self.is_null:
+            raise ValueError("'is_null' needs at least one column")
+        if self.when is not None and not self.when:
+            raise ValueError("'when' needs at least one predicate")
+        if self.tf is not None and not self.when:
+            raise ValueError("'tf' is only allowed on a 'when' level")
+        return self
+
+    @property
+    def kind(self) -> Literal["null", "when", "else"]:
+        if self.is_null:
+            return "null"
+        return "when" if self.when else "else"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        if self.is_null:
+            return tuple(self.is_null)
+        cols: list[str] = []
+        for pred in self.when or []:
+            cols.extend(pred.columns)
+        if self.tf:
+            cols.append(self.tf.column)
+        return tuple(cols)
+
+    def sql(self) -> str:
+        if self.is_null:
+            return " OR ".join(f'"{c}_l" IS NULL OR "{c}_r" IS NULL' for c in self.is_null)
+        if self.when:
+            return " AND ".join(p.sql() for p in self.when)
+        return "ELSE"
+
+    def display_label(self) -> str:
+        if self.label:
+            return self.label
+        if self.is_null:
+            return "null"
+        return "else" if not self.when else " and ".join(p.sql() for p in self.when)
+
+
+class Comparison(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str | None = None
+    levels: list[Level] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Comparison:
+        if self.levels[-1].kind != "else":
+            raise ValueError("the last level must be 'else: true'")
+        for i, level in enumerate(self.levels):
+            if level.kind == "else" and i != len(self.levels) - 1:
+                raise ValueError(f"levels[{i}]: 'else' must be the last level")
+            if level.kind == "null" and i != 0:
+                raise ValueError(f"levels[{i}]: a null level must be the first level")
+        return self
+
+
+class Thresholds(_Strict):
+    unit: Literal["probability", "weight"] = "probability"
+    auto_link: float
+    review: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.unit == "probability":
+            for key in ("auto_link", "review"):
+                if not 0 < getattr(self, key) < 1:
+                    raise ValueError(f"{key} must be a probability in (0, 1)")
+        if self.review >= self.auto_link:
+            raise ValueError("review (lower edge of the review band) must be below auto_link")
+        return self
+
+    @property
+    def auto_link_weight(self) -> float:
+        return self._as_weight(self.auto_link)
+
+    @property
+    def review_weight(self) -> float:
+        return self._as_weight(self.review)
+
+    def _as_weight(self, value: float) -> float:
+        return value if self.unit == "weight" else math.log2(value / (1 - value))
+
+
+class Blocking(_Strict):
+    """Equality blocking rules, each a list of feature columns that must all be equal.
+
+    Equality-only rules are what the store can index: the incremental path turns
+    each rule into a blocking key (see :func:`mdm.matching.incremental.blocking_keys`).
+    """
+
+    training: list[list[str]] = Field(min_length=1)
+    prediction: list[list[str]] = Field(min_length=1)
+
+
+class Prior(_Strict):
+    """The prior is estimated from near-certain deterministic rules and their recall."""
+
+    deterministic_rules: list[list[str]] = Field(min_length=1)
+    recall: float = Field(gt=0, le=1)
+
+
+class Training(_Strict):
+    u_max_pairs: float = Field(default=5e6, gt=0)
+    em_max_pairs: float | None = Field(default=2e6, gt=0)
+    seed: int = 42
+    em_convergence: float = Field(default=1e-4, gt=0)
+    max_iterations: int = Field(default=25, gt=0)
+
+
+class SameKeyRule(_Strict):
+    """Records sharing ``key`` are the same thing if ``agree`` columns agree.
+
+    Outcome per pair: any ``agree``/``agree_when_known`` column known on both sides
+    and different → ``review`` (and the pair may never be auto-linked); all
+    ``agree`` columns known and equal → ``link``; otherwise ``review``.
+    """
+
+    name: str
+    key: list[str] = Field(min_length=1)
+    agree: list[str] = Field(default_factory=list)
+    agree_when_known: list[str] = Field(default_factory=list)
+
+
+class Deterministic(_Strict):
+    same_key: list[SameKeyRule] = Field(default_factory=list)
+    #: Columns whose different non-null values forbid an automatic link, even
+    #: through a chain of links (a cluster holds at most one value of each).
+    exclusive: list[str] = Field(default_factory=list)
+
+
+class MatchingRules(_Strict):
+    entity_type: Literal["citizen", "organization", "dossier"]
+    version: int = Field(ge=1)
+    description: str | None = None
+    thresholds: Thresholds
+    blocking: Blocking
+    prior: Prior
+    training: Training = Training()
+    comparisons: list[Comparison] = Field(min_length=1)
+    deterministic: Deterministic = Deterministic()
+    survivorship: dict[str, Any] | None = None
+    source_path: str | None = Field(default=None, exclude=True)
+
+    @cached_property
+    def feature_columns(self) -> tuple[str, ...]:
+        return tuple(FEATURE_COLUMNS[self.entity_type])
+
+    @cached_property
+    def tf_columns(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for comp in self.comparisons:
+            for level in comp.levels:
+                if level.tf:
+                    seen[level.tf.column] = None
+        return tuple(seen)
+
+    def splink_settings(self) -> dict[str, Any]:
+        """The Splink settings dictionary (untrained) generated from these rules."""
+        return {
+            "link_type": "dedupe_only",
+            "unique_id_column_name": "unique_id",
+            "probability_two_random_records_match": 1e-4,
+            "em_convergence": self.training.em_convergence,
+            "max_iterations": self.training.max_iterations,
+            "retain_matching_columns": False,
+            "retain_intermediate_calculation_columns": True,
+            "blocking_rules_to_generate_predictions": [
+                {"blocking_rule": blocking_rule_sql(cols)} for cols in self.blocking.prediction
+            ],
+            "comparisons": [_comparison_settings(c) for c in self.comparisons],
+        }
+
+
+def blocking_rule_sql(columns: list[str]) -> str:
+    return " AND ".join(f'l."{c}" = r."{c}"' for c in columns)
+
+
+def _comparison_settings(comp: Comparison) -> dict[str, Any]:
+    levels: list[dict[str, Any]] = []
+    for level in comp.levels:
+        entry: dict[str, Any] = {
+            "sql_condition": level.sql(),
+            "label_for_charts": level.display_label(),
+        }
+        if level.kind == "null":
+            entry["is_null_level"] = True
+        if level.tf:
+            entry["tf_adjustment_column"] = level.tf.column
+            entry["tf_adjustment_weight"] = level.tf.weight
+            entry["tf_minimum_u_value"] = level.tf.minimum_u
+            # the TF base is always this level's own u: simpler to reproduce than
+            # Splink's search for an exact-match level on the same column
+            entry["disable_tf_exact_match_detection"] = True
+        levels.append(entry)
+    return {
+        "output_column_name": comp.name,
+        "comparison_description": comp.description or comp.name,
+        "comparison_levels": levels,
+    }
+
+
+# ------------------------------------------------------------------------- loading
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _check_columns(rules: MatchingRules, where: str) -> None:
+    known = set(rules.feature_columns)
+    problems: list[str] = []
+
+    def check(cols: list[str] | tuple[str, ...], key: str) -> None:
+        for col in cols:
+            if col not in known:
+                problems.append(f"{key}: unknown feature column {col!r}")
+
+    for i, cols in enumerate(rules.blocking.training):
+        check(cols, f"blocking.training[{i}]")
+    for i, cols in enumerate(rules.blocking.prediction):
+        check(cols, f"blocking.prediction[{i}]")
+    for i, cols in enumerate(rules.prior.deterministic_rules):
+        check(cols, f"prior.deterministic_rules[{i}]")
+    names: set[str] = set()
+    for i, comp in enumerate(rules.comparisons):
+        if comp.name in names:
+            problems.append(f"comparisons[{i}].name: duplicate comparison {comp.name!r}")
+        names.add(comp.name)
+        for j, level in enumerate(comp.levels):
+            check(level.columns, f"comparisons[{i}].levels[{j}]")
+    for i, rule in enumerate(rules.deterministic.same_key):
+        check([*rule.key, *rule.agree, *rule.agree_when_known], f"deterministic.same_key[{i}]")
+    check(rules.deterministic.exclusive, "deterministic.exclusive")
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+
+
+def parse_rules(data: object, where: str = "<rules>") -> MatchingRules:
+    """Validate an already-parsed YAML document; errors name ``where`` and the key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    allowed = set(MatchingRules.model_fields) - {"source_path"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown top-level section(s) {unknown}; allowed: {sorted(allowed)}"
+        )
+    try:
+        rules = MatchingRules.model_validate({**data, "source_path": where})
+    except ValidationError as exc:
+        details = "; ".join(f"{_loc(err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"{where}: {details}") from exc
+    _check_columns(rules, where)
+    return rules
+
+
+def load_rules_file(path: str | Path) -> MatchingRules:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read matching rules ({exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+    return parse_rules(data, str(path))
+
+
+def default_rules_dir() -> Path:
+    """``MDM_MATCHING_RULES_DIR`` if it exists, else the repository's ``matching_rules``."""
+    from mdm.config import get_settings
+
+    configured = get_settings().matching_rules_dir
+    if configured.is_dir():
+        return configured
+    return Path(__file__).resolve().parents[3] / "matching_rules"
+
+
+def load_rules(entity_type: str, rules_dir: str | Path | None = None) -> MatchingRules:
+    if entity_type not in ENTITY_TYPES:
+        raise ConfigError(f"unknown entity type {entity_type!r}; expected one of {ENTITY_TYPES}")
+    directory = Path(rules_dir) if rules_dir is not None else default_rules_dir()
+    rules = load_rules_file(directory / f"{entity_type}.yaml")
+    if rules.entity_type != entity_type:
+        raise ConfigError(
+            f"{directory / f'{entity_type}.yaml'}: entity_type is {rules.entity_type!r}, "
+            f"expected {entity_type!r}"
+        )
+    return rules

@@ -1,0 +1,244 @@
+"""Training a Splink 5 model on DuckDB from the rules file.
+
+The recipe, in order (each step is Splink's, configured from the rules):
+
+1. the prior (probability two random records match) from the near-certain
+   deterministic rules in ``prior:`` and their assumed recall: deterministic, no
+   sampling, so it does not drift between runs;
+2. u by random sampling (``training.u_max_pairs`` pairs, fixed seed);
+3. m by expectation maximisation, one session per ``blocking.training`` rule,
+   each estimating every comparison its rule does not fix, capped at
+   ``training.em_max_pairs`` pairs per session.
+
+Term-frequency tables are computed from the training data (Splink's formula) and
+registered, so training and prediction see the same frequencies.
+
+The saved model is a Splink settings JSON in which every level carries explicit m
+and u (Splink leaves defaults or "not observed" implicit): this makes the file a
+complete description that both Splink and the incremental scorer read the same way.
+Probabilities are clamped to [1e-9, 1] so that no level gets an infinite weight
+from a level EM never saw.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from mdm.matching.model import MatchModel
+from mdm.matching.rules import MatchingRules, blocking_rule_sql, default_rules_dir
+from mdm.matching.tables import (
+    FeatureSource,
+    compute_tf_tables,
+    load_features,
+)
+
+logger = logging.getLogger(__name__)
+
+PROBABILITY_FLOOR = 1e-9
+
+
+@dataclass
+class LevelParameters:
+    comparison: str
+    level: str
+    m_probability: float | None
+    u_probability: float | None
+    match_weight: float
+
+
+@dataclass
+class TrainingReport:
+    records: int
+    probability_two_random_records_match: float
+    #: pairs each blocking rule generates on the training data (before dedup across rules)
+    pairs_per_prediction_rule: dict[str, int]
+    pairs_per_training_rule: dict[str, int]
+    levels: list[LevelParameters]
+    seconds: float
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainedModel:
+    rules: MatchingRules
+    settings: dict[str, Any]
+    report: TrainingReport
+
+    def save_model(self, path: str | Path | None = None) -> Path:
+        """Write the Splink settings JSON (default ``matching_rules/models/<entity>.json``)."""
+        target = (
+            Path(path)
+            if path is not None
+            else default_rules_dir() / "models" / f"{self.rules.entity_type}.json"
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(self.settings, indent=2, sort_keys=False), encoding="utf-8")
+        return target
+
+    def match_model(self) -> MatchModel:
+        return MatchModel.from_settings(self.settings, self.rules)
+
+
+def count_pairs(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> int:
+    """Pairs an equality blocking rule generates: Σ n(n−1)/2 over its non-null groups."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    not_null = " AND ".join(f'"{c}" IS NOT NULL' for c in columns)
+    row = con.execute(
+        f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM "
+        f'(SELECT count(*) AS n FROM "{table}" WHERE {not_null} GROUP BY {cols})'
+    ).fetchall()[0]
+    return int(row[0]) if row else 0
+
+
+def make_linker(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    settings: dict[str, Any],
+    tf_tables: dict[str, str],
+) -> Any:
+    """A Splink linker over an existing DuckDB table, with our TF tables registered."""
+    from splink import DuckDBAPI, Linker
+
+    db_api = DuckDBAPI(connection=con)
+    linker = Linker(db_api.register(table), settings, log_level=None)
+    for col, tf_table in tf_tables.items():
+        linker.table_management.register_term_frequency_lookup(db_api.register(tf_table), col)
+    return linker
+
+
+@contextmanager
+def _em_probability_floor() -> Iterator[None]:
+    """Clamp EM's m/u estimates at :data:`PROBABILITY_FLOOR` while training.
+
+    Splink 5 rejects an m or u below 1e-300, yet its EM produces an exact 0 when a
+    level is only ever seen on pairs whose match probability underflows (a level
+    that true matches never show in clean data, e.g. a sex mismatch). Raising such
+    values to the floor is what :func:`complete_settings` does for the saved model
+    anyway; without it one clean column aborts the whole session.
+    """
+    from splink.internals import expectation_maximisation as em
+
+    original = em.populate_m_u_from_lookup
+
+    def clamped(fixed: Any, level: Any, column: str, lookup: dict[str, dict[int, Any]]) -> None:
+        for records in lookup.values():
+            for record in records.values():
+                for key in ("m_probability", "u_probability"):
+                    value = record.get(key)
+                    if isinstance(value, int | float) and value < PROBABILITY_FLOOR:
+                        record[key] = PROBABILITY_FLOOR
+        original(fixed, level, column, lookup)
+
+    em.populate_m_u_from_lookup = clamped  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        em.populate_m_u_from_lookup = original
+
+
+def train(
+    rules: MatchingRules,
+    source: FeatureSource | None,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    table: str = "mdm_features",
+) -> TrainedModel:
+    """Train on ``source`` (or on ``table`` already in ``con`` when ``source`` is None)."""
+    started = time.perf_counter()
+    con = con if con is not None else duckdb.connect()
+    if source is not None:
+        records = load_features(con, rules.entity_type, source, table)
+    else:
+        row = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0]
+        records = int(row[0]) if row else 0
+    tf_tables = compute_tf_tables(con, table, rules.tf_columns)
+    linker = make_linker(con, table, rules.splink_settings(), tf_tables)
+    warnings: list[str] = []
+
+    t0 = time.perf_counter()
+    linker.training.estimate_probability_two_random_records_match(
+        [blocking_rule_sql(cols) for cols in rules.prior.deterministic_rules],
+        recall=rules.prior.recall,
+    )
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=rules.training.u_max_pairs, seed=rules.training.seed
+    )
+    timings = {"prior_and_u": time.perf_counter() - t0}
+    for cols in rules.blocking.training:
+        t0 = time.perf_counter()
+        if count_pairs(con, table, cols) == 0:
+            warnings.append(f"EM blocking rule {cols} yields no pairs; skipped")
+            continue
+        try:
+            with _em_probability_floor():
+                linker.training.estimate_parameters_using_expectation_maximisation(
+                    blocking_rule_sql(cols),
+                    max_pairs=rules.training.em_max_pairs,
+                )
+        except ValueError as exc:  # e.g. an m that underflows to 0 in a degenerate block
+            warnings.append(f"EM session on {cols} failed: {exc}")
+            logger.warning("EM session on %s failed: %s", cols, exc)
+        timings["em:" + "+".join(cols)] = time.perf_counter() - t0
+
+    settings = complete_settings(linker)
+    report = TrainingReport(
+        records=records,
+        probability_two_random_records_match=settings["probability_two_random_records_match"],
+        pairs_per_prediction_rule={
+            "+".join(c): count_pairs(con, table, c) for c in rules.blocking.prediction
+        },
+        pairs_per_training_rule={
+            "+".join(c): count_pairs(con, table, c) for c in rules.blocking.training
+        },
+        levels=_level_parameters(settings),
+        seconds=time.perf_counter() - started,
+        step_seconds=timings,
+        warnings=warnings,
+    )
+    return TrainedModel(rules, settings, report)
+
+
+def complete_settings(linker: Any) -> dict[str, Any]:
+    """The linker's settings with explicit, clamped m/u on every non-null level."""
+    settings: dict[str, Any] = linker.misc.save_model_to_json()
+    live = linker._settings_obj.comparisons
+    for comp_dict, comp in zip(settings["comparisons"], live, strict=True):
+        for level_dict, level in zip(
+            comp_dict["comparison_levels"], comp.comparison_levels, strict=True
+        ):
+            if level_dict.get("is_null_level"):
+                continue
+            for key in ("m_probability", "u_probability"):
+                value = getattr(level, key)
+                value = 1e-6 if value is None else float(value)  # Splink's "not observed"
+                level_dict[key] = min(1.0, max(PROBABILITY_FLOOR, value))
+    settings.pop("linker_uid", None)
+    return settings
+
+
+def _level_parameters(settings: dict[str, Any]) -> list[LevelParameters]:
+    out: list[LevelParameters] = []
+    for comp in settings["comparisons"]:
+        for level in comp["comparison_levels"]:
+            m, u = level.get("m_probability"), level.get("u_probability")
+            weight = 0.0 if m is None or u is None else math.log2(m / u)
+            out.append(
+                LevelParameters(
+                    comp["output_column_name"], level.get("label_for_charts", ""), m, u, weight
+                )
+            )
+    return out

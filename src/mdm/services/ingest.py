@@ -1,0 +1,573 @@
+"""Ingest: files from a source system become source records or rejects, nothing else.
+
+Guarantees (DESIGN.md invariant 2):
+
+* every input row ends up as a source-record version or a reject with reasons;
+* idempotent by content hash: the same file again adds nothing, a changed row adds
+  a new version of that source record;
+* resumable: rows are committed in chunks, each chunk in one transaction together
+  with the run's progress (``ingest_runs.rows_committed`` and the counts so far). A
+  run killed at any moment (``kill -9``) and started again with the same file and
+  mapping continues after the last committed chunk and ends in exactly the state an
+  uninterrupted run reaches;
+* a full snapshot (``--full-snapshot``) withdraws the source's active records of
+  that type that the file no longer contains, in the run's final transaction.
+
+The content hash covers the row as the source wrote it (every column, not only the
+mapped ones): a record changed at the source is a new version even if no mapped
+field changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import Engine, Table, insert, select, text, update
+
+from mdm.ingest.mapping import Mapping, MappingModel
+from mdm.ingest.readers import InputFileError, Row, file_sha256, open_rows, to_text
+from mdm.standardize.records import standardize_record
+from mdm.store.models import IngestRun
+from mdm.store.repositories import source_records as repo
+
+log = logging.getLogger(__name__)
+runs = cast(Table, IngestRun.__table__)
+
+CHUNK_ROWS = 5000
+COUNT_KEYS = ("read", "new", "changed", "unchanged", "rejected", "withdrawn")
+
+
+@dataclass
+class IngestSummary:
+    file: str
+    source_system: str
+    entity_type: str
+    run_id: int
+    read: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    withdrawn: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    resumed_from_row: int = 0
+    encoding: str | None = None
+    rejects_file: str | None = None
+    summary_file: str | None = None
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "new": self.new,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "withdrawn": self.withdrawn,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "source_system": self.source_system,
+            "entity_type": self.entity_type,
+            "run_id": self.run_id,
+            **self.counts(),
+            "seconds": round(self.seconds, 3),
+            "resumed_from_row": self.resumed_from_row,
+            "encoding": self.encoding,
+            "rejects_file": self.rejects_file,
+        }
+
+
+Progress = Callable[[int, int, int], None]  # rows done, rows estimated total, rejected
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def content_hash(payload: dict[str, str | None]) -> str:
+    return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()
+
+
+def _mapping_hash(mapping: Mapping) -> str:
+    return hashlib.sha256(
+        _canonical_json(mapping.model.model_dump(mode="json")).encode()
+    ).hexdigest()
+
+
+@dataclass(slots=True)
+class _Accepted:
+    row: Row
+    key: str
+    payload: dict[str, str | None]
+    standardized: dict[str, Any]
+    issues: list[dict[str, Any]]
+    chash: str
+
+
+def _reject(
+    row: Row, key: str | None, reasons: list[dict[str, Any]], ctx: _Context
+) -> dict[str, Any]:
+    return {
+        "source_system_id": ctx.system_id,
+        "ingest_run_id": ctx.run_id,
+        "entity_type": ctx.entity_type,
+        "location": {"file": ctx.file_name, "line": row.number},
+        "source_key": key,
+        "reasons": reasons,
+        "raw_content": row.raw,
+        "created_at": ctx.now(),
+    }
+
+
+@dataclass
+class _Context:
+    system_id: int
+    run_id: int
+    entity_type: str
+    file_name: str
+    full_snapshot: bool
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+
+def _prepare(row: Row, mapping: Mapping, ctx: _Context) -> _Accepted | dict[str, Any]:
+    """Map and standardize one row; a reject dict when it cannot be kept."""
+    if row.error is not None or row.values is None:
+        return _reject(
+            row,
+            None,
+            [
+                {
+                    "field": None,
+                    "code": row.error_code or "unreadable_row",
+                    "severity": "error",
+                    "message": row.error or "the row could not be read",
+                }
+            ],
+            ctx,
+        )
+    key, raw_fields = mapping.apply(row.values)
+    if key is None:
+        return _reject(
+            row,
+            None,
+            [
+                {
+                    "field": "+".join(mapping.model.source_key),
+                    "code": "missing_source_key",
+                    "severity": "error",
+                    "message": "the source key column(s) are blank: the record cannot be "
+                    "identified",
+                }
+            ],
+            ctx,
+        )
+    if len(key) > 200:
+        return _reject(
+            row,
+            key[:200],
+            [
+                {
+                    "field": "+".join(mapping.model.source_key),
+                    "code": "source_key_too_long",
+                    "severity": "error",
+                    "message": f"the source key has {len(key)} characters (at most 200)",
+                }
+            ],
+            ctx,
+        )
+    result = standardize_record(mapping.entity_type, raw_fields)
+    issues = [i.as_dict() for i in result.issues]
+    if result.rejected:
+        return _reject(row, key, issues, ctx)
+    payload = {str(k): to_text(v) for k, v in row.values.items()}
+    return _Accepted(row, key, payload, result.standardized, issues, content_hash(payload))
+
+
+_worker_mapping: Mapping | None = None
+_worker_ctx: _Context | None = None
+
+
+def _init_worker(model: MappingModel, path: Path | None, ctx: _Context) -> None:
+    global _worker_mapping, _worker_ctx
+    _worker_mapping = Mapping(model, path)
+    _worker_ctx = ctx
+
+
+def _prepare_chunk(rows: list[Row]) -> list[_Accepted | dict[str, Any]]:
+    assert _worker_mapping is not None and _worker_ctx is not None
+    return [_prepare(row, _worker_mapping, _worker_ctx) for row in rows]
+
+
+def _default_workers(file_size: int) -> int:
+    """Worker processes pay ~1 s each to load the unit index: worth it past a few MB."""
+    if file_size < 4_000_000:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _write_chunk(
+    engine: Engine,
+    ctx: _Context,
+    prepared: list[_Accepted | dict[str, Any]],
+    rows_done: int,
+    totals: Counter[str],
+    reasons: Counter[str],
+) -> None:
+    """One transaction: the chunk's records, versions, rejects and the run's progress."""
+    delta: Counter[str] = Counter()
+    reason_delta: Counter[str] = Counter()
+    accepted = [p for p in prepared if isinstance(p, _Accepted)]
+    rejects = [p for p in prepared if isinstance(p, dict)]
+    now = ctx.now()
+    with engine.begin() as conn:
+        keys = list(dict.fromkeys(a.key for a in accepted))
+        state = repo.current_states(conn, ctx.system_id, keys)
+        new_keys: list[str] = []
+        new_rows: dict[str, _Accepted] = {}
+        versions: list[tuple[str, int, _Accepted]] = []  # key, version, data
+        bumps: dict[int, int] = {}
+        seen: set[int] = set()
+        reactivated: set[int] = set()
+        pending: dict[str, tuple[int, str]] = {}  # keys new in this chunk: version, hash
+        for a in accepted:
+            delta["read"] += 1
+            if a.key in pending:  # the same key twice in one chunk
+                version, chash = pending[a.key]
+                if chash == a.chash:
+                    delta["unchanged"] += 1
+                else:
+                    pending[a.key] = (version + 1, a.chash)
+                    versions.append((a.key, version + 1, a))
+                    delta["changed"] += 1
+                continue
+            current = state.get(a.key)
+            if current is None:
+                new_keys.append(a.key)
+                new_rows[a.key] = a
+                pending[a.key] = (1, a.chash)
+                versions.append((a.key, 1, a))
+                delta["new"] += 1
+                continue
+            if current.content_hash == a.chash:
+                if current.status != "active":
+                    reactivated.add(current.record_id)
+                    delta["changed"] += 1
+                else:
+                    delta["unchanged"] += 1
+                seen.add(current.record_id)
+                continue
+            current.version += 1
+            current.content_hash = a.chash
+            current.status = "active"
+            bumps[current.record_id] = current.version
+            versions.append((a.key, current.version, a))
+            delta["changed"] += 1
+
+        ids = repo.insert_records(conn, ctx.system_id, ctx.entity_type, new_keys, ctx.run_id, now)
+        for key, rid in ids.items():
+            state[key] = repo.CurrentState(rid, 1, new_rows[key].chash, "active")
+        # keys that appeared twice in this chunk after being new: their last version
+        for key, (version, _chash) in pending.items():
+            if version > 1:
+                bumps[state[key].record_id] = version
+        repo.insert_versions(
+            conn,
+            [
+                {
+                    "source_record_id": state[key].record_id,
+                    "version": version,
+                    "raw": a.payload,
+                    "standardized": a.standardized,
+                    "issues": a.issues,
+                    "content_hash": a.chash,
+                    "ingest_run_id": ctx.run_id,
+                    "received_at": now,
+                }
+                for key, version, a in versions
+            ],
+        )
+        repo.bump_versions(conn, bumps.items(), ctx.run_id, now)
+        repo.reactivate(conn, sorted(reactivated), now)
+        if ctx.full_snapshot:
+            repo.mark_seen(conn, sorted(seen - set(bumps)), ctx.run_id)
+
+        for r in rejects:
+            delta["read"] += 1
+            delta["rejected"] += 1
+            for code in dict.fromkeys(
+                x["code"] for x in r["reasons"] if x.get("severity") == "error"
+            ):
+                reason_delta[code] += 1
+        repo.insert_rejects(conn, rejects)
+
+        new_totals = totals + delta
+        new_reasons = reasons + reason_delta
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == ctx.run_id)
+            .values(
+                rows_committed=rows_done,
+                counts={
+                    **{k: new_totals.get(k, 0) for k in COUNT_KEYS},
+                    "rejected_by_reason": dict(new_reasons),
+                },
+            )
+        )
+    totals.update(delta)
+    reasons.update(reason_delta)
+
+
+def _find_or_start_run(
+    engine: Engine,
+    system_id: int,
+    entity_type: str,
+    path: Path,
+    sha: str,
+    mapping_sha: str,
+    full_snapshot: bool,
+) -> tuple[int, int, dict[str, Any]]:
+    """Resume the unfinished run of this very file and mapping, or start a new one."""
+    with engine.begin() as conn:
+        found = conn.execute(
+            select(runs.c.id, runs.c.rows_committed, runs.c.counts)
+            .where(
+                runs.c.source_system_id == system_id,
+                runs.c.entity_type == entity_type,
+                runs.c.file_sha256 == sha,
+                runs.c.mapping_sha256 == mapping_sha,
+                runs.c.full_snapshot == full_snapshot,
+                runs.c.status == "running",
+            )
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        ).first()
+        if found is not None:
+            return int(found[0]), int(found[1]), dict(found[2] or {})
+        run_id = conn.execute(
+            insert(runs)
+            .values(
+                source_system_id=system_id,
+                entity_type=entity_type,
+                file_name=str(path),
+                file_sha256=sha,
+                mapping_sha256=mapping_sha,
+                full_snapshot=full_snapshot,
+                status="running",
+                rows_committed=0,
+                counts={},
+                started_at=datetime.now(UTC),
+            )
+            .returning(runs.c.id)
+        ).scalar_one()
+        return int(run_id), 0, {}
+
+
+def _source_lock(engine: Engine, name: str) -> Any:
+    """Serialize ingests of one source system on Postgres (a session advisory lock)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    conn = engine.connect()
+    key = int.from_bytes(
+        hashlib.sha256(f"mdm-ingest:{name}".encode()).digest()[:8], "big", signed=True
+    )
+    got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+    if not got:
+        conn.close()
+        raise InputFileError(
+            f"another ingest of source system {name!r} is running; try again later"
+        )
+    conn.commit()
+    return conn
+
+
+def ingest_file(
+    engine: Engine,
+    mapping: Mapping,
+    path: Path,
+    *,
+    source_name: str | None = None,
+    encoding: str | None = None,
+    full_snapshot: bool = False,
+    report_dir: Path | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> IngestSummary:
+    started = time.monotonic()
+    name = source_name or mapping.source_system
+    if not name:
+        raise InputFileError(
+            f"{path}: no source system: pass --source or set source_system in the mapping"
+        )
+    model = mapping.model
+    header, rows, used_encoding = open_rows(
+        path,
+        fmt=model.format if path.suffix.lower() not in (".jsonl", ".parquet", ".ndjson") else None,
+        encoding=encoding or model.encoding,
+        delimiter=model.csv.delimiter if model.format == "csv" else None,
+        quotechar=model.csv.quotechar,
+        skip_rows=model.csv.skip_rows,
+    )
+    if header is not None:
+        missing = [c for c in mapping.required_columns() if c not in header]
+        if missing:
+            raise InputFileError(
+                f"{path}: the mapping {mapping.path or ''} reads column(s) {missing} that the "
+                f"file does not have (its columns: {header})"
+            )
+    sha = file_sha256(path)
+    lock = _source_lock(engine, name)
+    try:
+        with engine.begin() as conn:
+            system_id = repo.get_or_create_source_system(conn, name)
+            trust = {k: float(v) for k, v in model.trust.items()}
+            repo.set_trust(conn, system_id, mapping.entity_type, trust)
+        run_id, resume_at, saved = _find_or_start_run(
+            engine, system_id, mapping.entity_type, path, sha, _mapping_hash(mapping), full_snapshot
+        )
+        totals: Counter[str] = Counter({k: int(saved.get(k, 0)) for k in COUNT_KEYS})
+        reasons: Counter[str] = Counter(saved.get("rejected_by_reason", {}))
+        ctx = _Context(system_id, run_id, mapping.entity_type, path.name, full_snapshot)
+        if resume_at:
+            log.info("resuming ingest run %s of %s after row %s", run_id, path.name, resume_at)
+
+        size = max(path.stat().st_size, 1)
+        raw_chars = 0
+        done = 0
+
+        def chunks() -> Iterator[tuple[int, list[Row]]]:
+            nonlocal done, raw_chars
+            batch: list[Row] = []
+            for row in rows:
+                done += 1
+                raw_chars += len(row.raw) + 1
+                if done <= resume_at:
+                    continue
+                batch.append(row)
+                if len(batch) >= chunk_rows:
+                    yield done, batch
+                    batch = []
+            yield done, batch
+
+        def write(end: int, prepared: list[_Accepted | dict[str, Any]]) -> None:
+            _write_chunk(engine, ctx, prepared, end, totals, reasons)
+            if progress is not None:
+                estimate = int(size / max(raw_chars / max(done, 1), 1.0))
+                progress(end, max(estimate, done), totals["rejected"])
+
+        n_workers = workers if workers is not None else _default_workers(size)
+        if n_workers <= 1:
+            _init_worker(mapping.model, mapping.path, ctx)
+            for end, batch in chunks():
+                write(end, _prepare_chunk(batch))
+        else:
+            # Standardizing is the costly part and is pure: workers do it, in order,
+            # while this process reads the file and writes each chunk as it returns.
+            with ProcessPoolExecutor(
+                max_workers=n_workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_init_worker,
+                initargs=(mapping.model, mapping.path, ctx),
+            ) as pool:
+                pending: deque[tuple[int, Future[list[_Accepted | dict[str, Any]]]]] = deque()
+                for end, batch in chunks():
+                    pending.append((end, pool.submit(_prepare_chunk, batch)))
+                    while len(pending) > 2 * n_workers:
+                        first_end, fut = pending.popleft()
+                        write(first_end, fut.result())
+                while pending:
+                    first_end, fut = pending.popleft()
+                    write(first_end, fut.result())
+
+        with engine.begin() as conn:
+            withdrawn = 0
+            if full_snapshot:
+                withdrawn = repo.withdraw_unseen(
+                    conn, system_id, mapping.entity_type, run_id, ctx.now()
+                )
+            totals["withdrawn"] = withdrawn
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    status="completed",
+                    finished_at=ctx.now(),
+                    counts={
+                        **{k: totals.get(k, 0) for k in COUNT_KEYS},
+                        "rejected_by_reason": dict(reasons),
+                    },
+                )
+            )
+        if progress is not None:
+            progress(done, done, totals["rejected"])
+    finally:
+        if lock is not None:
+            lock.close()
+
+    summary = IngestSummary(
+        file=str(path),
+        source_system=name,
+        entity_type=mapping.entity_type,
+        run_id=run_id,
+        rejected_by_reason=dict(reasons),
+        resumed_from_row=resume_at,
+        encoding=used_encoding,
+        read=totals["read"],
+        new=totals["new"],
+        changed=totals["changed"],
+        unchanged=totals["unchanged"],
+        rejected=totals["rejected"],
+        withdrawn=totals["withdrawn"],
+    )
+    summary.seconds = time.monotonic() - started
+    if report_dir is not None:
+        _write_report(engine, summary, report_dir)
+    return summary
+
+
+def _write_report(engine: Engine, summary: IngestSummary, report_dir: Path) -> None:
+    """summary.json and rejects.jsonl, written from the database so that a resumed run
+    reports exactly what an uninterrupted one would."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"run-{summary.run_id}"
+    rejects_path = report_dir / f"{stem}.rejects.jsonl"
+    with engine.connect() as conn, rejects_path.open("w", encoding="utf-8") as out:
+        for location, key, reasons, raw in repo.iter_rejects(conn, summary.run_id):
+            out.write(
+                json.dumps(
+                    {
+                        "file": location.get("file"),
+                        "line": location.get("line"),
+                        "source_key": key,
+                        "reasons": reasons,
+                        "raw": raw,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
+    summary.rejects_file = str(rejects_path)
+    summary_path = report_dir / f"{stem}.summary.json"
+    summary.summary_file = str(summary_path)
+    summary_path.write_text(
+        json.dumps(summary.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )

@@ -1,0 +1,142 @@
+"""Personal names: canonical form and surname / middle / given split.
+
+Vietnamese order is surname, middle name(s), given name. People are known by the
+given name, so matching compares given names strongly and surnames weakly (a few
+surnames cover most of the population). The split is positional with one
+refinement: a short list of **compound surnames** (``Tôn Nữ``, ``Tôn Thất``,
+``Nguyễn Phúc``, ``Âu Dương``, ...) is kept together as the surname when the name
+has enough words left for a given name. Compound surnames are rare; a two-word
+name is always surname + given. What cannot be known from the string alone (a
+foreigner's given-name-first order, a double given name) is not guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from mdm.standardize.issues import Issue, error, warning
+from mdm.standardize.text import (
+    canonical_text,
+    clean_whitespace,
+    fold,
+    looks_mis_decoded,
+    repair_mojibake,
+    title_case,
+)
+
+__all__ = ["COMPOUND_SURNAMES", "NameParts", "parse_name", "standardize_name"]
+
+# Folded forms. Royal / noble lineages (Nguyễn Phúc, Tôn Thất, Tôn Nữ) and the
+# Chinese-origin two-syllable surnames still met in Vietnam.
+COMPOUND_SURNAMES = frozenset(
+    {
+        "ton nu",
+        "ton that",
+        "nguyen phuc",
+        "nguyen huu",  # lineage name in some families; only taken with >= 4 words
+        "au duong",
+        "tu ma",
+        "gia cat",
+        "thuong quan",
+        "hoang phu",
+    }
+)
+# "nguyen huu" is very often surname + ordinary middle name; require a longer name.
+_LONG_ONLY = frozenset({"nguyen huu"})
+
+_ALLOWED_PUNCT = frozenset("'-. ")
+
+
+@dataclass(frozen=True, slots=True)
+class NameParts:
+    full: str
+    surname: str
+    middle: str
+    given: str
+    folded_full: str
+    folded_surname: str
+    folded_given: str
+
+
+def _split(words: list[str]) -> tuple[str, str, str]:
+    if len(words) == 1:
+        return "", "", words[0]
+    take = 1
+    if len(words) >= 3:
+        two = fold(" ".join(words[:2]))
+        if two in COMPOUND_SURNAMES and (two not in _LONG_ONLY or len(words) >= 4):
+            take = 2
+    surname = " ".join(words[:take])
+    given = words[-1]
+    middle = " ".join(words[take:-1])
+    return surname, middle, given
+
+
+@lru_cache(maxsize=131072)
+def _parse(raw: str) -> tuple[NameParts | None, tuple[Issue, ...]]:
+    issues: list[Issue] = []
+    # Separators that legacy systems put between parts.
+    raw = raw.replace(",", " ").replace("_", " ").replace("/", " ")
+    text, enc = repair_mojibake(clean_whitespace(raw))
+    if enc is not None:
+        issues.append(warning("full_name", "encoding_repaired", f"name was mis-decoded {enc}"))
+    elif looks_mis_decoded(text):
+        issues.append(
+            warning("full_name", "encoding_suspect", "name looks mis-decoded, not repaired")
+        )
+    text = canonical_text(text)
+    if not text:
+        return None, (*issues, error("full_name", "name_empty", "name is empty"))
+    if not any(ch.isalpha() for ch in text):
+        return None, (*issues, error("full_name", "name_not_letters", "name has no letters"))
+    bad = [ch for ch in text if not (ch.isalpha() or ch in _ALLOWED_PUNCT)]
+    if bad:
+        if any(ch.isdigit() for ch in bad):
+            return None, (*issues, error("full_name", "name_has_digits", "name contains digits"))
+        issues.append(
+            warning("full_name", "name_odd_characters", f"unexpected characters {''.join(bad)!r}")
+        )
+        # Start over on the cleaned text so the result is a fixed point (idempotence):
+        # a second pass must not find anything left to repair.
+        cleaned = "".join(ch if ch not in bad else " " for ch in text)
+        parts, more = _parse(cleaned)
+        return parts, (*issues, *more)
+    text = title_case(text)
+    words = text.split(" ")
+    surname, middle, given = _split(words)
+    if len(words) == 1:
+        issues.append(warning("full_name", "name_single_word", "name has a single word"))
+    parts = NameParts(
+        full=text,
+        surname=surname,
+        middle=middle,
+        given=given,
+        folded_full=fold(text),
+        folded_surname=fold(surname),
+        folded_given=fold(given),
+    )
+    return parts, tuple(issues)
+
+
+def parse_name(value: object) -> tuple[NameParts | None, list[Issue]]:
+    """Canonical name parts (NFC, new-style tones, title case) and issues.
+
+    Errors (``name_empty``, ``name_not_letters``, ``name_has_digits``) mean no usable
+    name; ``None`` is returned with them. Issues are reported on field ``full_name``.
+    """
+    if value is None:
+        return None, [error("full_name", "name_empty", "name is missing")]
+    raw = str(value)
+    if len(raw) > 300:
+        return None, [error("full_name", "name_too_long", "name is longer than 300 characters")]
+    parts, issues = _parse(raw)
+    return parts, list(issues)
+
+
+def standardize_name(value: object, field: str = "full_name") -> tuple[str | None, list[Issue]]:
+    """The canonical full name only, issues re-labelled with ``field``."""
+    parts, issues = parse_name(value)
+    if field != "full_name":
+        issues = [Issue(field, i.code, i.severity, i.message) for i in issues]
+    return (parts.full if parts else None), issues

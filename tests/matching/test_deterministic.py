@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import pytest
+
+from mdm.matching.clustering import Edge, cluster
+from mdm.matching.deterministic import decide_pair, exclusive_conflict
+from mdm.matching.features import build_features
+from mdm.matching.rules import load_rules
+
+
+def cit(uid: str, **std: object) -> dict[str, object]:
+    return build_features("citizen", uid, "src", std)
+
+
+PID = "001090012345"
+
+
+def test_same_id_same_dob_links() -> None:
+    rules = load_rules("citizen")
+    a = cit("a", personal_id=PID, date_of_birth="1990-05-12", sex="male", full_name="Nguyễn Văn An")
+    b = cit("b", personal_id=PID, date_of_birth="1990-05-12", sex="male", full_name="Nguyễn An")
+    decision = decide_pair(rules, a, b)
+    assert decision is not None and decision.outcome == "link" and decision.method == "rule"
+
+
+def test_partial_date_does_not_contradict() -> None:
+    rules = load_rules("citizen")
+    a = cit("a", personal_id=PID, date_of_birth="1990", sex="male")
+    b = cit("b", personal_id=PID, date_of_birth="1990-05-12", sex="male")
+    decision = decide_pair(rules, a, b)
+    assert decision is not None and decision.outcome == "link"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"date_of_birth": "1991-05-12", "sex": "male"},
+        {"date_of_birth": "1990-05-12", "sex": "female"},
+    ],
+)
+def test_same_id_conflicting_dob_or_sex_goes_to_review(other: dict[str, str]) -> None:
+    rules = load_rules("citizen")
+    a = cit("a", personal_id=PID, date_of_birth="1990-05-12", sex="male")
+    b = cit("b", personal_id=PID, **other)
+    decision = decide_pair(rules, a, b)
+    assert decision is not None and decision.outcome == "conflict"
+    assert decision.method == "rule_conflict"
+
+
+def test_missing_dob_is_review_not_link() -> None:
+    rules = load_rules("citizen")
+    decision = decide_pair(
+        rules,
+        cit("a", personal_id=PID, sex="male"),
+        cit("b", personal_id=PID, sex="male", date_of_birth="1990"),
+    )
+    assert decision is not None and decision.outcome == "review"
+
+
+def test_different_ids_are_exclusive() -> None:
+    rules = load_rules("citizen")
+    a = cit("a", personal_id=PID)
+    b = cit("b", personal_id="001090012346")
+    assert decide_pair(rules, a, b) is None
+    assert exclusive_conflict(rules, a, b) == "personal_id"
+    assert exclusive_conflict(rules, a, cit("c")) is None
+
+
+def test_organization_branch_is_not_parent() -> None:
+    rules = load_rules("organization")
+    parent = build_features(
+        "organization", "p", "s", {"tax_code": "0101234567", "name": "Công ty A"}
+    )
+    branch = build_features("organization", "b", "s", {"tax_code": "0101234567-001"})
+    same = build_features("organization", "q", "s", {"tax_code": "0101234567"})
+    assert decide_pair(rules, parent, branch) is None
+    assert exclusive_conflict(rules, parent, branch) == "tax_code"
+    decision = decide_pair(rules, parent, same)
+    assert decision is not None and decision.outcome == "link"
+
+
+def test_dossier_same_code_and_procedure() -> None:
+    rules = load_rules("dossier")
+    a = build_features(
+        "dossier",
+        "a",
+        "province",
+        {"dossier_code": "h01.1-250101-0001", "procedure_code": "1.0001"},
+    )
+    b = build_features(
+        "dossier", "b", "portal", {"dossier_code": "H01.1-250101-0001", "procedure_code": "1.0001"}
+    )
+    c = build_features(
+        "dossier", "c", "portal", {"dossier_code": "H01.1-250101-0001", "procedure_code": "2.0002"}
+    )
+    decision = decide_pair(rules, a, b)
+    assert decision is not None and decision.outcome == "link"
+    assert decide_pair(rules, a, c) is None
+
+
+def test_transitive_cannot_link_is_never_violated() -> None:
+    edges = [Edge("A", "B", 20.0, "model"), Edge("B", "C", 19.0, "model")]
+    result = cluster(edges, cannot_link=[("A", "C")])
+    assert not any({"A", "C"} <= c for c in result.clusters)
+    assert len(result.refused) == 1 and result.refused[0][1] == "cannot_link"
+    # order of the stronger edge wins: A-B kept
+    assert frozenset({"A", "B"}) in result.clusters
+
+
+def test_transitive_exclusive_keys() -> None:
+    edges = [Edge("A", "B", 10.0, "model"), Edge("B", "C", 30.0, "model")]
+    exclusive = {"A": {"personal_id": "1"}, "B": {"personal_id": None}, "C": {"personal_id": "2"}}
+    result = cluster(edges, exclusive=exclusive)
+    assert result.clusters == [frozenset({"B", "C"})]
+    assert result.refused[0][1] == "exclusive:personal_id"
+
+
+def test_must_links_first_and_never_override_cannot_link() -> None:
+    edges = [Edge("A", "B", 50.0, "model")]
+    result = cluster(edges, must_link=[("B", "C"), ("A", "D")], cannot_link=[("C", "D")])
+    # B-C and A-D accepted first; A-B would join C and D: refused
+    assert sorted(map(sorted, result.clusters)) == [["A", "D"], ["B", "C"]]
+    assert result.refused[0][0].method == "model"
+
+
+def test_cluster_is_deterministic_and_chains() -> None:
+    edges = [Edge(str(i), str(i + 1), 10.0, "model") for i in range(50)]
+    assert cluster(edges).clusters == cluster(list(reversed(edges))).clusters
+    assert len(cluster(edges).clusters[0]) == 51

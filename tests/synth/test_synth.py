@@ -1,0 +1,216 @@
+"""``mdm synth``: determinism, encodings, truth coverage, duplicates and hard negatives."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import unicodedata
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mdm.ingest.mapping import load_mapping
+from mdm.synth import SynthParams, generate
+from mdm.synth.people import valid_tax_code
+from mdm.synth.text import tcvn3_mojibake, to_cp1258_text
+
+PARAMS = SynthParams(provinces=5, citizens=600, seed=3)
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("synth")
+    generate(d, PARAMS)
+    return d
+
+
+@pytest.fixture(scope="module")
+def manifest(out: Path) -> dict[str, Any]:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+
+def read_rows(out: Path, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    path = out / entry["path"]
+    if entry["format"] == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    if entry["format"] == "jsonl":
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    text = path.read_bytes().decode(entry["encoding"])
+    text = unicodedata.normalize("NFC", text)
+    return list(csv.DictReader(io.StringIO(text), delimiter=entry["delimiter"]))
+
+
+def digest(d: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(d.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_same_seed_same_bytes(out: Path, tmp_path: Path) -> None:
+    generate(tmp_path, PARAMS)
+    assert digest(tmp_path) == digest(out)
+
+
+def test_other_seed_differs(out: Path, tmp_path: Path) -> None:
+    generate(tmp_path, SynthParams(provinces=5, citizens=600, seed=4))
+    assert digest(tmp_path)["truth.csv"] != digest(out)["truth.csv"]
+
+
+def test_formats_and_encodings_present(manifest: dict[str, Any]) -> None:
+    kinds = {(f["format"], f["encoding"]) for f in manifest["files"]}
+    for k in [
+        ("csv", "utf-8-sig"),
+        ("csv", "utf-16"),
+        ("csv", "cp1258"),
+        ("csv", "utf-8"),
+        ("jsonl", "utf-8"),
+        ("parquet", "binary"),
+    ]:
+        assert k in kinds
+    assert {f["source_system"] for f in manifest["files"]} >= {"national-portal"}
+
+
+def test_encodings_read_back(out: Path, manifest: dict[str, Any]) -> None:
+    for entry in manifest["files"]:
+        raw = (out / entry["path"]).read_bytes()
+        if entry["encoding"] == "utf-16":
+            assert raw[:2] == b"\xff\xfe"
+        if entry["encoding"] == "utf-8-sig":
+            assert raw[:3] == b"\xef\xbb\xbf"
+        rows = read_rows(out, entry)
+        assert len(rows) == entry["rows"]
+
+
+def test_cp1258_uses_combining_tones_and_round_trips() -> None:
+    s = "Nguyễn Thị Thủy, Phường Đồng Xuân, Quận Hoàn Kiếm, Ặ ậ Ợ"
+    encoded = to_cp1258_text(s).encode("cp1258")
+    assert unicodedata.normalize("NFC", encoded.decode("cp1258")) == s
+    assert b"\xcc" in to_cp1258_text("à").encode("cp1258")  # U+0300 as a separate byte
+    assert tcvn3_mojibake("Nguyễn Thị") == "NguyÔn ThÞ"
+
+
+def test_every_mapping_column_exists(out: Path, manifest: dict[str, Any]) -> None:
+    for entry in manifest["files"]:
+        mapping = load_mapping(out / entry["mapping"])
+        assert mapping.entity_type == entry["entity_type"]
+        rows = read_rows(out, entry)
+        columns = set(rows[0])
+        missing = set(mapping.required_columns()) - columns
+        assert not missing, (entry["path"], missing)
+        if entry["format"] == "csv":
+            assert mapping.model.csv.delimiter == entry["delimiter"]
+        for row in rows[:50]:
+            key, raw = mapping.apply(row)
+            assert key is not None
+            assert set(raw) == set(mapping.model.fields)
+
+
+def test_truth_covers_every_row(out: Path, manifest: dict[str, Any]) -> None:
+    truth = list(csv.DictReader((out / "truth.csv").open(encoding="utf-8")))
+    keys = {(t["source_system"], t["source_key"], t["entity_type"]) for t in truth}
+    assert len(keys) == len(truth)  # source keys are unique per system
+    written = 0
+    for entry in manifest["files"]:
+        mapping = load_mapping(out / entry["mapping"])
+        for row in read_rows(out, entry):
+            key, _ = mapping.apply(row)
+            assert (entry["source_system"], key, entry["entity_type"]) in keys
+            written += 1
+    assert written == len(truth)
+
+
+def test_cross_province_duplicates_rate(out: Path, manifest: dict[str, Any]) -> None:
+    truth = list(csv.DictReader((out / "truth.csv").open(encoding="utf-8")))
+    systems: dict[str, set[str]] = defaultdict(set)
+    legacy = [
+        t
+        for t in truth
+        if t["entity_type"] == "citizen" and t["source_system"] != "national-portal"
+    ]
+    for t in legacy:
+        systems[t["true_entity"]].add(t["source_system"])
+    rate = sum(len(systems[t["true_entity"]]) > 1 for t in legacy) / len(legacy)
+    assert 0.18 <= rate <= 0.32
+    assert manifest["summary"]["citizen_cross_province_duplicate_rate"] == pytest.approx(
+        rate, abs=1e-3
+    )
+    # the portal duplicates legacy people and dossiers
+    portal_people = {
+        t["true_entity"]
+        for t in truth
+        if t["source_system"] == "national-portal" and t["entity_type"] == "citizen"
+    }
+    assert portal_people & set(systems)
+    dossiers: dict[str, set[str]] = defaultdict(set)
+    for t in truth:
+        if t["entity_type"] == "dossier":
+            dossiers[t["true_entity"]].add(t["source_system"])
+    assert sum(len(s) > 1 for s in dossiers.values()) > 0
+
+
+def test_hard_negatives_are_different_entities(out: Path, manifest: dict[str, Any]) -> None:
+    pairs = list(csv.DictReader((out / "hard_negatives.csv").open(encoding="utf-8")))
+    kinds = {p["kind"] for p in pairs}
+    assert kinds == {"twins", "parent_child", "namesakes"}
+    truth = {
+        (t["source_system"], t["source_key"]): t["true_entity"]
+        for t in csv.DictReader((out / "truth.csv").open(encoding="utf-8"))
+    }
+    for p in pairs:
+        a = truth[(p["source_system"], p["source_key_a"])]
+        b = truth[(p["source_system"], p["source_key_b"])]
+        assert a == p["true_entity_a"] and b == p["true_entity_b"] and a != b
+
+
+def test_twins_share_birth_date_and_surname(out: Path, manifest: dict[str, Any]) -> None:
+    entry = next(f for f in manifest["files"] if f["layout"] == "citizen_d")
+    rows = {r["id"]: r for r in read_rows(out, entry)}
+    pairs = [
+        p
+        for p in csv.DictReader((out / "hard_negatives.csv").open(encoding="utf-8"))
+        if p["source_system"] == entry["source_system"] and p["kind"] == "twins"
+    ]
+    assert pairs
+    same_dob = sum(rows[p["source_key_a"]]["dob"] == rows[p["source_key_b"]]["dob"] for p in pairs)
+    assert same_dob >= len(pairs) * 0.7  # record-level noise spoils a few
+
+
+def test_tax_codes_valid_and_branches(out: Path, manifest: dict[str, Any]) -> None:
+    rejects = {
+        (r["source_system"], r["source_key"])
+        for r in csv.DictReader((out / "expected_rejects.csv").open(encoding="utf-8"))
+    }
+    branches = 0
+    for entry in manifest["files"]:
+        if entry["entity_type"] != "organization":
+            continue
+        mapping = load_mapping(out / entry["mapping"])
+        for row in read_rows(out, entry):
+            key, raw = mapping.apply(row)
+            code = raw["tax_code"]
+            if code is None or (entry["source_system"], key) in rejects:
+                continue
+            assert valid_tax_code(code), code
+            if "-" in code:
+                branches += 1
+                assert len(code) == 14 and code[10] == "-"
+    assert branches > 0
+
+
+def test_invalid_rows_counted(out: Path, manifest: dict[str, Any]) -> None:
+    rejects = list(csv.DictReader((out / "expected_rejects.csv").open(encoding="utf-8")))
+    assert len(rejects) == sum(f["invalid_rows"] for f in manifest["files"]) > 0
+    assert {r["reason"] for r in rejects} >= {"impossible_date", "empty_name"}
+
+
+def test_rejects_unknown_province_count(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at most"):
+        generate(tmp_path, SynthParams(provinces=500, citizens=100))
