@@ -548,7 +548,8 @@ def _write_report(engine: Engine, summary: IngestSummary, report_dir: Path) -> N
     """summary.json and rejects.jsonl, written from the database so that a resumed run
     reports exactly what an uninterrupted one would."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"run-{summary.run_id}"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stem = f"{stamp}-{summary.source_system}-run{summary.run_id}"
     rejects_path = report_dir / f"{stem}.rejects.jsonl"
     with engine.connect() as conn, rejects_path.open("w", encoding="utf-8") as out:
         for location, key, reasons, raw in repo.iter_rejects(conn, summary.run_id):

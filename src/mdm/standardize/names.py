@@ -92,7 +92,7 @@ def _parse(raw: str) -> tuple[NameParts | None, tuple[Issue, ...]]:
         return None, (*issues, error("full_name", "name_not_letters", "name has no letters"))
     bad = [ch for ch in text if not (ch.isalpha() or ch in _ALLOWED_PUNCT)]
     if bad:
-        if any(ch.isdigit() for ch in bad):
+        if any(ch.isdecimal() for ch in bad):  # "¹" in mojibake is not a digit
             return None, (*issues, error("full_name", "name_has_digits", "name contains digits"))
         issues.append(
             warning("full_name", "name_odd_characters", f"unexpected characters {''.join(bad)!r}")
