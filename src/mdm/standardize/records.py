@@ -17,8 +17,9 @@ standardized form (the raw payload is kept in the source record, so nothing is l
   (``personal_id_inconsistent``: which of the two is wrong is unknown), a date of
   death before the birth or in the future (the death date is dropped).
 * organization: error when neither a usable ``name`` nor a valid ``tax_code`` is
-  present (nothing identifies it). A tax code with a wrong check digit is dropped
-  with a warning; the record may still match by name and address.
+  present (nothing identifies it), and when a ``tax_code`` is present but invalid
+  (wrong check digit or shape): the code is the organization's legal identity, so
+  the record is certainly corrupt.
 * dossier: error when ``dossier_code`` is missing (it is the dossier's key). A
   ``decided_at`` before ``submitted_at`` is a warning.
 * any entity: unknown keys give an ``unknown_field`` warning and are ignored; an
@@ -351,8 +352,14 @@ def _organization(raw: Mapping[Any, Any], today: date) -> StandardizeResult:
     issues: list[Issue] = []
     get = _values(raw).get
 
-    tax, found = ids.standardize_tax_code(get("tax_code"))
-    issues.extend(found)
+    tax_raw = get("tax_code")
+    tax, found = ids.standardize_tax_code(tax_raw)
+    # The enterprise code is the organization's legal identity: one that is present
+    # but invalid (wrong check digit or shape) is certainly corrupt, and keeping the
+    # record would create a phantom organization. Reject it.
+    issues.extend(
+        Issue(i.field, i.code, "error", i.message) if tax_raw and not tax else i for i in found
+    )
     if tax:
         out["tax_code"] = tax
     for key in ("name", "name_en", "short_name"):
