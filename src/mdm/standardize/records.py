@@ -16,8 +16,8 @@ standardized form (the raw payload is kept in the source record, so nothing is l
   resolve, ``personal_id`` contradicting date of birth or sex
   (``personal_id_inconsistent``: which of the two is wrong is unknown), a date of
   death before the birth or in the future (the death date is dropped).
-* organization: error when neither a usable ``name`` nor a valid ``tax_code`` is
-  present (nothing identifies it), and when a ``tax_code`` is present but invalid
+* organization: error when there is no usable ``name`` (every registered
+  organization has one), and when a ``tax_code`` is present but invalid
   (wrong check digit or shape): the code is the organization's legal identity, so
   the record is certainly corrupt.
 * dossier: error when ``dossier_code`` is missing (it is the dossier's key). A
@@ -387,10 +387,10 @@ def _organization(raw: Mapping[Any, Any], today: date) -> StandardizeResult:
     issues.extend(Issue(i.field, i.code, "warning", i.message) for i in found)
     if founded:
         out["founding_date"] = founded
-    if "name" not in out and "tax_code" not in out:
-        issues.append(
-            error("name", "organization_unidentifiable", "neither a usable name nor tax code")
-        )
+    if "name" not in out:
+        # Every registered organization has a name; a row without one is corrupt even
+        # when its tax code is valid.
+        issues.append(error("name", "name_missing", "the organization has no usable name"))
     _unknown_keys("organization", raw, issues)
     return StandardizeResult(out, issues)
 
