@@ -20,8 +20,10 @@ standardized form (the raw payload is kept in the source record, so nothing is l
   organization has one), and when a ``tax_code`` is present but invalid
   (wrong check digit or shape): the code is the organization's legal identity, so
   the record is certainly corrupt.
-* dossier: error when ``dossier_code`` is missing (it is the dossier's key). A
-  ``decided_at`` before ``submitted_at`` is a warning.
+* dossier: error when ``dossier_code`` is missing (it is the dossier's key) or
+  ``submitted_at`` is impossible or in the future. A bad ``decided_at``, or one
+  before ``submitted_at``, is a warning. ``applicant_id`` that is not a national
+  identifier is kept verbatim as the source's own key for the applicant.
 * any entity: unknown keys give an ``unknown_field`` warning and are ignored; an
   unknown entity type is an error.
 
@@ -404,7 +406,7 @@ DOSSIER_STATUSES: dict[str, str] = {
     "cho bo sung": "supplement_requested", "yeu cau bo sung": "supplement_requested",
     "supplement requested": "supplement_requested",
     "da giai quyet": "resolved", "hoan thanh": "resolved", "resolved": "resolved",
-    "da tra ket qua": "returned", "returned": "returned",
+    "da tra ket qua": "returned", "returned": "returned", "done": "returned",
     "tu choi": "rejected", "khong giai quyet": "rejected", "rejected": "rejected",
     "da huy": "cancelled", "huy": "cancelled", "rut ho so": "cancelled",
     "cancelled": "cancelled", "qua han": "overdue", "overdue": "overdue",
@@ -439,20 +441,30 @@ def _dossier(raw: Mapping[Any, Any], today: date) -> StandardizeResult:
 
     applicant = get("applicant_id")
     if applicant is not None:
-        digits = re.sub(r"[\s.]", "", applicant)
+        # A national identifier (12- or 9-digit personal ID, tax code) is standardized
+        # as such; anything else is the source system's own key for the applicant
+        # (legacy one-stop systems refer to their own citizen/organization records),
+        # kept verbatim so the reference is not lost.
+        digits = re.sub(r"[\s.\-]", "", applicant)
         kind = out.get("applicant_type")
-        if kind == "organization" or (kind is None and len(digits) in (10, 13, 14)):
+        value: str | None
+        if digits.isdigit() and (kind == "organization" or len(digits) in (10, 13)):
             value, found = ids.standardize_tax_code(applicant)
-        else:
+        elif digits.isdigit() and len(digits) in (9, 12):
             value, moved, found = ids.standardize_personal_id(applicant)
             value = value or moved
+        else:
+            value, found = text.clean_whitespace(applicant) or None, []
         issues.extend(Issue("applicant_id", i.code, i.severity, i.message) for i in found)
         if value:
             out["applicant_id"] = value
 
     for key in ("submitted_at", "decided_at"):
         value, found = dates.standardize_datetime(get(key), key, today=today)
-        issues.extend(Issue(i.field, i.code, "warning", i.message) for i in found)
+        # The submission date is part of what a dossier is; an impossible or future
+        # one means a corrupt row. A bad decision date only loses that date.
+        severity = None if key == "submitted_at" else "warning"
+        issues.extend(Issue(i.field, i.code, severity or i.severity, i.message) for i in found)
         if value:
             out[key] = value
     sub, dec = out.get("submitted_at"), out.get("decided_at")
