@@ -447,7 +447,6 @@ def _dossier(raw: Mapping[Any, Any], today: date) -> StandardizeResult:
         # kept verbatim so the reference is not lost.
         digits = re.sub(r"[\s.\-]", "", applicant)
         kind = out.get("applicant_type")
-        value: str | None
         if digits.isdigit() and (kind == "organization" or len(digits) in (10, 13)):
             value, found = ids.standardize_tax_code(applicant)
         elif digits.isdigit() and len(digits) in (9, 12):
@@ -463,8 +462,10 @@ def _dossier(raw: Mapping[Any, Any], today: date) -> StandardizeResult:
         value, found = dates.standardize_datetime(get(key), key, today=today)
         # The submission date is part of what a dossier is; an impossible or future
         # one means a corrupt row. A bad decision date only loses that date.
-        severity = None if key == "submitted_at" else "warning"
-        issues.extend(Issue(i.field, i.code, severity or i.severity, i.message) for i in found)
+        if key == "submitted_at":
+            issues.extend(found)
+        else:
+            issues.extend(Issue(i.field, i.code, "warning", i.message) for i in found)
         if value:
             out[key] = value
     sub, dec = out.get("submitted_at"), out.get("decided_at")
