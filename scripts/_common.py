@@ -1,0 +1,145 @@
+"""Shared pieces of the benchmark and crash scripts (not part of the package)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+from sqlalchemy import create_engine, text
+
+PG_ADMIN = os.environ.get(
+    "MDM_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = psutil.virtual_memory().total / 2**30
+    return (
+        f"{cpu}; {psutil.cpu_count()} logical cores; {mem:.0f} GiB RAM; "
+        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}; "
+        f"load average {os.getloadavg()[0]:.2f} at start"
+    )
+
+
+@contextmanager
+def scratch_postgres(prefix: str) -> Iterator[str]:
+    """A database of its own on the local Postgres, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def synth_citizen_file(workdir: Path, seed: int = 5) -> tuple[Path, Path]:
+    """One realistic legacy citizen export from `mdm synth` and its mapping."""
+    out = workdir / "synth"
+    if not (out / "manifest.json").exists():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mdm",
+                "synth",
+                "--provinces",
+                "1",
+                "--citizens",
+                "100000",
+                "--organizations",
+                "10",
+                "--dossiers",
+                "10",
+                "--no-portal",
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    entry = next(
+        f for f in manifest["files"] if f["entity_type"] == "citizen" and f["format"] == "csv"
+    )
+    return out / entry["path"], out / entry["mapping"]
+
+
+def replicate_csv(source: Path, target: Path, rows: int, encoding: str = "utf-8-sig") -> Path:
+    """A file of `rows` rows made by repeating `source` with distinct keys (first column)."""
+    if target.exists():
+        return target
+    with source.open(encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        body = list(reader)
+    with target.open("w", encoding=encoding, newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        written = 0
+        copy = 0
+        while written < rows:
+            for row in body:
+                if written >= rows:
+                    break
+                writer.writerow([f"{row[0]}-{copy}", *row[1:]] if copy else row)
+                written += 1
+            copy += 1
+    return target
+
+
+class PeakRss:
+    """Samples the RSS of a process and all its descendants (workers) every 0.2 s."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            proc = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._stop.is_set():
+            try:
+                procs = [proc, *proc.children(recursive=True)]
+                total = sum(p.memory_info().rss for p in procs if p.is_running())
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
