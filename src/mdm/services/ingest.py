@@ -142,6 +142,7 @@ class _Context:
     entity_type: str
     file_name: str
     full_snapshot: bool
+    rows_since_analyze: int = 190_000  # first ANALYZE after ~10k rows, then every 200k
 
     @staticmethod
     def now() -> datetime:
@@ -242,9 +243,8 @@ def _write_chunk(
         keys = list(dict.fromkeys(a.key for a in accepted))
         state = repo.current_states(conn, ctx.system_id, keys)
         new_keys: list[str] = []
-        new_rows: dict[str, _Accepted] = {}
         versions: list[tuple[str, int, _Accepted]] = []  # key, version, data
-        bumps: dict[int, int] = {}
+        bumps: dict[int, tuple[int, str]] = {}
         seen: set[int] = set()
         reactivated: set[int] = set()
         pending: dict[str, tuple[int, str]] = {}  # keys new in this chunk: version, hash
@@ -262,7 +262,6 @@ def _write_chunk(
             current = state.get(a.key)
             if current is None:
                 new_keys.append(a.key)
-                new_rows[a.key] = a
                 pending[a.key] = (1, a.chash)
                 versions.append((a.key, 1, a))
                 delta["new"] += 1
@@ -278,17 +277,22 @@ def _write_chunk(
             current.version += 1
             current.content_hash = a.chash
             current.status = "active"
-            bumps[current.record_id] = current.version
+            bumps[current.record_id] = (current.version, a.chash)
             versions.append((a.key, current.version, a))
             delta["changed"] += 1
 
-        ids = repo.insert_records(conn, ctx.system_id, ctx.entity_type, new_keys, ctx.run_id, now)
+        # A key new in this chunk is inserted once, pointing at its last version here.
+        ids = repo.insert_records(
+            conn,
+            ctx.system_id,
+            ctx.entity_type,
+            [(key, *pending[key]) for key in new_keys],
+            ctx.run_id,
+            now,
+        )
         for key, rid in ids.items():
-            state[key] = repo.CurrentState(rid, 1, new_rows[key].chash, "active")
-        # keys that appeared twice in this chunk after being new: their last version
-        for key, (version, _chash) in pending.items():
-            if version > 1:
-                bumps[state[key].record_id] = version
+            version, chash = pending[key]
+            state[key] = repo.CurrentState(rid, version, chash, "active")
         repo.insert_versions(
             conn,
             [
@@ -305,7 +309,7 @@ def _write_chunk(
                 for key, version, a in versions
             ],
         )
-        repo.bump_versions(conn, bumps.items(), ctx.run_id, now)
+        repo.bump_versions(conn, [(rid, v, h) for rid, (v, h) in bumps.items()], ctx.run_id, now)
         repo.reactivate(conn, sorted(reactivated), now)
         if ctx.full_snapshot:
             repo.mark_seen(conn, sorted(seen - set(bumps)), ctx.run_id)
@@ -470,6 +474,7 @@ def ingest_file(
 
         def write(end: int, prepared: list[_Accepted | dict[str, Any]]) -> None:
             _write_chunk(engine, ctx, prepared, end, totals, reasons)
+            _maybe_analyze(engine, ctx)
             if progress is not None:
                 estimate = int(size / max(raw_chars / max(done, 1), 1.0))
                 progress(end, max(estimate, done), totals["rejected"])

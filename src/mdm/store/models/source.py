@@ -81,6 +81,8 @@ class SourceRecord(Base):
     # The last ingest run whose file contained this key; a full-snapshot run withdraws
     # the active records of its source and type that it did not see.
     last_ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
+    # The current version's content hash, kept here so ingest compares without a join.
+    current_hash: Mapped[str | None] = mapped_column(String(64))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

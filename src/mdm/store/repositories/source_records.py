@@ -71,30 +71,35 @@ def set_trust(conn: Connection, system_id: int, entity_type: str, trust: dict[st
 def current_states(
     conn: Connection, system_id: int, keys: Sequence[str]
 ) -> dict[str, CurrentState]:
+    """The current version, hash and status of each key: one unique-index lookup per
+    key on ``source_records`` (the hash is denormalized there)."""
     out: dict[str, CurrentState] = {}
     for start in range(0, len(keys), _IN_BATCH):
         batch = keys[start : start + _IN_BATCH]
-        stmt = (
-            select(sr.c.source_key, sr.c.id, sr.c.current_version, sr.c.status, srv.c.content_hash)
-            .join(
-                srv,
-                and_(srv.c.source_record_id == sr.c.id, srv.c.version == sr.c.current_version),
-            )
-            .where(sr.c.source_system_id == system_id, sr.c.source_key.in_(batch))
-        )
+        stmt = select(
+            sr.c.source_key, sr.c.id, sr.c.current_version, sr.c.status, sr.c.current_hash
+        ).where(sr.c.source_system_id == system_id, sr.c.source_key.in_(batch))
         for key, rid, version, status, chash in conn.execute(stmt):
-            out[key] = CurrentState(int(rid), int(version), chash, status)
+            out[key] = CurrentState(int(rid), int(version), chash or "", status)
     return out
+
+
+def analyze(conn: Connection) -> None:
+    """Refresh planner statistics after bulk growth (Postgres); without it the planner
+    keeps the plan of an empty table while a migration adds millions of rows."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ANALYZE source_records"))
 
 
 def insert_records(
     conn: Connection,
     system_id: int,
     entity_type: str,
-    keys: Sequence[str],
+    keys: Sequence[tuple[str, int, str]],
     run_id: int,
     now: datetime,
 ) -> dict[str, int]:
+    """keys: (source key, current version, current content hash)."""
     if not keys:
         return {}
     if conn.dialect.name == "postgresql":
@@ -104,13 +109,14 @@ def insert_records(
             "source_system_id": system_id,
             "source_key": k,
             "entity_type": entity_type,
-            "current_version": 1,
+            "current_version": version,
+            "current_hash": chash,
             "status": "active",
             "last_ingest_run_id": run_id,
             "first_seen_at": now,
             "updated_at": now,
         }
-        for k in keys
+        for k, version, chash in keys
     ]
     result = conn.execute(
         insert(sr).returning(sr.c.source_key, sr.c.id, sort_by_parameter_order=True), rows
@@ -122,7 +128,7 @@ def _copy_records(
     conn: Connection,
     system_id: int,
     entity_type: str,
-    keys: Sequence[str],
+    keys: Sequence[tuple[str, int, str]],
     run_id: int,
     now: datetime,
 ) -> dict[str, int]:
@@ -141,13 +147,15 @@ def _copy_records(
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     columns = (
-        "id, source_system_id, source_key, entity_type, current_version, status, "
-        "last_ingest_run_id, first_seen_at, updated_at"
+        "id, source_system_id, source_key, entity_type, current_version, current_hash, "
+        "status, last_ingest_run_id, first_seen_at, updated_at"
     )
     with dbapi.cursor() as cur, cur.copy(f"COPY source_records ({columns}) FROM STDIN") as copy:
-        for rid, key in zip(ids, keys, strict=True):
-            copy.write_row((rid, system_id, key, entity_type, 1, "active", run_id, now, now))
-    return dict(zip(keys, ids, strict=True))
+        for rid, (key, version, chash) in zip(ids, keys, strict=True):
+            copy.write_row(
+                (rid, system_id, key, entity_type, version, chash, "active", run_id, now, now)
+            )
+    return {key: rid for rid, (key, _, _) in zip(ids, keys, strict=True)}
 
 
 def insert_versions(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -195,6 +203,7 @@ def bump_versions(
         .where(sr.c.id == bindparam("rid"))
         .values(
             current_version=bindparam("ver"),
+            current_hash=bindparam("hash"),
             status="active",
             last_ingest_run_id=bindparam("run"),
             updated_at=bindparam("now"),
