@@ -338,6 +338,15 @@ def _write_chunk(
         )
     totals.update(delta)
     reasons.update(reason_delta)
+    ctx.rows_since_analyze += len(prepared)
+
+
+def _maybe_analyze(engine: Engine, ctx: _Context) -> None:
+    """Keep Postgres statistics in step with a bulk load (every ~200k rows)."""
+    if ctx.rows_since_analyze >= 200_000:
+        with engine.begin() as conn:
+            repo.analyze(conn)
+        ctx.rows_since_analyze = 0
 
 
 def _find_or_start_run(

@@ -15,7 +15,6 @@ from typing import Any, cast
 from sqlalchemy import (
     Connection,
     Table,
-    and_,
     bindparam,
     func,
     insert,
@@ -192,10 +191,15 @@ def insert_versions(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def bump_versions(
-    conn: Connection, changes: Iterable[tuple[int, int]], run_id: int, now: datetime
+    conn: Connection, changes: Iterable[tuple[int, int, str]], run_id: int, now: datetime
 ) -> None:
-    """Point changed records at their new version (and reactivate withdrawn ones)."""
-    params = [{"rid": rid, "ver": version, "run": run_id, "now": now} for rid, version in changes]
+    """Point changed records at their new version (and reactivate withdrawn ones).
+
+    changes: (record id, new current version, its content hash)."""
+    params = [
+        {"rid": rid, "ver": version, "hash": chash, "run": run_id, "now": now}
+        for rid, version, chash in changes
+    ]
     if not params:
         return
     conn.execute(
