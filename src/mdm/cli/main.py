@@ -26,7 +26,10 @@ def _register() -> None:
     # Imported here so `mdm version` stays fast and a broken optional group
     # cannot hide the others' errors.
     from mdm.cli import db as db_cli
+    from mdm.cli import export as export_cli
     from mdm.cli import ingest as ingest_cli
+    from mdm.cli import resolve as resolve_cli
+    from mdm.cli import match as match_cli
     from mdm.cli import schemas as schemas_cli
     from mdm.cli import serve as serve_cli
     from mdm.cli import standardize as standardize_cli
@@ -35,9 +38,12 @@ def _register() -> None:
     app.add_typer(db_cli.app, name="db")
     app.command(name="serve")(serve_cli.serve)
     app.command(name="ingest")(ingest_cli.ingest)
+    app.add_typer(match_cli.app, name="match")
     app.add_typer(schemas_cli.app, name="schemas")
     app.command(name="standardize")(standardize_cli.standardize)
     app.command(name="synth")(synth_cli.synth)
+    app.command(name="resolve")(resolve_cli.resolve)
+    app.add_typer(export_cli.app, name="export")
 
 
 _register()

@@ -4,6 +4,7 @@ from mdm.store.models.access import ApiClient, AuditLog
 from mdm.store.models.base import Base, utcnow
 from mdm.store.models.entity import Entity, EntityVersion, Link, Redirect
 from mdm.store.models.events import OutboxEvent, Subscription
+from mdm.store.models.match import BlockingKey, MatchFeatures, MatchRun, TermFrequency
 from mdm.store.models.matching import MatchCandidate, StewardDecision
 from mdm.store.models.reference import AdminUnit, AdminUnitCrosswalk, AdminUnitDataset
 from mdm.store.models.source import (
@@ -14,6 +15,7 @@ from mdm.store.models.source import (
     SourceRecordVersion,
     SourceSystem,
 )
+from mdm.store.models.steward import AttributeOverride, EntityConflict
 
 __all__ = [
     "ENTITY_TYPES",
@@ -21,13 +23,18 @@ __all__ = [
     "AdminUnitCrosswalk",
     "AdminUnitDataset",
     "ApiClient",
+    "AttributeOverride",
     "AuditLog",
     "Base",
+    "BlockingKey",
     "Entity",
+    "EntityConflict",
     "EntityVersion",
     "IngestRun",
     "Link",
     "MatchCandidate",
+    "MatchFeatures",
+    "MatchRun",
     "OutboxEvent",
     "Redirect",
     "Reject",
@@ -36,5 +43,6 @@ __all__ = [
     "SourceSystem",
     "StewardDecision",
     "Subscription",
+    "TermFrequency",
     "utcnow",
 ]

@@ -1,0 +1,100 @@
+"""The transactional outbox: events written in the transaction of the change.
+
+Every change to an entity writes its new ``entity_versions`` row and its
+``outbox_events`` row in the same transaction (DESIGN.md invariant 5), so a relay
+that reads the outbox never sees a change without its event or an event without its
+change. Ordering:
+
+* ``position`` (the autoincrement primary key) is the global order, the change feed's
+  cursor;
+* ``sequence`` is the per-entity order: the entity's previous maximum + 1 (unique per
+  entity in the database, so two writers cannot both issue the same number).
+
+Payloads carry no attribute values (they are personal data): only the names of the
+attributes that changed, and the canonical IDs involved::
+
+    {"event_id", "type", "canonical_id", "entity_type", "version", "occurred_at", "data"}
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, cast
+
+from sqlalchemy import Connection, Table
+
+from mdm.store.models import OutboxEvent
+from mdm.store.repositories.entities import bulk_insert, max_sequences
+
+outbox = cast(Table, OutboxEvent.__table__)
+
+EVENT_TYPES: Final[tuple[str, ...]] = (
+    "entity.created",
+    "entity.updated",
+    "entity.merged",
+    "entity.unmerged",
+    "entity.retired",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    entity_id: int
+    canonical_id: str
+    entity_type: str
+    event_type: str
+    version: int
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+def write_events(
+    conn: Connection,
+    events: Sequence[PendingEvent],
+    now: datetime,
+    *,
+    new_entity_ids: Collection[int] = (),
+) -> int:
+    """Append ``events`` (in this order) to the outbox; returns how many.
+
+    ``new_entity_ids`` are entities created in this transaction: they have no earlier
+    events, so their previous maximum sequence is not looked up.
+    """
+    if not events:
+        return 0
+    for ev in events:
+        if ev.event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {ev.event_type!r}")
+    new = set(new_entity_ids)
+    lookup = sorted({ev.entity_id for ev in events} - new)
+    sequences = max_sequences(conn, lookup) if lookup else {}
+    stamp = now.isoformat()
+    rows = []
+    for ev in events:
+        seq = sequences.get(ev.entity_id, 0) + 1
+        sequences[ev.entity_id] = seq
+        event_id = str(uuid.uuid4())
+        rows.append(
+            {
+                "event_id": event_id,
+                "entity_id": ev.entity_id,
+                "canonical_id": ev.canonical_id,
+                "entity_type": ev.entity_type,
+                "event_type": ev.event_type,
+                "sequence": seq,
+                "payload": {
+                    "event_id": event_id,
+                    "type": ev.event_type,
+                    "canonical_id": ev.canonical_id,
+                    "entity_type": ev.entity_type,
+                    "version": ev.version,
+                    "occurred_at": stamp,
+                    "data": dict(ev.data),
+                },
+                "created_at": now,
+            }
+        )
+    bulk_insert(conn, outbox, rows)
+    return len(rows)

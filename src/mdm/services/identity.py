@@ -1,0 +1,359 @@
+"""Identity: turn a partition of source records into stable entities.
+
+:func:`apply_partition` takes the clusters of a matching run and makes the store
+agree with them while keeping canonical IDs stable:
+
+* **Inheritance.** Every group inherits the ID of the existing entity it overlaps
+  most, counted in currently linked source records. Assignment is global and greedy
+  over (group, entity, overlap) triples sorted by: larger overlap first; then the
+  *older* entity (smaller internal ``entities.id``, i.e. issued first); then the group
+  whose smallest source-record id is smaller. Each entity goes to at most one group,
+  each group takes at most one entity. Only a group that overlaps no untaken entity
+  gets a new ID.
+* **New IDs are reproducible.** A new entity's ID is seeded with its founding record,
+  the group's smallest ``(source system, source key)``:
+  ``new_canonical_id(type, seed=b"<type>:<system>/<key>")``, with ``#1``, ``#2``...
+  appended to the seed on collision. The same data from scratch gives the same IDs.
+* **Merges leave redirects.** An entity that no group inherited but whose records
+  are still active was absorbed: it becomes ``merged`` and redirects to the entity
+  that now holds most of its records (ties: the smaller entity id). Redirects stay
+  flat: redirects into the loser are re-pointed to the survivor first.
+* **Retirement.** An entity none of whose records is in the partition any more (all
+  withdrawn) becomes ``retired``; its links are deactivated. Its ID still resolves.
+* **Steward decisions win** (DESIGN.md invariant 4). Groups joined by a must-link
+  are united; a group holding a cannot-link pair is split (see
+  :func:`enforce_decisions`); a must-link that contradicts a cannot-link raises.
+* **Invariant 1.** Links are moved, never duplicated: the old link is deactivated
+  before the new one is written (a partial unique index backs this up).
+
+Everything is written in the caller's transaction (services flush, never commit),
+set-based: bulk reads in chunks, COPY on Postgres, no ORM object per record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mdm.domain.canonical_id import new_canonical_id
+from mdm.exceptions import BadRequest, Conflict
+from mdm.services.resolve import NewEntity, Plan, apply_plans
+from mdm.store.models import utcnow
+from mdm.store.repositories import entities as repo
+from mdm.survivorship import load_survivorship
+
+LINK_METHODS = ("rule", "model", "steward", "new")
+
+
+@dataclass
+class PartitionSummary:
+    entity_type: str
+    groups: int = 0
+    entities_created: int = 0
+    entities_updated: int = 0
+    entities_merged: int = 0
+    entities_retired: int = 0
+    entities_unchanged: int = 0
+    links_created: int = 0
+    links_moved: int = 0
+    links_deactivated: int = 0
+    groups_split: int = 0
+    versions: int = 0
+    events: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def enforce_decisions(
+    groups: list[list[int]],
+    must: Iterable[tuple[int, int]],
+    cannot: Iterable[tuple[int, int]],
+    current: Mapping[int, int],
+) -> tuple[list[list[int]], int]:
+    """Make the partition obey steward decisions; returns (groups, how many were split).
+
+    Groups holding the two records of a must-link are united. A group holding both
+    records of a cannot-link is split: its must-link components are placed, in order
+    of (current entity id, smallest record id), into the first part where they
+    conflict with nothing, else into a new part, so that records that are already
+    together tend to stay together. A must-link component that itself contains a
+    cannot-link pair is a contradiction only a steward can settle: ``Conflict``.
+    """
+    where = {r: gi for gi, g in enumerate(groups) for r in g}
+    must = [(a, b) for a, b in must if a in where and b in where]
+    cannot_set = {(min(a, b), max(a, b)) for a, b in cannot if a in where and b in where}
+    if not must and not cannot_set:
+        return groups, 0
+    uf = _UnionFind()
+    for a, b in must:
+        uf.union(where[a], where[b])
+    merged: dict[int, list[int]] = defaultdict(list)
+    for gi, g in enumerate(groups):
+        merged[uf.find(gi)].extend(g)
+    groups = [sorted(g) for _root, g in sorted(merged.items())]
+    if not cannot_set:
+        return groups, 0
+    where = {r: gi for gi, g in enumerate(groups) for r in g}
+    bad = {where[a] for a, b in cannot_set if where[a] == where[b]}
+    if not bad:
+        return groups, 0
+    partners: dict[int, set[int]] = defaultdict(set)
+    for a, b in cannot_set:
+        partners[a].add(b)
+        partners[b].add(a)
+    out = [g for gi, g in enumerate(groups) if gi not in bad]
+    for gi in sorted(bad):
+        members = set(groups[gi])
+        comp = _UnionFind()
+        for a, b in must:
+            if a in members and b in members:
+                comp.union(a, b)
+        units: dict[int, list[int]] = defaultdict(list)
+        for r in groups[gi]:
+            units[comp.find(r)].append(r)
+        ordered = sorted(
+            units.values(), key=lambda u: (min(current.get(r, 1 << 62) for r in u), min(u))
+        )
+        parts: list[set[int]] = []
+        for unit in ordered:
+            unit_set = set(unit)
+            forbidden = set().union(*(partners[r] for r in unit))
+            if forbidden & unit_set:
+                raise Conflict(
+                    f"steward decisions contradict each other: records {sorted(unit)} are "
+                    "must-linked together but some of them are cannot-linked"
+                )
+            for part in parts:
+                if not (forbidden & part):
+                    part.update(unit_set)
+                    break
+            else:
+                parts.append(unit_set)
+        out.extend(sorted(p) for p in parts)
+    return out, len(bad)
+
+
+def _seed(entity_type: str, system: str, key: str, n: int) -> bytes:
+    base = f"{entity_type}:{system}/{key}"
+    return (base if n == 0 else f"{base}#{n}").encode()
+
+
+def issue_canonical_ids(
+    conn: Any, entity_type: str, founders: Sequence[tuple[str, str]]
+) -> list[str]:
+    """Reproducible new IDs, one per founding (system, key); a counter on collision."""
+    ids = [new_canonical_id(entity_type, seed=_seed(entity_type, s, k, 0)) for s, k in founders]
+    taken = repo.existing_canonical_ids(conn, ids)
+    seen: set[str] = set()
+    for i, (system, key) in enumerate(founders):
+        n = 0
+        while ids[i] in taken or ids[i] in seen:
+            n += 1
+            ids[i] = new_canonical_id(entity_type, seed=_seed(entity_type, system, key, n))
+            taken |= repo.existing_canonical_ids(conn, [ids[i]])
+        seen.add(ids[i])
+    return ids
+
+
+def apply_partition(
+    session: Session,
+    entity_type: str,
+    groups: Iterable[Sequence[int]],
+    *,
+    methods: Mapping[int, tuple[str, float | None]] | None = None,
+    actor: str = "system:match",
+    cannot_link: Iterable[tuple[int, int]] = (),
+) -> PartitionSummary:
+    """Make entities, links and redirects of ``entity_type`` follow ``groups``.
+
+    ``groups`` partitions the active source records of the type (singletons
+    included; withdrawn records absent). ``methods`` says how each record's link was
+    made (``rule``/``model``/``steward``/``new`` and a score); default ``new`` for a
+    singleton, ``model`` otherwise. ``cannot_link`` adds pairs to the stewards'
+    (e.g. the matcher's rule conflicts). See the module docstring for the rules.
+    """
+    session.flush()
+    conn = session.connection()
+    now = utcnow()
+    methods = methods or {}
+    rules = load_survivorship(entity_type)
+    summary = PartitionSummary(entity_type)
+
+    parts: list[list[int]] = []
+    seen: set[int] = set()
+    for g in groups:
+        members = sorted({int(r) for r in g})
+        if not members:
+            continue
+        if seen.intersection(members):
+            raise BadRequest("groups must be disjoint: a source record appears in two groups")
+        seen.update(members)
+        parts.append(members)
+
+    current = repo.active_links(conn, entity_type)
+    must, cannot = repo.steward_pairs(conn, entity_type)
+    parts, summary.groups_split = enforce_decisions(parts, must, [*cannot, *cannot_link], current)
+    parts.sort(key=lambda g: g[0])
+    summary.groups = len(parts)
+
+    # 1. who inherits what
+    triples: list[tuple[int, int, int, int]] = []  # (-overlap, entity, first record, group)
+    for gi, g in enumerate(parts):
+        counts = Counter(current[r] for r in g if r in current)
+        triples.extend((-n, e, g[0], gi) for e, n in counts.items())
+    triples.sort()
+    group_entity: dict[int, int] = {}
+    taken: set[int] = set()
+    for _n, e, _first, gi in triples:
+        if gi not in group_entity and e not in taken:
+            group_entity[gi] = e
+            taken.add(e)
+
+    # 2. entities nobody inherited: merged into where their records went, or retired
+    previous = set(current.values())
+    record_group = {r: gi for gi, g in enumerate(parts) for r in g}
+    former: dict[int, list[int]] = defaultdict(list)
+    for r, e in current.items():
+        former[e].append(r)
+    plans: dict[int, Plan] = {}
+    absorbed: dict[int, list[int]] = defaultdict(list)  # survivor -> losers
+    retired: list[int] = []
+    for e in sorted(previous - taken):
+        destinations = Counter(
+            group_entity[record_group[r]] for r in former[e] if r in record_group
+        )
+        if not destinations:
+            retired.append(e)
+            continue
+        survivor = min(destinations, key=lambda s: (-destinations[s], s))
+        absorbed[survivor].append(e)
+
+    # 3. links: deactivate the ones that change, then write the new ones
+    unlinked = [r for r, e in current.items() if r not in record_group]
+    moving: list[int] = []
+    new_links: list[dict[str, Any]] = []
+    membership_changed: set[int] = set()
+    for r in unlinked:
+        membership_changed.add(current[r])
+    new_groups: list[int] = []
+    for gi, g in enumerate(parts):
+        target = group_entity.get(gi)
+        if target is None:
+            new_groups.append(gi)
+            moving.extend(r for r in g if r in current)
+            for r in g:
+                if r in current:
+                    membership_changed.add(current[r])
+            continue
+        for r in g:
+            old = current.get(r)
+            if old == target:
+                continue
+            if old is not None:
+                moving.append(r)
+                membership_changed.add(old)
+            membership_changed.add(target)
+            new_links.append(_link_row(r, target, g, methods, actor, now))
+    repo.deactivate_links(conn, sorted([*moving, *unlinked]), now)
+    summary.links_deactivated = len(unlinked)
+    summary.links_moved = len(moving)
+    repo.bulk_insert(conn, repo.links, new_links)
+    summary.links_created = len(new_links) - sum(
+        1 for row in new_links if row["source_record_id"] in current
+    )
+
+    # 4. new entities, with reproducible IDs
+    founders_of = repo.record_refs(conn, sorted(r for gi in new_groups for r in parts[gi]))
+    founders = [min(founders_of[r] for r in parts[gi]) for gi in new_groups]
+    canonical = issue_canonical_ids(conn, entity_type, founders)
+    ids = repo.allocate_ids(conn, repo.entities, len(new_groups))
+    new_entities = []
+    for gi, eid, cid in zip(new_groups, ids, canonical, strict=True):
+        g = parts[gi]
+        rows = [_link_row(r, eid, g, methods, actor, now) for r in g]
+        new_entities.append(NewEntity(eid, cid, g, rows))
+        summary.links_created += sum(1 for r in g if r not in current)
+    summary.entities_created = len(new_entities)
+
+    # 5. redirects, statuses, golden records, versions, events
+    states = repo.entity_states(conn, [*absorbed, *(e for ls in absorbed.values() for e in ls)])
+    for survivor, losers in sorted(absorbed.items()):
+        for loser in sorted(losers):
+            repo.add_redirect(conn, loser, survivor, "matching", actor, now)
+            plans[loser] = Plan(
+                change="merged",
+                status="merged",
+                recompute=False,
+                events=[("entity.merged", {"merged_into": states[survivor].canonical_id})],
+            )
+        plans[survivor] = Plan(
+            change="absorbed",
+            force=True,
+            events=[
+                ("entity.merged", {"absorbed": states[lo].canonical_id}) for lo in sorted(losers)
+            ],
+        )
+    for e in retired:
+        plans[e] = Plan(
+            change="retired", status="retired", recompute=False, events=[("entity.retired", {})]
+        )
+    for e in sorted(membership_changed - set(plans)):
+        plans[e] = Plan(change="membership", force=True)
+    for e in sorted(repo.entities_with_newer_inputs(conn, entity_type) - set(plans)):
+        plans[e] = Plan(change="updated")
+    result = apply_plans(conn, entity_type, plans, new_entities, actor=actor, now=now, rules=rules)
+    summary.versions, summary.events = result.versions, result.events
+    summary.entities_merged = sum(len(ls) for ls in absorbed.values())
+    summary.entities_retired = len(retired)
+    summary.entities_updated = (
+        result.versions - summary.entities_created - summary.entities_merged - len(retired)
+    )
+    summary.entities_unchanged = len(taken) - summary.entities_updated
+    return summary
+
+
+def _link_row(
+    record_id: int,
+    entity_id: int,
+    group: Sequence[int],
+    methods: Mapping[int, tuple[str, float | None]],
+    actor: str,
+    now: Any,
+) -> dict[str, Any]:
+    method, score = methods.get(record_id, ("new" if len(group) == 1 else "model", None))
+    if method not in LINK_METHODS:
+        raise BadRequest(f"unknown link method {method!r}; expected one of {LINK_METHODS}")
+    return {
+        "source_record_id": record_id,
+        "entity_id": entity_id,
+        "method": method,
+        "score": None if score is None or score != score or abs(score) == float("inf") else score,
+        "created_by": actor,
+        "created_at": now,
+        "active": True,
+        "deactivated_at": None,
+    }

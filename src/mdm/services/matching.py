@@ -1,0 +1,1185 @@
+"""Matching wired to the store: training, the batch run, and one record at a time.
+
+* :func:`train_from_store` streams the active records' current standardized
+  versions out of the store (server-side cursor), turns them into feature rows in
+  bounded batches written to parquet in a temporary directory, trains the
+  Fellegi-Sunter model with Splink on DuckDB and saves it to
+  ``matching_rules/models/<entity>.json``.
+* :func:`run_batch` scores and clusters every active record of a type under the
+  stewards' must-link / cannot-link decisions, keeps in the store what the
+  incremental path needs (feature rows, blocking keys, term frequencies), queues
+  the review band as ``match_candidates`` and hands the partition to the identity
+  service. Idempotent and resumable: every step writes only differences from what
+  the store already holds, so a rerun on unchanged data changes nothing and a run
+  killed at any point is finished by running it again.
+* :func:`match_one` decides for one record (the API's path) with the same model,
+  the same term frequencies and the same deterministic rules, without a Splink
+  linker: candidates come from one indexed query on ``blocking_keys``.
+  :func:`add_record_features` keeps those tables current when the API registers
+  a record between batch runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from mdm.exceptions import BadRequest, ConfigError
+from mdm.matching import (
+    BatchResult,
+    Candidate,
+    IncrementalMatcher,
+    IncrementalScorer,
+    MatchingRules,
+    MatchModel,
+    ScoredCandidate,
+    TrainingReport,
+    arrow_schema,
+    blocking_keys,
+    build_features,
+    decide_pair,
+    exclusive_conflict,
+    load_features,
+    load_rules,
+    predict_and_cluster,
+    rows_to_arrow,
+    tf_lookup_from_arrow,
+    train,
+)
+from mdm.matching.features import FeatureRow, FeatureValue
+from mdm.matching.model import weight_to_prob
+from mdm.matching.rules import default_rules_dir
+from mdm.store.models import (
+    BlockingKey,
+    Entity,
+    Link,
+    MatchCandidate,
+    MatchFeatures,
+    MatchRun,
+    SourceRecord,
+    SourceRecordVersion,
+    SourceSystem,
+    StewardDecision,
+    TermFrequency,
+)
+
+log = logging.getLogger(__name__)
+
+sr = cast(Table, SourceRecord.__table__)
+srv = cast(Table, SourceRecordVersion.__table__)
+systems = cast(Table, SourceSystem.__table__)
+bk = cast(Table, BlockingKey.__table__)
+mf = cast(Table, MatchFeatures.__table__)
+tft = cast(Table, TermFrequency.__table__)
+runs = cast(Table, MatchRun.__table__)
+cands = cast(Table, MatchCandidate.__table__)
+decisions = cast(Table, StewardDecision.__table__)
+links = cast(Table, Link.__table__)
+entities = cast(Table, Entity.__table__)
+
+Backend = Literal["duckdb", "spark"]
+BACKENDS: tuple[str, ...] = ("duckdb", "spark")
+ACTOR = "system:match"
+READ_BATCH = 20_000
+WRITE_BATCH = 5_000
+_IN_BATCH = 900  # bound-parameter lists stay far below SQLite's limit
+_METHOD_RANK = {"steward": 3, "rule": 2, "model": 1}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_BATCH) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def model_path(entity_type: str, rules_dir: Path | None = None) -> Path:
+    return (rules_dir or default_rules_dir()) / "models" / f"{entity_type}.json"
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _check_backend(backend: str) -> None:
+    if backend == "spark":
+        raise BadRequest(
+            "the spark backend is not available yet (a later issue); use --backend duckdb",
+            code="backend_unavailable",
+        )
+    if backend != "duckdb":
+        raise BadRequest(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+
+
+def _load_model(rules: MatchingRules, rules_dir: Path | None) -> tuple[MatchModel, Path]:
+    path = model_path(rules.entity_type, rules_dir)
+    if not path.exists():
+        raise ConfigError(
+            f"{path}: no trained model for {rules.entity_type!r}; "
+            f"run `mdm match train --entity {rules.entity_type}` first"
+        )
+    return MatchModel.load(path, rules), path
+
+
+def _duckdb(threads: int | None, memory_limit: str | None) -> Any:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(threads or min(os.cpu_count() or 2, 4))}")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+# ------------------------------------------------------------------ the run log
+
+
+def _start_run(engine: Engine, entity_type: str, kind: str, backend: str) -> int:
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                insert(runs)
+                .values(
+                    entity_type=entity_type,
+                    kind=kind,
+                    backend=backend,
+                    status="running",
+                    started_at=_now(),
+                    counts={},
+                )
+                .returning(runs.c.id)
+            ).scalar_one()
+        )
+
+
+def _finish_run(engine: Engine, run_id: int, status: str, **values: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(status=status, finished_at=_now(), **values)
+        )
+
+
+# ----------------------------------------------------------- reading the store
+
+
+@dataclass(slots=True)
+class _StoredRecord:
+    record_id: int
+    version: int
+    source_system: str
+    standardized: dict[str, Any]
+    stored_hash: str | None
+
+
+def _iter_active(
+    conn: Connection, entity_type: str, with_stored: bool, batch: int = READ_BATCH
+) -> Iterator[list[_StoredRecord]]:
+    """The active records' current standardized versions, in id order, in batches.
+
+    ``stream_results`` makes this a server-side cursor on Postgres; SQLite's
+    cursor steps through the rows anyway. Memory stays at one batch.
+    """
+    cols = [sr.c.id, sr.c.current_version, systems.c.name, srv.c.standardized]
+    joined = sr.join(
+        srv, and_(srv.c.source_record_id == sr.c.id, srv.c.version == sr.c.current_version)
+    ).join(systems, systems.c.id == sr.c.source_system_id)
+    if with_stored:
+        cols.append(mf.c.content_hash)
+        joined = joined.outerjoin(mf, mf.c.source_record_id == sr.c.id)
+    stmt = (
+        select(*cols)
+        .select_from(joined)
+        .where(sr.c.entity_type == entity_type, sr.c.status == "active")
+        .order_by(sr.c.id)
+    )
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
+    for part in result.partitions(batch):
+        yield [
+            _StoredRecord(
+                int(row[0]),
+                int(row[1]),
+                str(row[2]),
+                row[3] if isinstance(row[3], dict) else json.loads(row[3]),
+                row[4] if with_stored else None,
+            )
+            for row in part
+        ]
+
+
+def _features_hash(features: FeatureRow, keys: list[str]) -> str:
+    return hashlib.sha256(_canonical_json([features, keys]).encode()).hexdigest()
+
+
+@dataclass
+class _FeaturePass:
+    record_ids: list[int] = field(default_factory=list)
+    written: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+
+
+def _write_features(
+    engine: Engine,
+    entity_type: str,
+    rules: MatchingRules,
+    parquet_path: Path,
+    *,
+    persist: bool,
+) -> _FeaturePass:
+    """Stream the active records into a parquet file of feature rows; with
+    ``persist``, also bring ``match_features`` / ``blocking_keys`` up to date,
+    writing only records whose features or keys changed (one transaction a batch)."""
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    out = _FeaturePass()
+    writer = pq.ParquetWriter(str(parquet_path), arrow_schema(entity_type))
+    try:
+        with engine.connect() as conn:
+            for batch in _iter_active(conn, entity_type, with_stored=persist):
+                rows: list[FeatureRow] = []
+                changed: list[tuple[_StoredRecord, FeatureRow, list[str], str]] = []
+                for rec in batch:
+                    feats = build_features(
+                        entity_type, str(rec.record_id), rec.source_system, rec.standardized
+                    )
+                    rows.append(feats)
+                    out.record_ids.append(rec.record_id)
+                    if persist:
+                        keys = blocking_keys(feats, rules)
+                        digest = _features_hash(feats, keys)
+                        if digest != rec.stored_hash:
+                            changed.append((rec, feats, keys, digest))
+                writer.write_table(rows_to_arrow(entity_type, rows))
+                if changed:
+                    _store_features(engine, entity_type, changed)
+                    out.written += len(changed)
+    finally:
+        writer.close()
+    if persist:
+        out.removed = _drop_inactive_features(engine, entity_type)
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+def _store_features(
+    engine: Engine,
+    entity_type: str,
+    changed: list[tuple[_StoredRecord, FeatureRow, list[str], str]],
+) -> None:
+    ids = [rec.record_id for rec, *_ in changed]
+    feature_rows = [
+        {
+            "source_record_id": rec.record_id,
+            "entity_type": entity_type,
+            "record_version": rec.version,
+            "content_hash": digest,
+            "features": feats,
+        }
+        for rec, feats, _keys, digest in changed
+    ]
+    key_rows = [
+        {"entity_type": entity_type, "blocking_key": key, "source_record_id": rec.record_id}
+        for rec, _feats, keys, _digest in changed
+        for key in dict.fromkeys(keys)
+    ]
+    with engine.begin() as conn:
+        for part in _chunks(ids):
+            conn.execute(delete(bk).where(bk.c.source_record_id.in_(part)))
+            conn.execute(delete(mf).where(mf.c.source_record_id.in_(part)))
+        _bulk_insert(conn, mf, feature_rows, json_columns=("features",))
+        _bulk_insert(conn, bk, key_rows)
+
+
+def _bulk_insert(
+    conn: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    json_columns: tuple[str, ...] = (),
+) -> None:
+    """executemany on SQLite; COPY on Postgres (an order of magnitude faster)."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        for part in _chunks(rows, WRITE_BATCH):
+            conn.execute(insert(table), list(part))
+        return
+    columns = list(rows[0])
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    names = ", ".join(columns)
+    with (
+        dbapi.cursor() as cur,
+        cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(
+                tuple(_canonical_json(row[c]) if c in json_columns else row[c] for c in columns)
+            )
+
+
+def _drop_inactive_features(engine: Engine, entity_type: str) -> int:
+    """Records withdrawn (or retyped) since the last run leave the candidate index."""
+    gone = (
+        select(sr.c.id)
+        .where(sr.c.id == mf.c.source_record_id)
+        .where(or_(sr.c.status != "active", sr.c.entity_type != entity_type))
+        .exists()
+    )
+    with engine.begin() as conn:
+        ids = [
+            int(i)
+            for i in conn.execute(
+                select(mf.c.source_record_id).where(mf.c.entity_type == entity_type, gone)
+            ).scalars()
+        ]
+        for part in _chunks(ids):
+            conn.execute(delete(bk).where(bk.c.source_record_id.in_(part)))
+            conn.execute(delete(mf).where(mf.c.source_record_id.in_(part)))
+    return len(ids)
+
+
+# ------------------------------------------------------------------- training
+
+
+def train_from_store(
+    engine: Engine,
+    entity_type: str,
+    *,
+    rules_dir: Path | None = None,
+    rules: MatchingRules | None = None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    save: bool = True,
+) -> TrainingReport:
+    """Train on the active records of ``entity_type`` and save the model.
+
+    The model is written to ``<rules dir>/models/<entity>.json`` only after
+    training succeeded, atomically (a reader never sees half a file).
+    """
+    rules = rules or load_rules(entity_type, rules_dir)
+    run_id = _start_run(engine, entity_type, "train", "duckdb")
+    try:
+        with tempfile.TemporaryDirectory(prefix="mdm-train-") as tmp:
+            parquet = Path(tmp) / "features.parquet"
+            feature_pass = _write_features(engine, entity_type, rules, parquet, persist=False)
+            if not feature_pass.record_ids:
+                raise BadRequest(f"no active {entity_type} records to train on; ingest first")
+            con = _duckdb(threads, memory_limit)
+            try:
+                trained = train(rules, str(parquet), con=con)
+            finally:
+                con.close()
+        report = trained.report
+        report.step_seconds = {"read_features": feature_pass.seconds, **report.step_seconds}
+        digest = None
+        if save:
+            target = model_path(entity_type, rules_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp_target = target.with_suffix(".json.tmp")
+            trained.save_model(tmp_target)
+            tmp_target.replace(target)
+            digest = _file_sha256(target)
+        _finish_run(
+            engine,
+            run_id,
+            "completed",
+            model_hash=digest,
+            counts={
+                "records": report.records,
+                "pairs_per_prediction_rule": report.pairs_per_prediction_rule,
+                "pairs_per_training_rule": report.pairs_per_training_rule,
+                "probability_two_random_records_match": (
+                    report.probability_two_random_records_match
+                ),
+                "warnings": report.warnings,
+            },
+        )
+        return report
+    except BaseException as exc:
+        _finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+
+
+# ------------------------------------------------------------------ batch run
+
+
+@dataclass
+class BatchSummary:
+    entity_type: str
+    run_id: int
+    records: int = 0
+    features_written: int = 0
+    features_removed: int = 0
+    scored_pairs: int = 0
+    clusters: int = 0
+    records_in_clusters: int = 0
+    links_by_method: dict[str, int] = field(default_factory=dict)
+    refused_links: int = 0
+    tf_changed: bool = False
+    candidates: dict[str, int] = field(default_factory=dict)
+    records_in_review: int = 0
+    identity: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _steward_pairs(conn: Connection, entity_type: str) -> tuple[list[tuple[int, int]], ...]:
+    """Active must-link and cannot-link pairs whose two records are both active."""
+    left = sr.alias("l")
+    right = sr.alias("r")
+    stmt = (
+        select(decisions.c.kind, decisions.c.left_record_id, decisions.c.right_record_id)
+        .join(left, left.c.id == decisions.c.left_record_id)
+        .join(right, right.c.id == decisions.c.right_record_id)
+        .where(
+            decisions.c.active.is_(True),
+            left.c.entity_type == entity_type,
+            right.c.entity_type == entity_type,
+            left.c.status == "active",
+            right.c.status == "active",
+        )
+    )
+    must: list[tuple[int, int]] = []
+    cannot: list[tuple[int, int]] = []
+    for kind, a, b in conn.execute(stmt):
+        (must if kind == "must_link" else cannot).append((int(a), int(b)))
+    return must, cannot
+
+
+def _persist_tf(engine: Engine, entity_type: str, table: Any) -> tuple[bool, str]:
+    """Replace the stored term frequencies when they changed; returns (changed, hash)."""
+    new = {
+        (str(r["column_name"]), str(r["value"])): float(r["tf"])
+        for batch in table.to_batches(max_chunksize=65_536)
+        for r in batch.to_pylist()
+    }
+    digest = hashlib.sha256(
+        "\n".join(f"{c}\x1f{v}\x1f{tf!r}" for (c, v), tf in sorted(new.items())).encode()
+    ).hexdigest()
+    with engine.begin() as conn:
+        stored = {
+            (c, v): float(tf)
+            for c, v, tf in conn.execute(
+                select(tft.c.column_name, tft.c.value, tft.c.tf).where(
+                    tft.c.entity_type == entity_type
+                )
+            )
+        }
+        if stored == new:
+            return False, digest
+        conn.execute(delete(tft).where(tft.c.entity_type == entity_type))
+        _bulk_insert(
+            conn,
+            tft,
+            [
+                {"entity_type": entity_type, "column_name": c, "value": v, "tf": tf}
+                for (c, v), tf in new.items()
+            ],
+        )
+    return True, digest
+
+
+def _score_missing(
+    con: Any, model: MatchModel, tf: Mapping[str, Mapping[Any, float]], pairs: list[Candidate]
+) -> dict[tuple[str, str], Candidate]:
+    """Rule pairs the model did not put in the review band still need their weights
+    (every queued pair explains itself): score them with the same model."""
+    if not pairs:
+        return {}
+    import pyarrow as pa
+
+    ids = sorted({x for c in pairs for x in (c.left, c.right)})
+    con.register("__mdm_need", pa.table({"unique_id": pa.array(ids, pa.string())}))
+    try:
+        rows = con.sql(
+            "SELECT f.* FROM mdm_features f JOIN __mdm_need USING (unique_id)"
+        ).to_arrow_table()
+    finally:
+        con.unregister("__mdm_need")
+    by_id = {str(r["unique_id"]): r for r in rows.to_pylist()}
+    scorer = IncrementalScorer(model, tf)
+    out: dict[tuple[str, str], Candidate] = {}
+    for c in pairs:
+        s = scorer.score(by_id[c.left], by_id[c.right])
+        out[(c.left, c.right)] = Candidate(
+            c.left, c.right, s.match_weight, s.match_probability, s.weights, c.method, c.forbidden
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _QueuedPair:
+    left: int
+    right: int
+    score: float
+    match_weight: float
+    weights: dict[str, float]
+    reason: str
+
+
+def _candidate_reason(c: Candidate) -> str:
+    parts = [c.method]
+    if c.forbidden:
+        parts.append(f"automatic link forbidden ({c.forbidden})")
+    return "; ".join(parts)
+
+
+def _persist_candidates(
+    engine: Engine, entity_type: str, queued: dict[tuple[int, int], _QueuedPair]
+) -> dict[str, int]:
+    """Upsert the review band. Decided candidates are never touched (a steward's
+    work stands); pending ones no longer in the band become ``superseded``."""
+    counts: Counter[str] = Counter()
+    now = _now()
+    with engine.begin() as conn:
+        existing = {
+            (int(r.left_record_id), int(r.right_record_id)): r
+            for r in conn.execute(
+                select(
+                    cands.c.id,
+                    cands.c.left_record_id,
+                    cands.c.right_record_id,
+                    cands.c.status,
+                    cands.c.score,
+                    cands.c.match_weight,
+                    cands.c.weights,
+                    cands.c.reason,
+                ).where(cands.c.entity_type == entity_type)
+            )
+        }
+        new_rows: list[dict[str, Any]] = []
+        for key, q in queued.items():
+            old = existing.get(key)
+            if old is None:
+                new_rows.append(
+                    {
+                        "entity_type": entity_type,
+                        "left_record_id": q.left,
+                        "right_record_id": q.right,
+                        "score": q.score,
+                        "match_weight": q.match_weight,
+                        "weights": q.weights,
+                        "reason": q.reason,
+                        "status": "pending",
+                        "created_at": now,
+                    }
+                )
+                counts["new"] += 1
+                continue
+            if old.status in ("accepted", "rejected", "skipped"):
+                counts["kept_decided"] += 1
+                continue
+            same = (
+                old.status == "pending"
+                and math.isclose(old.score, q.score, rel_tol=0, abs_tol=1e-12)
+                and math.isclose(old.match_weight, q.match_weight, rel_tol=0, abs_tol=1e-9)
+                and old.reason == q.reason
+                and _weights_equal(old.weights, q.weights)
+            )
+            if same:
+                counts["unchanged"] += 1
+                continue
+            conn.execute(
+                update(cands)
+                .where(cands.c.id == old.id)
+                .values(
+                    status="pending",
+                    score=q.score,
+                    match_weight=q.match_weight,
+                    weights=q.weights,
+                    reason=q.reason,
+                )
+            )
+            counts["reopened" if old.status == "superseded" else "updated"] += 1
+        if new_rows:
+            for part in _chunks(new_rows, WRITE_BATCH):
+                conn.execute(insert(cands), list(part))
+        stale = [
+            int(old.id)
+            for key, old in existing.items()
+            if old.status == "pending" and key not in queued
+        ]
+        for part in _chunks(stale):
+            conn.execute(update(cands).where(cands.c.id.in_(part)).values(status="superseded"))
+        counts["superseded"] = len(stale)
+    counts["pending"] = len(queued) - counts["kept_decided"]
+    return dict(counts)
+
+
+def _weights_equal(a: Any, b: Mapping[str, float]) -> bool:
+    if not isinstance(a, dict) or set(a) != set(b):
+        return False
+    return all(math.isclose(float(a[k]), b[k], rel_tol=0, abs_tol=1e-9) for k in b)
+
+
+PartitionFn = Callable[..., Any]
+
+
+def _apply_partition_fn() -> PartitionFn:
+    import importlib
+
+    identity = importlib.import_module("mdm.services.identity")
+    return cast(PartitionFn, identity.apply_partition)
+
+
+def run_batch(
+    engine: Engine,
+    entity_type: str,
+    backend: str = "duckdb",
+    *,
+    rules_dir: Path | None = None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    apply_partition: PartitionFn | None = None,
+) -> BatchSummary:
+    """Deduplicate every active record of ``entity_type``; see the module docstring."""
+    _check_backend(backend)
+    started = time.perf_counter()
+    rules = load_rules(entity_type, rules_dir)
+    model, path = _load_model(rules, rules_dir)
+    apply = apply_partition or _apply_partition_fn()
+    run_id = _start_run(engine, entity_type, "run", backend)
+    summary = BatchSummary(entity_type, run_id)
+    steps = summary.step_seconds
+    try:
+        with tempfile.TemporaryDirectory(prefix="mdm-match-") as tmp:
+            parquet = Path(tmp) / "features.parquet"
+            fp = _write_features(engine, entity_type, rules, parquet, persist=True)
+            steps["features"] = fp.seconds
+            summary.records = len(fp.record_ids)
+            summary.features_written = fp.written
+            summary.features_removed = fp.removed
+            with engine.connect() as conn:
+                must, cannot = _steward_pairs(conn, entity_type)
+            con = _duckdb(threads, memory_limit)
+            try:
+                t0 = time.perf_counter()
+                load_features(con, entity_type, str(parquet))
+                steps["load"] = time.perf_counter() - t0
+                result = predict_and_cluster(
+                    rules,
+                    model,
+                    None,
+                    con=con,
+                    must_link=[(str(a), str(b)) for a, b in must],
+                    cannot_link=[(str(a), str(b)) for a, b in cannot],
+                )
+                steps.update({f"batch:{k}": v for k, v in result.stats["step_seconds"].items()})
+                queued = _review_band(con, model, result, must, cannot)
+            finally:
+                con.close()
+
+        t0 = time.perf_counter()
+        summary.tf_changed, tf_hash = _persist_tf(engine, entity_type, result.tf_table)
+        steps["tf"] = time.perf_counter() - t0
+
+        summary.scored_pairs = int(result.stats["scored_pairs"])
+        summary.clusters = len(result.clusters)
+        summary.records_in_clusters = sum(len(c) for c in result.clusters)
+        summary.links_by_method = dict(Counter(e.method for e in result.edges))
+        summary.refused_links = len(result.stats["refused"])
+
+        t0 = time.perf_counter()
+        summary.candidates = _persist_candidates(engine, entity_type, queued)
+        summary.records_in_review = len({x for key in queued for x in key})
+        steps["candidates"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        groups, methods = _partition(fp.record_ids, result)
+        conflicts = [
+            (int(c.left), int(c.right)) for c in result.candidates if c.method == "rule_conflict"
+        ]
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            outcome = apply(
+                session,
+                entity_type,
+                groups,
+                methods=methods,
+                actor=ACTOR,
+                cannot_link=[*cannot, *conflicts],
+            )
+        summary.identity = outcome.as_dict() if hasattr(outcome, "as_dict") else {}
+        steps["identity"] = time.perf_counter() - t0
+        summary.seconds = time.perf_counter() - started
+        _finish_run(
+            engine,
+            run_id,
+            "completed",
+            model_hash=_file_sha256(path),
+            tf_hash=tf_hash,
+            counts=_json_safe(summary.as_dict()),
+        )
+        return summary
+    except BaseException as exc:
+        _finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _review_band(
+    con: Any,
+    model: MatchModel,
+    result: BatchResult,
+    must: list[tuple[int, int]],
+    cannot: list[tuple[int, int]],
+) -> dict[tuple[int, int], _QueuedPair]:
+    """Candidates for stewards: not already decided by a steward, not already in
+    one entity, each with its per-comparison weights."""
+    where = (result.clusters and {m: i for i, c in enumerate(result.clusters) for m in c}) or {}
+    decided = {(min(a, b), max(a, b)) for a, b in (*must, *cannot)}
+    keep: list[Candidate] = []
+    for c in result.candidates:
+        a, b = int(c.left), int(c.right)
+        key = (min(a, b), max(a, b))
+        if key in decided:
+            continue
+        if c.left in where and where.get(c.left) == where.get(c.right):
+            continue
+        keep.append(c)
+    missing = [c for c in keep if c.match_weight is None]
+    scored = _score_missing(con, model, tf_lookup_from_arrow(result.tf_table), missing)
+    out: dict[tuple[int, int], _QueuedPair] = {}
+    for c in keep:
+        full = scored.get((c.left, c.right), c)
+        assert full.match_weight is not None and full.match_probability is not None
+        a, b = int(c.left), int(c.right)
+        key = (min(a, b), max(a, b))
+        out[key] = _QueuedPair(
+            key[0],
+            key[1],
+            full.match_probability,
+            full.match_weight,
+            dict(full.weights),
+            _candidate_reason(c),
+        )
+    return out
+
+
+def _partition(
+    record_ids: list[int], result: BatchResult
+) -> tuple[list[list[int]], dict[int, tuple[str, float | None]]]:
+    """Clusters plus singletons (every active record once), and per record the
+    strongest accepted edge that put it in its cluster."""
+    best: dict[int, tuple[int, float]] = {}
+    method_of: dict[int, tuple[str, float | None]] = {}
+    for edge in result.edges:
+        prob = weight_to_prob(edge.score) if math.isfinite(edge.score) else 1.0
+        rank = (_METHOD_RANK.get(edge.method, 0), prob)
+        for node in (int(edge.left), int(edge.right)):
+            if node not in best or rank > best[node]:
+                best[node] = rank
+                method_of[node] = (edge.method, prob)
+    groups = [sorted(int(m) for m in c) for c in result.clusters]
+    clustered = {m for g in groups for m in g}
+    groups.extend([r] for r in record_ids if r not in clustered)
+    methods: dict[int, tuple[str, float | None]] = {
+        r: method_of.get(r, ("new", None)) for r in record_ids
+    }
+    return groups, methods
+
+
+# ------------------------------------------------------------- one record (API)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateExplanation:
+    source_record_id: int
+    entity_id: int | None
+    canonical_id: str | None
+    match_weight: float | None
+    match_probability: float | None
+    #: per comparison: level weight + term-frequency adjustment
+    weights: dict[str, float]
+    decision: str  # auto_link | review | none
+    method: str
+    forbidden: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchDecision:
+    """What :func:`match_one` decided. ``linked``: ``canonical_id`` is the entity the
+    record belongs to; ``review``: a steward must decide among ``candidates``;
+    ``created``: nothing matches, the record starts a new entity."""
+
+    outcome: Literal["linked", "review", "created"]
+    canonical_id: str | None = None
+    entity_id: int | None = None
+    method: str | None = None
+    score: float | None = None
+    match_weight: float | None = None
+    candidates: tuple[CandidateExplanation, ...] = ()
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SqlCandidateSource:
+    """:class:`mdm.matching.CandidateSource` over ``blocking_keys``: one indexed
+    query returns the feature rows of every active record sharing a key."""
+
+    def __init__(self, session: Session, entity_type: str) -> None:
+        self.session = session
+        self.entity_type = entity_type
+
+    def candidates(self, keys: Sequence[str]) -> Iterable[Mapping[str, FeatureValue]]:
+        if not keys:
+            return []
+        ids = (
+            select(bk.c.source_record_id)
+            .where(bk.c.entity_type == self.entity_type, bk.c.blocking_key.in_(list(keys)))
+            .distinct()
+        )
+        rows = self.session.execute(
+            select(mf.c.features).where(mf.c.source_record_id.in_(ids))
+        ).scalars()
+        return [_decode(r) for r in rows]
+
+
+def _decode(value: Any) -> dict[str, FeatureValue]:
+    return cast(dict[str, FeatureValue], value if isinstance(value, dict) else json.loads(value))
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    key: tuple[Any, ...]
+    model: MatchModel
+    tf: Mapping[str, Mapping[Any, float]]
+
+
+_cache: dict[tuple[str, str], _Loaded] = {}
+_cache_lock = threading.Lock()
+
+
+def _latest_tf_hash(session: Session, entity_type: str) -> str | None:
+    return session.execute(
+        select(runs.c.tf_hash)
+        .where(
+            runs.c.entity_type == entity_type,
+            runs.c.kind == "run",
+            runs.c.status == "completed",
+        )
+        .order_by(runs.c.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def _stat_key(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def loaded_model(
+    session: Session, entity_type: str, rules_dir: Path | None = None
+) -> tuple[MatchModel, Mapping[str, Mapping[Any, float]]]:
+    """The model and term frequencies, cached per process.
+
+    Reloaded when the model file, the rules file or the stored term frequencies
+    (the hash the last completed batch run recorded) change; checking costs two
+    ``stat`` calls and one indexed query.
+    """
+    directory = rules_dir or default_rules_dir()
+    path = model_path(entity_type, directory)
+    rules_file = directory / f"{entity_type}.yaml"
+    if not path.exists():
+        raise ConfigError(
+            f"{path}: no trained model for {entity_type!r}; "
+            f"run `mdm match train --entity {entity_type}` first"
+        )
+    key = (_stat_key(path), _stat_key(rules_file), _latest_tf_hash(session, entity_type))
+    slot = (entity_type, str(directory))
+    hit = _cache.get(slot)
+    if hit is not None and hit.key == key:
+        return hit.model, hit.tf
+    with _cache_lock:
+        rules = load_rules(entity_type, directory)
+        model = MatchModel.load(path, rules)
+        tf: dict[str, dict[Any, float]] = {}
+        for column, value, freq in session.execute(
+            select(tft.c.column_name, tft.c.value, tft.c.tf).where(tft.c.entity_type == entity_type)
+        ):
+            tf.setdefault(column, {})[value] = float(freq)
+        _cache[slot] = _Loaded(key, model, tf)
+    return model, tf
+
+
+def clear_cache() -> None:
+    _cache.clear()
+
+
+def _entities_of(session: Session, record_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
+    ids = sorted(set(record_ids))
+    out: dict[int, tuple[int, str]] = {}
+    for part in _chunks(ids):
+        stmt = (
+            select(links.c.source_record_id, entities.c.id, entities.c.canonical_id)
+            .join(entities, entities.c.id == links.c.entity_id)
+            .where(links.c.active.is_(True), links.c.source_record_id.in_(part))
+        )
+        for rid, eid, cid in session.execute(stmt):
+            out[int(rid)] = (int(eid), str(cid))
+    return out
+
+
+def _entity_members(
+    session: Session, entity_ids: Iterable[int]
+) -> dict[int, list[dict[str, FeatureValue]]]:
+    ids = sorted(set(entity_ids))
+    out: dict[int, list[dict[str, FeatureValue]]] = {}
+    for part in _chunks(ids):
+        stmt = (
+            select(links.c.entity_id, mf.c.features)
+            .join(mf, mf.c.source_record_id == links.c.source_record_id)
+            .where(links.c.active.is_(True), links.c.entity_id.in_(part))
+        )
+        for eid, feats in session.execute(stmt):
+            out.setdefault(int(eid), []).append(_decode(feats))
+    return out
+
+
+def _steward_partners(session: Session, record_id: int) -> tuple[set[int], set[int]]:
+    stmt = select(decisions.c.kind, decisions.c.left_record_id, decisions.c.right_record_id).where(
+        decisions.c.active.is_(True),
+        or_(decisions.c.left_record_id == record_id, decisions.c.right_record_id == record_id),
+    )
+    must: set[int] = set()
+    cannot: set[int] = set()
+    for kind, a, b in session.execute(stmt):
+        other = int(b) if int(a) == record_id else int(a)
+        (must if kind == "must_link" else cannot).add(other)
+    return must, cannot
+
+
+def match_one(
+    session: Session,
+    entity_type: str,
+    standardized: Mapping[str, Any],
+    *,
+    source_record_id: int | None = None,
+    source_system: str = "api",
+    rules_dir: Path | None = None,
+) -> MatchDecision:
+    """Decide where one standardized record belongs, reading only (no writes).
+
+    An automatic link needs a candidate at auto-link strength (rule or model)
+    whose whole target entity accepts the record: no exclusive-key clash (another
+    personal ID) and no same-key conflict with any of its records, and no
+    steward cannot-link between the record and any of them. Candidates in two
+    different entities at auto-link strength would join them: that goes to review.
+    A steward must-link to a linked record wins over everything.
+    """
+    model, tf = loaded_model(session, entity_type, rules_dir)
+    rules = model.rules
+    uid = str(source_record_id) if source_record_id is not None else "__new__"
+    record = build_features(entity_type, uid, source_system, standardized)
+    matcher = IncrementalMatcher(model, tf, SqlCandidateSource(session, entity_type))
+    scored = matcher.match(record)
+    must, cannot = (
+        _steward_partners(session, source_record_id)
+        if source_record_id is not None
+        else (set(), set())
+    )
+    cand_ids = [int(c.unique_id) for c in scored]
+    owners = _entities_of(session, [*cand_ids, *must, *cannot])
+    for partner in sorted(must):
+        if partner in owners:
+            return MatchDecision(
+                "linked",
+                owners[partner][1],
+                owners[partner][0],
+                "steward",
+                1.0,
+                math.inf,
+                (),
+                "steward must-link",
+            )
+    forbidden_entities = {owners[p][0] for p in cannot if p in owners}
+
+    auto = [c for c in scored if c.decision == "auto_link"]
+    members = _entity_members(
+        session, {owners[int(c.unique_id)][0] for c in auto if int(c.unique_id) in owners}
+    )
+    entity_block: dict[int, str | None] = {}
+    for ent, rows in members.items():
+        entity_block[ent] = _entity_refuses(rules, record, rows, ent in forbidden_entities)
+
+    explained: list[CandidateExplanation] = []
+    targets: dict[int, ScoredCandidate] = {}
+    for c in scored:
+        owner = owners.get(int(c.unique_id))
+        eid: int | None = owner[0] if owner else None
+        cid: str | None = owner[1] if owner else None
+        decision, forbidden = c.decision, c.forbidden
+        if decision == "auto_link":
+            why = entity_block.get(eid) if eid is not None else "candidate has no entity"
+            if eid is not None and eid in forbidden_entities:
+                why = "steward cannot-link"
+            if why is not None:
+                decision, forbidden = "review", why
+            elif eid is not None:
+                best = targets.get(eid)
+                if best is None or _rank(c) > _rank(best):
+                    targets[eid] = c
+        if decision == "none":
+            continue
+        explained.append(
+            CandidateExplanation(
+                int(c.unique_id),
+                eid,
+                cid,
+                c.score.match_weight if c.score else None,
+                c.score.match_probability if c.score else None,
+                dict(c.score.weights) if c.score else {},
+                decision,
+                c.method,
+                forbidden,
+            )
+        )
+    if len(targets) == 1:
+        target, best = next(iter(targets.items()))
+        return MatchDecision(
+            "linked",
+            owners[int(best.unique_id)][1],
+            target,
+            best.method,
+            best.score.match_probability if best.score else 1.0,
+            best.score.match_weight if best.score else None,
+            tuple(explained),
+        )
+    if targets:
+        return MatchDecision(
+            "review",
+            candidates=tuple(explained),
+            reason=f"auto-link strength to {len(targets)} different entities",
+        )
+    if explained:
+        return MatchDecision("review", candidates=tuple(explained), reason="review band")
+    return MatchDecision("created")
+
+
+def _rank(c: ScoredCandidate) -> tuple[int, float]:
+    return (_METHOD_RANK.get(c.method, 0), c.score.match_weight if c.score else math.inf)
+
+
+def _entity_refuses(
+    rules: MatchingRules,
+    record: Mapping[str, FeatureValue],
+    members: list[dict[str, FeatureValue]],
+    steward_forbids: bool,
+) -> str | None:
+    """Why the whole entity may not take the record automatically (batch's cluster
+    constraints, applied to every member), or ``None``."""
+    if steward_forbids:
+        return "steward cannot-link"
+    for member in members:
+        col = exclusive_conflict(rules, record, member)
+        if col is not None:
+            return f"exclusive:{col}"
+        rule = decide_pair(rules, record, member)
+        if rule is not None and rule.outcome == "conflict":
+            return f"rule:{rule.rule}"
+    return None
+
+
+def add_record_features(
+    session: Session,
+    entity_type: str,
+    source_record_id: int,
+    standardized: Mapping[str, Any],
+    *,
+    source_system: str,
+    record_version: int = 1,
+    rules_dir: Path | None = None,
+) -> list[str]:
+    """Put one record's feature row and blocking keys in the candidate index
+    (replacing earlier ones), so the next :func:`match_one` finds it. Flushes in
+    the caller's transaction; returns the keys."""
+    rules = load_rules(entity_type, rules_dir)
+    feats = build_features(entity_type, str(source_record_id), source_system, standardized)
+    keys = list(dict.fromkeys(blocking_keys(feats, rules)))
+    remove_record_features(session, source_record_id)
+    session.execute(
+        insert(mf).values(
+            source_record_id=source_record_id,
+            entity_type=entity_type,
+            record_version=record_version,
+            content_hash=_features_hash(feats, keys),
+            features=feats,
+        )
+    )
+    if keys:
+        session.execute(
+            insert(bk),
+            [
+                {
+                    "entity_type": entity_type,
+                    "blocking_key": k,
+                    "source_record_id": source_record_id,
+                }
+                for k in keys
+            ],
+        )
+    return keys
+
+
+def remove_record_features(session: Session, source_record_id: int) -> None:
+    """Take a record out of the candidate index (withdrawn, or about to be replaced)."""
+    session.execute(delete(bk).where(bk.c.source_record_id == source_record_id))
+    session.execute(delete(mf).where(mf.c.source_record_id == source_record_id))
+
+
+def review_band_records(conn: Connection, entity_type: str) -> int:
+    """Distinct records with a pending review candidate."""
+    left = select(cands.c.left_record_id.label("r")).where(
+        cands.c.entity_type == entity_type, cands.c.status == "pending"
+    )
+    right = select(cands.c.right_record_id.label("r")).where(
+        cands.c.entity_type == entity_type, cands.c.status == "pending"
+    )
+    union = left.union(right).subquery()
+    return int(conn.execute(select(func.count()).select_from(union)).scalar_one())

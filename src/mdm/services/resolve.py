@@ -1,0 +1,333 @@
+"""Resolve: golden records from links, survivorship rules and steward overrides.
+
+The golden record of an entity is a pure function of its actively linked records'
+current standardized versions, the rules in ``matching_rules/E.yaml`` and the
+entity's active overrides (DESIGN.md invariant 6): :func:`rebuild` recomputes every
+one and reports any difference from what is stored.
+
+Every change to an entity goes through :func:`apply_plans`, which writes, in the
+caller's transaction, the entity's new state, an ``entity_versions`` row and its
+outbox events together (invariant 5). A recomputation that changes nothing writes
+nothing (unless the plan forces a version, e.g. because its links changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from mdm.events.outbox import PendingEvent, write_events
+from mdm.store.models import utcnow
+from mdm.store.repositories import entities as repo
+from mdm.survivorship import (
+    GoldenRecord,
+    RecordInput,
+    SurvivorshipRules,
+    build_golden,
+    canonical_json,
+    changed_attributes,
+    load_survivorship,
+)
+
+_CHUNK_ENTITIES = 5000
+
+
+@dataclass(slots=True)
+class Plan:
+    """What happens to one existing entity in a transaction."""
+
+    change: str = "updated"  # entity_versions.change
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    status: str = "active"
+    recompute: bool = True  # recompute the golden record from its links
+    force: bool = False  # write a version even if the golden record is unchanged
+
+
+@dataclass(slots=True)
+class NewEntity:
+    """An entity created in this transaction (id allocated, links to be written)."""
+
+    id: int
+    canonical_id: str
+    records: list[int]
+    link_rows: list[dict[str, Any]]
+    change: str = "created"
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class ApplySummary:
+    versions: int = 0
+    events: int = 0
+    unchanged: int = 0
+
+
+def record_input(row: repo.RecordRow) -> RecordInput:
+    return RecordInput(
+        ref=f"{row.system}/{row.key}",
+        values=row.standardized,
+        trust={k: float(v) for k, v in row.trust.items() if isinstance(v, int | float)},
+        observed_at=row.received_at,
+        issue_codes=frozenset(str(i.get("code")) for i in row.issues if i.get("code")),
+    )
+
+
+def golden_for(
+    conn: Connection,
+    entity_type: str,
+    membership: Mapping[int, Sequence[int]],
+    rules: SurvivorshipRules,
+    overrides: Mapping[int, Mapping[str, Any]] | None = None,
+) -> dict[int, GoldenRecord]:
+    """Golden records of entities given their member records (one chunk)."""
+    all_records = sorted({r for rs in membership.values() for r in rs})
+    inputs = {
+        row.record_id: record_input(row) for row in repo.record_rows(conn, all_records, entity_type)
+    }
+    if overrides is None:
+        overrides = repo.active_overrides(conn, list(membership))
+    return {
+        eid: build_golden([inputs[r] for r in rs if r in inputs], rules, overrides.get(eid))
+        for eid, rs in membership.items()
+    }
+
+
+def _same(state: repo.EntityState, golden: GoldenRecord) -> bool:
+    return canonical_json(state.attributes) == canonical_json(golden.attributes) and canonical_json(
+        state.provenance
+    ) == canonical_json(golden.provenance)
+
+
+def _conflict_rows(eid: int, golden: GoldenRecord, now: datetime) -> list[dict[str, Any]]:
+    return [
+        {"entity_id": eid, "attribute": attr, "candidates": cands, "detected_at": now}
+        for attr, cands in sorted(golden.conflicts.items())
+    ]
+
+
+def apply_plans(
+    conn: Connection,
+    entity_type: str,
+    plans: Mapping[int, Plan],
+    new_entities: Sequence[NewEntity] = (),
+    *,
+    actor: str,
+    now: datetime,
+    rules: SurvivorshipRules | None = None,
+) -> ApplySummary:
+    """Write new entities and changes to existing ones, with versions and events.
+
+    Processed in chunks so that memory stays bounded however many entities change.
+    """
+    rules = rules or load_survivorship(entity_type)
+    summary = ApplySummary()
+
+    for start in range(0, len(new_entities), _CHUNK_ENTITIES):
+        batch = new_entities[start : start + _CHUNK_ENTITIES]
+        goldens = golden_for(
+            conn, entity_type, {n.id: n.records for n in batch}, rules, overrides={}
+        )
+        entity_rows, version_rows, link_rows, conflict_rows = [], [], [], []
+        events: list[PendingEvent] = []
+        for n in batch:
+            g = goldens[n.id]
+            entity_rows.append(
+                {
+                    "id": n.id,
+                    "canonical_id": n.canonical_id,
+                    "entity_type": entity_type,
+                    "status": "active",
+                    "version": 1,
+                    "attributes": g.attributes,
+                    "provenance": g.provenance,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            version_rows.append(_version_row(n.id, 1, "active", g, n.change, actor, now))
+            link_rows.extend(n.link_rows)
+            conflict_rows.extend(_conflict_rows(n.id, g, now))
+            changed = sorted(g.attributes)
+            for event_type, data in n.events or [("entity.created", {})]:
+                events.append(
+                    PendingEvent(
+                        n.id,
+                        n.canonical_id,
+                        entity_type,
+                        event_type,
+                        1,
+                        {**data, "changed": changed},
+                    )
+                )
+        repo.bulk_insert(conn, repo.entities, entity_rows)
+        repo.bulk_insert(conn, repo.versions, version_rows)
+        repo.bulk_insert(conn, repo.links, link_rows)
+        if conflict_rows:
+            repo.replace_conflicts(conn, [], conflict_rows)
+        summary.versions += len(version_rows)
+        summary.events += write_events(conn, events, now, new_entity_ids=[n.id for n in batch])
+
+    ids = sorted(plans)
+    for start in range(0, len(ids), _CHUNK_ENTITIES):
+        batch_ids = ids[start : start + _CHUNK_ENTITIES]
+        states = repo.entity_states(conn, batch_ids)
+        to_compute = [e for e in batch_ids if plans[e].recompute and plans[e].status == "active"]
+        membership = repo.members(conn, to_compute) if to_compute else {}
+        goldens = golden_for(conn, entity_type, membership, rules) if membership else {}
+        updates, version_rows, conflict_rows = [], [], []
+        touched: list[int] = []
+        events = []
+        for eid in batch_ids:
+            plan, state = plans[eid], states[eid]
+            g = goldens.get(eid) or GoldenRecord(dict(state.attributes), dict(state.provenance))
+            status_changed = plan.status != state.status
+            if not status_changed and not plan.force and _same(state, g):
+                summary.unchanged += 1
+                continue
+            version = state.version + 1
+            changed = changed_attributes(state.attributes, g.attributes)
+            updates.append(
+                {
+                    "id": eid,
+                    "status": plan.status,
+                    "version": version,
+                    "attributes": g.attributes,
+                    "provenance": g.provenance,
+                    "updated_at": now,
+                }
+            )
+            version_rows.append(_version_row(eid, version, plan.status, g, plan.change, actor, now))
+            touched.append(eid)
+            if plan.status == "active":
+                conflict_rows.extend(_conflict_rows(eid, g, now))
+            for event_type, data in plan.events or [("entity.updated", {})]:
+                payload = dict(data)
+                if plan.status == "active":
+                    payload["changed"] = changed
+                events.append(
+                    PendingEvent(eid, state.canonical_id, entity_type, event_type, version, payload)
+                )
+        repo.update_entities(conn, updates)
+        repo.bulk_insert(conn, repo.versions, version_rows)
+        repo.replace_conflicts(conn, touched, conflict_rows)
+        summary.versions += len(version_rows)
+        summary.events += write_events(conn, events, now)
+    return summary
+
+
+def _version_row(
+    eid: int, version: int, status: str, g: GoldenRecord, change: str, actor: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "entity_id": eid,
+        "version": version,
+        "status": status,
+        "attributes": g.attributes,
+        "provenance": g.provenance,
+        "change": change,
+        "changed_by": actor,
+        "valid_from": now,
+    }
+
+
+def resolve_entities(
+    session: Session,
+    entity_ids: Iterable[int],
+    *,
+    actor: str = "system:resolve",
+    change: str = "updated",
+) -> ApplySummary:
+    """Recompute the golden records of these (active) entities; write what changed."""
+    session.flush()
+    conn = session.connection()
+    states = repo.entity_states(conn, entity_ids)
+    by_type: dict[str, list[int]] = {}
+    for s in states.values():
+        if s.status == "active":
+            by_type.setdefault(s.entity_type, []).append(s.id)
+    total = ApplySummary()
+    now = utcnow()
+    for entity_type, ids in sorted(by_type.items()):
+        part = apply_plans(
+            conn, entity_type, {e: Plan(change=change) for e in ids}, actor=actor, now=now
+        )
+        total.versions += part.versions
+        total.events += part.events
+        total.unchanged += part.unchanged
+    return total
+
+
+def resolve_pending(
+    session: Session, entity_type: str, *, actor: str = "system:resolve"
+) -> ApplySummary:
+    """Recompute the entities whose linked records changed since their last version."""
+    session.flush()
+    dirty = repo.entities_with_newer_inputs(session.connection(), entity_type)
+    return resolve_entities(session, sorted(dirty), actor=actor)
+
+
+def resolve_all(
+    session: Session, entity_type: str, *, actor: str = "system:resolve"
+) -> ApplySummary:
+    """Recompute every active entity (after a rules change); write what changed."""
+    session.flush()
+    ids = repo.entity_ids_of_type(session.connection(), entity_type)
+    return resolve_entities(session, ids, actor=actor, change="rules")
+
+
+@dataclass
+class RebuildReport:
+    entity_type: str
+    entities: int = 0
+    identical: int = 0
+    differing: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differing
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "entity_type": self.entity_type,
+            "entities": self.entities,
+            "identical": self.identical,
+            "differing": len(self.differing),
+            "examples": self.differing[:20],
+        }
+
+
+def rebuild(session: Session, entity_type: str) -> RebuildReport:
+    """Recompute every active golden record and compare with the stored one.
+
+    Read-only: invariant 6 says there is nothing to write. A difference (reported by
+    canonical ID and attribute *names*) means the store was changed outside the
+    services, or the rules changed without ``mdm resolve --all``.
+    """
+    session.flush()
+    conn = session.connection()
+    rules = load_survivorship(entity_type)
+    report = RebuildReport(entity_type)
+    ids = repo.entity_ids_of_type(conn, entity_type)
+    for start in range(0, len(ids), _CHUNK_ENTITIES):
+        batch = ids[start : start + _CHUNK_ENTITIES]
+        states = repo.entity_states(conn, batch)
+        goldens = golden_for(conn, entity_type, repo.members(conn, batch), rules)
+        for eid in batch:
+            state, g = states[eid], goldens[eid]
+            report.entities += 1
+            if _same(state, g):
+                report.identical += 1
+                continue
+            report.differing.append(
+                {
+                    "canonical_id": state.canonical_id,
+                    "attributes": changed_attributes(state.attributes, g.attributes),
+                    "provenance": changed_attributes(state.provenance, g.provenance),
+                }
+            )
+    return report

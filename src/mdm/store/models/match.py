@@ -1,0 +1,90 @@
+"""What the matcher keeps in the store between runs.
+
+The incremental path (one record at a time, from the API) must find candidates and
+score them with exactly what the last batch run used, without Splink: the feature
+row of every active record (``match_features``), its blocking keys in an indexed
+table (``blocking_keys``: one indexed lookup per request finds every record that
+shares a key) and the term frequencies of the last batch (``term_frequencies``).
+``match_runs`` records each training and batch run: the unit of audit and the
+version the incremental scorer's cache is keyed on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mdm.store.models.base import Base, BigId, Json, UTCDateTime, utcnow
+
+
+class BlockingKey(Base):
+    """``(entity type, key) → source record``: the incremental path's candidate index.
+
+    A key names its blocking rule's columns and values (see
+    :func:`mdm.matching.blocking_keys`); two records share a key exactly when the
+    batch blocking would pair them. The primary key's prefix ``(entity_type,
+    blocking_key)`` is the index the candidate query uses.
+    """
+
+    __tablename__ = "blocking_keys"
+    __table_args__ = (Index(None, "source_record_id"),)
+
+    entity_type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    blocking_key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    source_record_id: Mapped[int] = mapped_column(ForeignKey("source_records.id"), primary_key=True)
+
+
+class MatchFeatures(Base):
+    """The feature row the matcher computed from a record's current version.
+
+    ``content_hash`` covers the features and the blocking keys, so a batch run
+    rewrites only the records whose features or keys changed (reruns are no-ops).
+    """
+
+    __tablename__ = "match_features"
+    __table_args__ = (Index(None, "entity_type"),)
+
+    source_record_id: Mapped[int] = mapped_column(ForeignKey("source_records.id"), primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(20))
+    record_version: Mapped[int]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    features: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class TermFrequency(Base):
+    """Term frequencies of the last batch run, so both paths weigh ``Nguyễn`` alike."""
+
+    __tablename__ = "term_frequencies"
+
+    entity_type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    column_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, primary_key=True)
+    tf: Mapped[float] = mapped_column(Float)
+
+
+class MatchRun(Base):
+    """One ``mdm match train`` or ``mdm match run``."""
+
+    __tablename__ = "match_runs"
+    __table_args__ = (
+        CheckConstraint("kind IN ('train', 'run')", name="kind"),
+        CheckConstraint("status IN ('running', 'completed', 'failed')", name="status"),
+        Index(None, "entity_type", "kind", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(10))
+    backend: Mapped[str] = mapped_column(String(20), default="duckdb")
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    counts: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    # sha256 of the model file used (run) or written (train)
+    model_hash: Mapped[str | None] = mapped_column(String(64))
+    # sha256 of the term-frequency table the run left in the store
+    tf_hash: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)

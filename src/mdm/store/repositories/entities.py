@@ -1,0 +1,492 @@
+"""Set-based reads and writes of entities, links, redirects, versions and overrides.
+
+Everything runs on the caller's connection, inside the caller's transaction (services
+flush, the edge commits). Large writes go through :func:`bulk_insert` (COPY on
+Postgres, executemany elsewhere) and large reads are chunked, so the identity service
+handles millions of records without one ORM object per row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from mdm.store.models import (
+    AttributeOverride,
+    Entity,
+    EntityConflict,
+    EntityVersion,
+    Link,
+    Redirect,
+    SourceRecord,
+    SourceRecordVersion,
+    SourceSystem,
+    StewardDecision,
+)
+
+entities = cast(Table, Entity.__table__)
+versions = cast(Table, EntityVersion.__table__)
+links = cast(Table, Link.__table__)
+redirects = cast(Table, Redirect.__table__)
+overrides = cast(Table, AttributeOverride.__table__)
+conflicts = cast(Table, EntityConflict.__table__)
+records = cast(Table, SourceRecord.__table__)
+record_versions = cast(Table, SourceRecordVersion.__table__)
+systems = cast(Table, SourceSystem.__table__)
+decisions = cast(Table, StewardDecision.__table__)
+
+
+def chunk_size(conn: Connection) -> int:
+    """Bound parameter lists: SQLite allows 32k variables; Postgres 65k."""
+    return 5000 if conn.dialect.name == "postgresql" else 900
+
+
+def chunks(conn: Connection, ids: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    n = chunk_size(conn)
+    for start in range(0, len(ids), n):
+        yield ids[start : start + n]
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows: COPY on Postgres, executemany elsewhere. Rows share their keys."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), list(rows))
+        return
+    columns = list(rows[0].keys())
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    names = ", ".join(f'"{c}"' for c in columns)
+    with dbapi.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                tuple(
+                    json.dumps(row[c], ensure_ascii=False) if c in json_columns else row[c]
+                    for c in columns
+                )
+            )
+
+
+def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
+    """Primary keys for ``n`` rows about to be inserted with explicit ids.
+
+    Postgres draws them from the table's sequence. SQLite (one writer at a time) takes
+    the next free integers; a concurrent writer makes this transaction fail with
+    SQLITE_BUSY rather than reuse an id.
+    """
+    if n <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        pk = next(iter(table.primary_key.columns)).name
+        return [
+            int(i)
+            for i in conn.execute(
+                text(
+                    f"SELECT nextval(pg_get_serial_sequence('{table.name}', '{pk}')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": n},
+            ).scalars()
+        ]
+    pk_col = next(iter(table.primary_key.columns))
+    top = conn.execute(select(func.coalesce(func.max(pk_col), 0))).scalar_one()
+    return list(range(int(top) + 1, int(top) + 1 + n))
+
+
+# --- reads ---------------------------------------------------------------------------
+
+
+def active_links(conn: Connection, entity_type: str) -> dict[int, int]:
+    """source_record_id -> entity_id for every active link of the type."""
+    stmt = (
+        select(links.c.source_record_id, links.c.entity_id)
+        .join(entities, entities.c.id == links.c.entity_id)
+        .where(links.c.active.is_(True), entities.c.entity_type == entity_type)
+    )
+    return {int(r): int(e) for r, e in conn.execute(stmt)}
+
+
+def members(conn: Connection, entity_ids: Sequence[int]) -> dict[int, list[int]]:
+    """entity_id -> its actively linked source record ids (sorted)."""
+    out: dict[int, list[int]] = {e: [] for e in entity_ids}
+    for batch in chunks(conn, list(entity_ids)):
+        stmt = select(links.c.entity_id, links.c.source_record_id).where(
+            links.c.entity_id.in_(batch), links.c.active.is_(True)
+        )
+        for e, r in conn.execute(stmt):
+            out[int(e)].append(int(r))
+    for rs in out.values():
+        rs.sort()
+    return out
+
+
+@dataclass(slots=True)
+class EntityState:
+    id: int
+    canonical_id: str
+    entity_type: str
+    status: str
+    version: int
+    attributes: dict[str, Any]
+    provenance: dict[str, Any]
+
+
+def entity_states(conn: Connection, entity_ids: Iterable[int]) -> dict[int, EntityState]:
+    out: dict[int, EntityState] = {}
+    for batch in chunks(conn, sorted(set(entity_ids))):
+        stmt = select(
+            entities.c.id,
+            entities.c.canonical_id,
+            entities.c.entity_type,
+            entities.c.status,
+            entities.c.version,
+            entities.c.attributes,
+            entities.c.provenance,
+        ).where(entities.c.id.in_(batch))
+        for row in conn.execute(stmt):
+            out[int(row[0])] = EntityState(
+                int(row[0]), row[1], row[2], row[3], int(row[4]), row[5] or {}, row[6] or {}
+            )
+    return out
+
+
+def entity_by_canonical_id(conn: Connection, canonical_id: str) -> EntityState | None:
+    found = conn.execute(
+        select(entities.c.id).where(entities.c.canonical_id == canonical_id)
+    ).scalar()
+    if found is None:
+        return None
+    return entity_states(conn, [int(found)])[int(found)]
+
+
+def entity_ids_of_type(conn: Connection, entity_type: str, status: str = "active") -> list[int]:
+    stmt = (
+        select(entities.c.id)
+        .where(entities.c.entity_type == entity_type, entities.c.status == status)
+        .order_by(entities.c.id)
+    )
+    return [int(i) for i in conn.execute(stmt).scalars()]
+
+
+def existing_canonical_ids(conn: Connection, candidates: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for batch in chunks(conn, list(candidates)):
+        found.update(
+            conn.execute(
+                select(entities.c.canonical_id).where(entities.c.canonical_id.in_(batch))
+            ).scalars()
+        )
+    return found
+
+
+def record_refs(conn: Connection, record_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """source_record_id -> (source system name, source key)."""
+    out: dict[int, tuple[str, str]] = {}
+    for batch in chunks(conn, list(record_ids)):
+        stmt = (
+            select(records.c.id, systems.c.name, records.c.source_key)
+            .join(systems, systems.c.id == records.c.source_system_id)
+            .where(records.c.id.in_(batch))
+        )
+        for rid, name, key in conn.execute(stmt):
+            out[int(rid)] = (name, key)
+    return out
+
+
+@dataclass(slots=True)
+class RecordRow:
+    record_id: int
+    system: str
+    key: str
+    standardized: dict[str, Any]
+    issues: list[dict[str, Any]]
+    received_at: datetime
+    trust: dict[str, Any]
+
+
+def record_rows(conn: Connection, record_ids: Sequence[int], entity_type: str) -> list[RecordRow]:
+    """The current standardized version of each record, with its source's trust."""
+    out: list[RecordRow] = []
+    for batch in chunks(conn, sorted(record_ids)):
+        stmt = (
+            select(
+                records.c.id,
+                systems.c.name,
+                records.c.source_key,
+                record_versions.c.standardized,
+                record_versions.c.issues,
+                record_versions.c.received_at,
+                systems.c.trust,
+            )
+            .join(systems, systems.c.id == records.c.source_system_id)
+            .join(
+                record_versions,
+                and_(
+                    record_versions.c.source_record_id == records.c.id,
+                    record_versions.c.version == records.c.current_version,
+                ),
+            )
+            .where(records.c.id.in_(batch))
+        )
+        for rid, name, key, std, issues, received, trust in conn.execute(stmt):
+            out.append(
+                RecordRow(
+                    int(rid),
+                    name,
+                    key,
+                    std or {},
+                    issues or [],
+                    received,
+                    (trust or {}).get(entity_type) or {},
+                )
+            )
+    return out
+
+
+def active_overrides(conn: Connection, entity_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = defaultdict(dict)
+    for batch in chunks(conn, sorted(entity_ids)):
+        stmt = select(overrides.c.entity_id, overrides.c.attribute, overrides.c.value).where(
+            overrides.c.entity_id.in_(batch), overrides.c.active.is_(True)
+        )
+        for e, attr, value in conn.execute(stmt):
+            out[int(e)][attr] = value
+    return dict(out)
+
+
+def entities_with_newer_inputs(conn: Connection, entity_type: str) -> set[int]:
+    """Active entities with a linked record changed (new version, reactivated,
+    withdrawn) after the entity's last change: their golden record may be stale."""
+    stmt = (
+        select(links.c.entity_id)
+        .distinct()
+        .join(entities, entities.c.id == links.c.entity_id)
+        .join(records, records.c.id == links.c.source_record_id)
+        .where(
+            links.c.active.is_(True),
+            entities.c.entity_type == entity_type,
+            entities.c.status == "active",
+            records.c.updated_at > entities.c.updated_at,
+        )
+    )
+    return {int(e) for e in conn.execute(stmt).scalars()}
+
+
+def steward_pairs(
+    conn: Connection, entity_type: str
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Active (must_link, cannot_link) pairs between records of the type."""
+    stmt = (
+        select(decisions.c.kind, decisions.c.left_record_id, decisions.c.right_record_id)
+        .join(records, records.c.id == decisions.c.left_record_id)
+        .where(decisions.c.active.is_(True), records.c.entity_type == entity_type)
+        .order_by(decisions.c.id)
+    )
+    must: list[tuple[int, int]] = []
+    cannot: list[tuple[int, int]] = []
+    for kind, left, right in conn.execute(stmt):
+        (must if kind == "must_link" else cannot).append((int(left), int(right)))
+    return must, cannot
+
+
+def max_sequences(conn: Connection, entity_ids: Sequence[int]) -> dict[int, int]:
+    from mdm.store.models import OutboxEvent
+
+    outbox = cast(Table, OutboxEvent.__table__)
+    out: dict[int, int] = {}
+    for batch in chunks(conn, sorted(entity_ids)):
+        stmt = (
+            select(outbox.c.entity_id, func.max(outbox.c.sequence))
+            .where(outbox.c.entity_id.in_(batch))
+            .group_by(outbox.c.entity_id)
+        )
+        for e, seq in conn.execute(stmt):
+            out[int(e)] = int(seq)
+    return out
+
+
+# --- writes --------------------------------------------------------------------------
+
+
+def deactivate_links(conn: Connection, record_ids: Sequence[int], now: datetime) -> None:
+    for batch in chunks(conn, sorted(record_ids)):
+        conn.execute(
+            update(links)
+            .where(links.c.source_record_id.in_(batch), links.c.active.is_(True))
+            .values(active=False, deactivated_at=now)
+        )
+
+
+def update_entities(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """rows: id, status, version, attributes, provenance, updated_at."""
+    if not rows:
+        return
+    conn.execute(
+        update(entities)
+        .where(entities.c.id == bindparam("_id"))
+        .values(
+            status=bindparam("_status"),
+            version=bindparam("_version"),
+            attributes=bindparam("_attributes"),
+            provenance=bindparam("_provenance"),
+            updated_at=bindparam("_updated_at"),
+        ),
+        [
+            {
+                "_id": r["id"],
+                "_status": r["status"],
+                "_version": r["version"],
+                "_attributes": r["attributes"],
+                "_provenance": r["provenance"],
+                "_updated_at": r["updated_at"],
+            }
+            for r in rows
+        ],
+    )
+
+
+def add_redirect(
+    conn: Connection, loser_id: int, survivor_id: int, reason: str, actor: str, now: datetime
+) -> None:
+    """loser -> survivor, keeping redirects flat: older redirects into the loser are
+    re-pointed first (the database triggers refuse anything else)."""
+    conn.execute(
+        update(redirects)
+        .where(redirects.c.to_entity_id == loser_id)
+        .values(to_entity_id=survivor_id)
+    )
+    conn.execute(
+        insert(redirects).values(
+            from_entity_id=loser_id,
+            to_entity_id=survivor_id,
+            reason=reason,
+            created_by=actor,
+            created_at=now,
+        )
+    )
+
+
+def remove_redirect(conn: Connection, entity_id: int) -> None:
+    conn.execute(delete(redirects).where(redirects.c.from_entity_id == entity_id))
+
+
+def redirect_target(conn: Connection, entity_id: int) -> int | None:
+    found = conn.execute(
+        select(redirects.c.to_entity_id).where(redirects.c.from_entity_id == entity_id)
+    ).scalar()
+    return None if found is None else int(found)
+
+
+def redirected_from(conn: Connection, entity_id: int) -> list[str]:
+    stmt = (
+        select(entities.c.canonical_id)
+        .join(redirects, redirects.c.from_entity_id == entities.c.id)
+        .where(redirects.c.to_entity_id == entity_id)
+        .order_by(entities.c.canonical_id)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def replace_conflicts(
+    conn: Connection,
+    entity_ids: Sequence[int],
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Make ``entity_conflicts`` of these entities exactly ``rows``."""
+    for batch in chunks(conn, sorted(entity_ids)):
+        conn.execute(delete(conflicts).where(conflicts.c.entity_id.in_(batch)))
+    if rows:
+        conn.execute(insert(conflicts), list(rows))
+
+
+def previous_entity_of(conn: Connection, record_ids: Sequence[int], current: int) -> dict[int, int]:
+    """record -> the entity its most recent *inactive* link (to another entity) named."""
+    out: dict[int, tuple[int, int]] = {}
+    for batch in chunks(conn, sorted(record_ids)):
+        stmt = select(links.c.source_record_id, links.c.entity_id, links.c.id).where(
+            links.c.source_record_id.in_(batch),
+            links.c.active.is_(False),
+            links.c.entity_id != current,
+        )
+        for rid, eid, lid in conn.execute(stmt):
+            prev = out.get(int(rid))
+            if prev is None or int(lid) > prev[1]:
+                out[int(rid)] = (int(eid), int(lid))
+    return {r: e for r, (e, _l) in out.items()}
+
+
+def set_decisions(
+    conn: Connection,
+    kind: str,
+    pairs: Iterable[tuple[int, int]],
+    *,
+    actor: str,
+    reason: str | None,
+    now: datetime,
+) -> int:
+    rows = [
+        {
+            "kind": kind,
+            "left_record_id": min(a, b),
+            "right_record_id": max(a, b),
+            "candidate_id": None,
+            "reason": reason,
+            "decided_by": actor,
+            "decided_at": now,
+            "active": True,
+        }
+        for a, b in sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b})
+    ]
+    bulk_insert(conn, decisions, rows)
+    return len(rows)
+
+
+def deactivate_decisions(
+    conn: Connection, kind: str, left: Sequence[int], right: Sequence[int]
+) -> None:
+    """Deactivate ``kind`` decisions between any record of ``left`` and any of ``right``."""
+    a, b = sorted(set(left)), sorted(set(right))
+    if not a or not b:
+        return
+    for batch_a in chunks(conn, a):
+        for batch_b in chunks(conn, b):
+            conn.execute(
+                update(decisions)
+                .where(
+                    decisions.c.kind == kind,
+                    decisions.c.active.is_(True),
+                    or_(
+                        and_(
+                            decisions.c.left_record_id.in_(batch_a),
+                            decisions.c.right_record_id.in_(batch_b),
+                        ),
+                        and_(
+                            decisions.c.left_record_id.in_(batch_b),
+                            decisions.c.right_record_id.in_(batch_a),
+                        ),
+                    ),
+                )
+                .values(active=False)
+            )

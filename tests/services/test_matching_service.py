@@ -1,0 +1,508 @@
+"""Matching wired to the store, on SQLite and Postgres.
+
+One registry per backend (module scope, ~2,500 generated citizens with known truth,
+twins and same-name parent/child pairs): train → batch run, then the properties
+the registry promises: one active link per record, reruns change nothing, steward
+decisions constrain clustering (also through chains), the incremental path
+decides linked / review / created, hard negatives are never linked automatically.
+Tests run in file order: the steward tests come last because they change the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy.orm import Session
+
+from mdm.exceptions import BadRequest
+from mdm.matching import load_rules
+from mdm.services import matching as svc
+from mdm.store.db import make_engine
+from mdm.store.models import (
+    BlockingKey,
+    Entity,
+    EntityVersion,
+    Link,
+    MatchCandidate,
+    MatchFeatures,
+    OutboxEvent,
+    SourceRecord,
+    SourceRecordVersion,
+    SourceSystem,
+    StewardDecision,
+    TermFrequency,
+)
+from tests.conftest import Databases
+from tests.matching.synthetic import Generated, generate
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+@dataclass
+class Registry:
+    engine: Engine
+    rules_dir: Path
+    data: Generated
+    ids: dict[str, int]  # generator uid → source record id
+    std: dict[int, dict[str, Any]]
+
+
+def _rules_dir(tmp: Path) -> Path:
+    """The shipped rules with smaller training samples (the recipe is the same)."""
+    repo_rules = Path(__file__).resolve().parents[2] / "matching_rules"
+    for entity in ("citizen", "organization", "dossier"):
+        doc = yaml.safe_load((repo_rules / f"{entity}.yaml").read_text(encoding="utf-8"))
+        doc["training"] = {**doc.get("training", {}), "u_max_pairs": 3e5, "em_max_pairs": 2e5}
+        (tmp / f"{entity}.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    return tmp
+
+
+def _load(engine: Engine, data: Generated) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    with engine.begin() as conn:
+        systems: dict[str, int] = {}
+        for uid, source, std in data.records:
+            if source not in systems:
+                systems[source] = conn.execute(
+                    insert(SourceSystem).values(name=source, trust={}).returning(SourceSystem.id)
+                ).scalar_one()
+            rid = conn.execute(
+                insert(SourceRecord)
+                .values(
+                    source_system_id=systems[source],
+                    source_key=uid,
+                    entity_type="citizen",
+                    current_version=1,
+                    status="active",
+                    first_seen_at=NOW,
+                    updated_at=NOW,
+                )
+                .returning(SourceRecord.id)
+            ).scalar_one()
+            ids[uid] = int(rid)
+            conn.execute(
+                insert(SourceRecordVersion).values(
+                    source_record_id=rid,
+                    version=1,
+                    raw={},
+                    standardized=std,
+                    issues=[],
+                    content_hash=hashlib.sha256(json.dumps(std).encode()).hexdigest(),
+                    received_at=NOW,
+                )
+            )
+    return ids
+
+
+@pytest.fixture(scope="module")
+def registry(
+    backend: str, databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    engine = make_engine(databases.fresh(backend))
+    rules_dir = _rules_dir(tmp_path_factory.mktemp(f"rules-{backend}"))
+    data = generate(2400, seed=5, n_twins=15)
+    ids = _load(engine, data)
+    report = svc.train_from_store(engine, "citizen", rules_dir=rules_dir, threads=2)
+    assert report.records == len(data.records)
+    assert svc.model_path("citizen", rules_dir).exists()
+    svc.run_batch(engine, "citizen", rules_dir=rules_dir, threads=2)
+    std = {ids[uid]: s for uid, _src, s in data.records}
+    yield Registry(engine, rules_dir, data, ids, std)
+    svc.clear_cache()
+    engine.dispose()
+
+
+def _entity_of(engine: Engine) -> dict[int, int]:
+    with engine.connect() as conn:
+        return {
+            int(r): int(e)
+            for r, e in conn.execute(
+                select(Link.source_record_id, Link.entity_id).where(Link.active.is_(True))
+            )
+        }
+
+
+def _snapshot(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        out: dict[str, Any] = {}
+        for model in (
+            Entity,
+            EntityVersion,
+            Link,
+            OutboxEvent,
+            MatchCandidate,
+            BlockingKey,
+            MatchFeatures,
+            TermFrequency,
+        ):
+            out[model.__tablename__] = conn.execute(
+                select(func.count()).select_from(model)
+            ).scalar_one()
+        out["links"] = sorted(
+            tuple(r)
+            for r in conn.execute(
+                select(Link.id, Link.source_record_id, Link.entity_id, Link.active)
+            )
+        )
+        out["candidates"] = sorted(
+            (r[0], r[1], r[2], round(r[3], 9))
+            for r in conn.execute(
+                select(
+                    MatchCandidate.left_record_id,
+                    MatchCandidate.right_record_id,
+                    MatchCandidate.status,
+                    MatchCandidate.score,
+                )
+            )
+        )
+        out["entities"] = sorted(
+            tuple(r) for r in conn.execute(select(Entity.id, Entity.version, Entity.status))
+        )
+    return out
+
+
+def test_every_active_record_has_exactly_one_active_link(registry: Registry) -> None:
+    with registry.engine.connect() as conn:
+        per_record = dict(
+            conn.execute(
+                select(Link.source_record_id, func.count())
+                .where(Link.active.is_(True))
+                .group_by(Link.source_record_id)
+            ).all()
+        )
+        active = conn.execute(
+            select(func.count()).select_from(SourceRecord).where(SourceRecord.status == "active")
+        ).scalar_one()
+    assert len(per_record) == active == len(registry.data.records)
+    assert set(per_record.values()) == {1}
+
+
+def test_links_follow_the_truth(registry: Registry) -> None:
+    entity_of = _entity_of(registry.engine)
+    truth = {registry.ids[u]: t for u, t in registry.data.truth.items()}
+    records = list(entity_of)
+    tp = predicted = actual = 0
+    by_entity: dict[int, list[int]] = {}
+    for r in records:
+        by_entity.setdefault(entity_of[r], []).append(r)
+    for members in by_entity.values():
+        n = len(members)
+        predicted += n * (n - 1) // 2
+        for i, a in enumerate(members):
+            tp += sum(1 for b in members[i + 1 :] if truth[a] == truth[b])
+    by_truth: dict[int, int] = {}
+    for r in records:
+        by_truth[truth[r]] = by_truth.get(truth[r], 0) + 1
+    actual = sum(n * (n - 1) // 2 for n in by_truth.values())
+    assert tp / predicted >= 0.98
+    assert tp / actual >= 0.8
+
+
+def test_candidates_are_ordered_and_explained(registry: Registry) -> None:
+    names = {c.name for c in load_rules("citizen", registry.rules_dir).comparisons}
+    with registry.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                MatchCandidate.left_record_id,
+                MatchCandidate.right_record_id,
+                MatchCandidate.score,
+                MatchCandidate.match_weight,
+                MatchCandidate.weights,
+                MatchCandidate.status,
+            )
+        ).all()
+    assert rows, "the generated data has pairs in the review band"
+    for left, right, score, weight, weights, status in rows:
+        assert left < right
+        assert 0 < score < 1
+        assert set(weights) == names
+        assert status == "pending"
+        assert weight == pytest.approx(sum(weights.values()) + _prior_weight(registry), abs=1e-6)
+
+
+def _prior_weight(registry: Registry) -> float:
+    from mdm.matching import MatchModel
+
+    rules = load_rules("citizen", registry.rules_dir)
+    return MatchModel.load(svc.model_path("citizen", registry.rules_dir), rules).prior_weight
+
+
+def test_twins_and_parent_child_are_never_auto_linked(registry: Registry) -> None:
+    entity_of = _entity_of(registry.engine)
+    pairs = [*registry.data.twins, *registry.data.parent_child]
+    assert len(pairs) == 30
+    for a, b in pairs:
+        assert entity_of[registry.ids[a]] != entity_of[registry.ids[b]], (a, b)
+
+
+def test_blocking_keys_and_features_cover_every_record(registry: Registry) -> None:
+    with registry.engine.connect() as conn:
+        features = conn.execute(select(func.count()).select_from(MatchFeatures)).scalar_one()
+        keyed = conn.execute(
+            select(func.count(func.distinct(BlockingKey.source_record_id)))
+        ).scalar_one()
+        tf = conn.execute(select(func.count()).select_from(TermFrequency)).scalar_one()
+    assert features == len(registry.data.records)
+    assert keyed >= 0.95 * features
+    assert tf > 0
+
+
+def test_rerun_changes_nothing(registry: Registry) -> None:
+    before = _snapshot(registry.engine)
+    summary = svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
+    assert summary.features_written == 0
+    assert not summary.tf_changed
+    assert summary.candidates.get("new", 0) == 0
+    assert summary.identity["entities_created"] == 0
+    assert summary.identity["links_moved"] == 0
+    assert _snapshot(registry.engine) == before
+
+
+def test_spark_backend_is_refused_clearly(registry: Registry) -> None:
+    with pytest.raises(BadRequest, match="not available yet"):
+        svc.run_batch(registry.engine, "citizen", "spark", rules_dir=registry.rules_dir)
+
+
+# ------------------------------------------------------------------ match_one
+
+
+def _canonical(engine: Engine, entity_id: int) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(select(Entity.canonical_id).where(Entity.id == entity_id)).scalar_one()
+        )
+
+
+def test_match_one_links_a_duplicate_to_its_entity(registry: Registry) -> None:
+    entity_of = _entity_of(registry.engine)
+    sizes: dict[int, int] = {}
+    for e in entity_of.values():
+        sizes[e] = sizes.get(e, 0) + 1
+    record = next(r for r, e in sorted(entity_of.items()) if sizes[e] >= 2)
+    with Session(registry.engine) as session:
+        decision = svc.match_one(
+            session, "citizen", registry.std[record], rules_dir=registry.rules_dir
+        )
+    assert decision.outcome == "linked"
+    assert decision.entity_id == entity_of[record]
+    assert decision.canonical_id == _canonical(registry.engine, entity_of[record])
+    assert decision.candidates and decision.candidates[0].weights
+
+
+def test_match_one_creates_when_nothing_matches(registry: Registry) -> None:
+    std = {
+        "full_name": "Quách Zyxw Unseen",
+        "date_of_birth": "1901-02-03",
+        "sex": "female",
+        "phone": "+84999999999",
+    }
+    with Session(registry.engine) as session:
+        decision = svc.match_one(session, "citizen", std, rules_dir=registry.rules_dir)
+    assert decision.outcome == "created"
+    assert decision.canonical_id is None
+
+
+def test_match_one_sends_the_review_band_to_review(registry: Registry) -> None:
+    entity_of = _entity_of(registry.engine)
+    sizes: dict[int, int] = {}
+    for e in entity_of.values():
+        sizes[e] = sizes.get(e, 0) + 1
+    with registry.engine.connect() as conn:
+        pending = conn.execute(
+            select(MatchCandidate.left_record_id, MatchCandidate.right_record_id).where(
+                MatchCandidate.status == "pending"
+            )
+        ).all()
+    # a record alone in its entity, with a review-band partner
+    chosen = [(a, b) for a, b in pending if sizes[entity_of[a]] == 1 or sizes[entity_of[b]] == 1]
+    assert chosen
+    a, b = chosen[0]
+    alone, partner = (a, b) if sizes[entity_of[a]] == 1 else (b, a)
+    with Session(registry.engine) as session:
+        decision = svc.match_one(
+            session,
+            "citizen",
+            registry.std[alone],
+            source_record_id=alone,
+            rules_dir=registry.rules_dir,
+        )
+    assert decision.outcome == "review"
+    found = {c.source_record_id: c for c in decision.candidates}
+    assert partner in found
+    assert found[partner].weights and found[partner].entity_id == entity_of[partner]
+
+
+def test_add_record_features_makes_a_new_record_findable(registry: Registry) -> None:
+    std = {
+        "full_name": "Trịnh Văn Mới",
+        "date_of_birth": "1977-07-07",
+        "sex": "male",
+        "personal_id": "001077123456",
+    }
+    with registry.engine.begin() as conn:
+        system = conn.execute(select(SourceSystem.id).limit(1)).scalar_one()
+        rid = conn.execute(
+            insert(SourceRecord)
+            .values(
+                source_system_id=system,
+                source_key="api-new-1",
+                entity_type="citizen",
+                first_seen_at=NOW,
+                updated_at=NOW,
+            )
+            .returning(SourceRecord.id)
+        ).scalar_one()
+    with Session(registry.engine) as session, session.begin():
+        keys = svc.add_record_features(
+            session, "citizen", rid, std, source_system="api", rules_dir=registry.rules_dir
+        )
+        assert keys
+        found = svc.SqlCandidateSource(session, "citizen").candidates(keys)
+        assert str(rid) in {str(row["unique_id"]) for row in found}
+        # the same person again: review (the candidate has no entity yet), not created
+        decision = svc.match_one(session, "citizen", std, rules_dir=registry.rules_dir)
+        assert decision.outcome == "review"
+        svc.remove_record_features(session, rid)
+        session.rollback()
+
+
+# ------------------------------------------------------------ steward decisions
+
+
+def _decide(engine: Engine, kind: str, a: int, b: int) -> None:
+    left, right = min(a, b), max(a, b)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(StewardDecision).values(
+                kind=kind,
+                left_record_id=left,
+                right_record_id=right,
+                decided_by="steward:test",
+                decided_at=NOW,
+                active=True,
+            )
+        )
+
+
+def _chain_cluster(registry: Registry) -> list[int]:
+    """Members of an entity of three or more records where some two members are
+    joined only through a third (the transitive case)."""
+    entity_of = _entity_of(registry.engine)
+    by_entity: dict[int, list[int]] = {}
+    for r, e in entity_of.items():
+        by_entity.setdefault(e, []).append(r)
+    big = [sorted(m) for m in by_entity.values() if len(m) >= 3]
+    assert big, "the generated data has entities of three or more records"
+    return big[0]
+
+
+def test_cannot_link_splits_even_a_chained_cluster(registry: Registry) -> None:
+    members = _chain_cluster(registry)
+    a, c = members[0], members[-1]
+    _decide(registry.engine, "cannot_link", a, c)
+    svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
+    entity_of = _entity_of(registry.engine)
+    assert entity_of[a] != entity_of[c]
+    # and it holds on the next run too (invariant 4)
+    svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
+    entity_of = _entity_of(registry.engine)
+    assert entity_of[a] != entity_of[c]
+    # the pair is a steward's decision now: not queued for review
+    with registry.engine.connect() as conn:
+        queued = conn.execute(
+            select(func.count())
+            .select_from(MatchCandidate)
+            .where(
+                MatchCandidate.left_record_id == min(a, c),
+                MatchCandidate.right_record_id == max(a, c),
+                MatchCandidate.status == "pending",
+            )
+        ).scalar_one()
+    assert queued == 0
+
+
+def test_must_link_joins_and_holds_transitively(registry: Registry) -> None:
+    entity_of = _entity_of(registry.engine)
+    sizes: dict[int, int] = {}
+    for e in entity_of.values():
+        sizes[e] = sizes.get(e, 0) + 1
+    # three records from three different entities (one of them a multi-record entity)
+    multi = next(r for r, e in sorted(entity_of.items()) if sizes[e] >= 2)
+    singles = [r for r, e in sorted(entity_of.items()) if sizes[e] == 1][-2:]
+    chain = [multi, *singles]
+    assert len({entity_of[r] for r in chain}) == 3
+    for x, y in pairwise(chain):
+        _decide(registry.engine, "must_link", x, y)
+    summary = svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
+    assert summary.links_by_method.get("steward", 0) >= 2
+    entity_of_after = _entity_of(registry.engine)
+    joined = {entity_of_after[r] for r in chain}
+    assert len(joined) == 1
+    # the multi-record entity came along whole
+    old_mates = [r for r, e in entity_of.items() if e == entity_of[multi]]
+    assert {entity_of_after[r] for r in old_mates} == joined
+
+
+def test_match_one_respects_cannot_link_and_must_link(registry: Registry) -> None:
+    members = _chain_cluster(registry)
+    entity_of = _entity_of(registry.engine)
+    record, mate = members[0], members[1]
+    assert entity_of[record] == entity_of[mate]
+    _decide(registry.engine, "cannot_link", record, mate)
+    with Session(registry.engine) as session:
+        decision = svc.match_one(
+            session,
+            "citizen",
+            registry.std[record],
+            source_record_id=record,
+            rules_dir=registry.rules_dir,
+        )
+    assert decision.outcome != "linked" or decision.entity_id != entity_of[mate]
+    # a must-link to a record of another entity: linked there, by the steward
+    other = next(r for r, e in sorted(entity_of.items()) if e != entity_of[record])
+    _decide(registry.engine, "must_link", record, other)
+    with Session(registry.engine) as session:
+        decision = svc.match_one(
+            session,
+            "citizen",
+            registry.std[record],
+            source_record_id=record,
+            rules_dir=registry.rules_dir,
+        )
+    assert decision.outcome == "linked"
+    assert decision.entity_id == entity_of[other]
+    assert decision.method == "steward"
+
+
+def test_withdrawn_records_leave_the_candidate_index(registry: Registry) -> None:
+    entity_of = _entity_of(registry.engine)
+    victim = max(entity_of)
+    with registry.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE source_records SET status = 'withdrawn' WHERE id = :i"), {"i": victim}
+        )
+    summary = svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
+    assert summary.features_removed == 1
+    with registry.engine.connect() as conn:
+        left = conn.execute(
+            select(func.count())
+            .select_from(BlockingKey)
+            .where(BlockingKey.source_record_id == victim)
+        ).scalar_one()
+        active_links = conn.execute(
+            select(func.count())
+            .select_from(Link)
+            .where(Link.source_record_id == victim, Link.active.is_(True))
+        ).scalar_one()
+    assert left == 0
+    assert active_links == 0
