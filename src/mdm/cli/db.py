@@ -30,6 +30,26 @@ def upgrade(
     target = _url(url)
     migrate.upgrade(target, revision)
     typer.echo(f"{_safe(target)}: at revision {migrate.current(target)}")
+    if revision == "head":
+        _load_units(target)
+
+
+def _load_units(target: str) -> None:
+    from mdm.services.units import load_units
+    from mdm.store.db import make_engine
+
+    engine = make_engine(target)
+    try:
+        version, loaded = load_units(engine)
+    finally:
+        engine.dispose()
+    typer.echo(f"administrative units: {version} ({'loaded' if loaded else 'already loaded'})")
+
+
+@app.command("load-units")
+def load_units_command(url: str | None = typer.Option(None)) -> None:
+    """Load the administrative units (both schemes and the crosswalk) if not loaded."""
+    _load_units(_url(url))
 
 
 @app.command()
