@@ -214,3 +214,133 @@ def test_invalid_rows_counted(out: Path, manifest: dict[str, Any]) -> None:
 def test_rejects_unknown_province_count(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at most"):
         generate(tmp_path, SynthParams(provinces=500, citizens=100))
+
+
+def test_csv_rows_have_header_width(out: Path, manifest: dict[str, Any]) -> None:
+    for entry in manifest["files"]:
+        if entry["format"] == "csv":
+            for row in read_rows(out, entry):
+                assert None not in row and None not in row.values(), entry["path"]
+
+
+@pytest.mark.slow
+def test_5x20k_same_seed_same_bytes(tmp_path: Path) -> None:
+    params = SynthParams(provinces=5, citizens=20_000, seed=11)
+    generate(tmp_path / "a", params)
+    generate(tmp_path / "b", params)
+    da, db = digest(tmp_path / "a"), digest(tmp_path / "b")
+    assert len(da) > 20 and da == db
+
+
+def test_keyword_api(tmp_path: Path) -> None:
+    m = generate(tmp_path, provinces=2, citizens=300, organizations=40, dossiers=100, seed=5)
+    assert m["params"] == {
+        "provinces": 2,
+        "citizens": 300,
+        "organizations": 40,
+        "dossiers": 100,
+        "seed": 5,
+        "portal": True,
+    }
+    for f in m["files"]:
+        assert {"path", "source_system", "entity_type", "layout", "mapping", "format"} <= set(f)
+        assert {"encoding", "rows", "invalid_rows"} <= set(f)
+    header = (tmp_path / "truth.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header == "source_system,source_key,entity_type,true_entity"
+
+
+def _stdlib_csv(cols: dict[str, list[Any]], delimiter: str) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=delimiter, lineterminator="\r\n")
+    w.writerow(list(cols))
+    w.writerows(zip(*cols.values(), strict=True))
+    return buf.getvalue()
+
+
+WRITER_COLS: dict[str, list[Any]] = {
+    "a": ["x", None, 'q"u\\o', "tab\there", "Việt, Nam", "a;b", "c\rd", "Ặ ậ Ợ Thuỷ"],
+    "n": [1, None, 3, 4, 5, 6, 7, 8],
+    "b": [None, "y", "z", "", "line\nbreak", "", None, "Đồng Xuân"],
+}
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1258"])
+def test_csv_writer_matches_stdlib(tmp_path: Path, delimiter: str, encoding: str) -> None:
+    from mdm.synth.writers import write_csv
+
+    path = tmp_path / "t.csv"
+    write_csv(path, dict(WRITER_COLS), encoding=encoding, delimiter=delimiter)
+    text = _stdlib_csv(WRITER_COLS, delimiter)
+    expected = {
+        "utf-8": text.encode(),
+        "utf-8-sig": text.encode("utf-8-sig"),
+        "utf-16": b"\xff\xfe" + text.encode("utf-16-le"),
+        "cp1258": to_cp1258_text(text).encode("cp1258"),
+    }[encoding]
+    assert path.read_bytes() == expected
+
+
+def test_jsonl_writer_matches_stdlib(tmp_path: Path) -> None:
+    from mdm.synth.writers import write_jsonl
+
+    path = tmp_path / "t.jsonl"
+    write_jsonl(path, dict(WRITER_COLS))
+    rows = zip(*WRITER_COLS.values(), strict=True)
+    expected = "".join(
+        json.dumps(
+            dict(zip(WRITER_COLS, r, strict=True)), ensure_ascii=False, separators=(",", ":")
+        )
+        + "\n"
+        for r in rows
+    )
+    assert path.read_text(encoding="utf-8") == expected
+
+
+def test_cp1258_table_encoder_matches_reference() -> None:
+    from mdm.synth import data
+    from mdm.synth.writers import encode_cp1258
+
+    text = " ".join([s for s, _, _ in data.SURNAMES] + data.GIVEN_MALE + data.GIVEN_FEMALE)
+    text += " " + " ".join(data.STREETS).upper() + " ₫" * 0 + " Hoà Thuỷ ẶẬỢỰ ặậợự"
+    assert encode_cp1258(text) == to_cp1258_text(text).encode("cp1258")
+    nfd = unicodedata.normalize("NFD", text)
+    assert encode_cp1258(nfd) == to_cp1258_text(text).encode("cp1258")
+
+
+def test_vni_mojibake() -> None:
+    from mdm.synth.text import vni_mojibake
+
+    assert vni_mojibake("Tiếng Việt") == "Tieáng Vieät"
+    assert vni_mojibake("Đà Nẵng") == "Ñaø Naüng"
+    assert vni_mojibake("Trường") == "Tröôøng"
+    assert vni_mojibake("NGUYỄN") == "NGUYEÃN"
+
+
+def test_arrow_upper_matches_python() -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from mdm.synth import data
+
+    words = [s for s, _, _ in data.SURNAMES] + data.GIVEN_MALE + data.GIVEN_FEMALE
+    words += data.STREETS + data.BRANDS + [v for vs in data.LEGAL_FORMS.values() for v in vs]
+    assert pc.utf8_upper(pa.array(words)).to_pylist() == [w.upper() for w in words]
+
+
+def test_twins_mostly_same_sex() -> None:
+    import numpy as np
+
+    from mdm.synth import geo
+    from mdm.synth.people import make_people
+
+    provs = [geo.load_province(c) for c in geo.merged_provinces()[:2]]
+    rng = np.random.default_rng(1)
+    p = make_people(rng, provs, 20_000, sorted(geo.all_legacy_province_names()))
+    twins = [(a, b) for kind, a, b in p.hard_negatives if kind == "twins"]
+    same = sum(int(p.sex[a] == p.sex[b]) for a, b in twins) / len(twins)
+    assert 0.55 <= same <= 0.85
+    for a, b in twins:
+        assert p.surname[a] == p.surname[b] and p.year[a] == p.year[b]
+        if p.sex[a] == p.sex[b]:
+            assert p.given[a] != p.given[b]

@@ -5,30 +5,43 @@ own layout, encoding, date format and habits of damage; the national portal
 writes clean 2025-form data. ``truth.csv`` says which real entity every written
 row is about; ``hard_negatives.csv`` lists look-alike pairs that must stay apart;
 ``expected_rejects.csv`` lists the rows deliberately made invalid.
+
+Speed and memory: every file is built column-wise (numpy draws one uniform per
+row and decision, :mod:`mdm.synth.vec` turns index arrays into pyarrow string
+columns from precomputed pools) and written as soon as it is built; only the
+entity index of each row is kept afterwards (for the truth, the dossiers'
+applicants, the hard negatives and the summary). Python code runs per row only
+for the few rows that get a typo, mojibake or a deliberate error.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import shutil
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
 
 from mdm.synth import data, geo
+from mdm.synth import vec as V
 from mdm.synth.people import Orgs, People, make_orgs, make_people
-from mdm.synth.text import strip_diacritics, tcvn3_mojibake, to_nfd, typo
+from mdm.synth.text import strip_diacritics, tcvn3_mojibake, typo, vni_mojibake
+from mdm.synth.vec import Ints, Mask, Str
 from mdm.synth.writers import Columns, write_csv, write_jsonl, write_parquet
 
 MAPPINGS_DIR = Path(__file__).resolve().parents[3] / "schemas" / "mappings"
 PORTAL = "national-portal"
 
+#: How each date style is written (``vec.fmt_date`` implements them column-wise).
 DATE_STYLES = {
     "dmy": "{d:02d}/{m:02d}/{y:04d}",
     "dmy_nopad": "{d}/{m}/{y:04d}",
@@ -40,7 +53,11 @@ DATE_STYLES = {
 
 @dataclass(frozen=True)
 class Profile:
-    """How one province's systems write data (one per simulated province, cycled)."""
+    """How one province's systems write data (one per simulated province, cycled).
+
+    ``mojibake_rate``: share of rows whose text went through a pre-Unicode font
+    encoding; northern provinces used TCVN3 (ABC), southern ones VNI.
+    """
 
     citizen_layout: str
     citizen_format: str
@@ -91,6 +108,7 @@ PROFILES = [
         "dossier_onestop_jsonl",
         strip_rate=0.35,
         old_phone_rate=0.6,
+        mojibake_rate=0.008,
     ),
     Profile(
         "citizen_e", "parquet", "binary", "", "ymd8", "org_legacy_csv", "dossier_onestop_jsonl"
@@ -102,6 +120,8 @@ _ORG_DOSSIER_ENCODING = {"utf-8-sig": "utf-8-sig", "utf-16": "utf-16", "cp1258":
 
 @dataclass
 class FileOut:
+    """One written file, reduced to what the truth files and the summary need."""
+
     name: str
     source_system: str
     entity_type: str
@@ -109,11 +129,13 @@ class FileOut:
     format: str
     encoding: str
     delimiter: str
-    columns: Columns
-    keys: list[str]
-    entities: list[str]
-    types: dict[str, str] = field(default_factory=dict)
+    keys: Str  # source key per row (dropped once the truth rows are written)
+    entities: Ints  # entity index per row (person, organization or dossier)
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+
+    @property
+    def rows(self) -> int:
+        return int(self.entities.size)
 
 
 @dataclass
@@ -126,16 +148,19 @@ class SynthParams:
     portal: bool = True
 
 
-def _person_id(i: int) -> str:
-    return f"P{i:08d}"
+_ENTITY = {"citizen": ("P", 8), "organization": ("O", 7), "dossier": ("D", 8)}
+
+_strip = lru_cache(maxsize=1 << 16)(strip_diacritics)
+_tcvn3 = lru_cache(maxsize=1 << 16)(tcvn3_mojibake)
+_vni = lru_cache(maxsize=1 << 16)(vni_mojibake)
 
 
-def _org_id(i: int) -> str:
-    return f"O{i:07d}"
+def _nfd(s: str) -> str:
+    return unicodedata.normalize("NFD", s)
 
 
-def _dossier_id(i: int) -> str:
-    return f"D{i:08d}"
+def _cols(u: npt.NDArray[np.float64]) -> list[npt.NDArray[np.float64]]:
+    return [np.ascontiguousarray(c) for c in u.T]
 
 
 class _World:
@@ -162,102 +187,130 @@ class _World:
             self.rng, self.provs, max(1, n_org - self.org_cross), self.people, self.n_nat
         )
         self.n_dossiers = params.dossiers if params.dossiers is not None else max(1, n // 2)
-        self.ward_forms = [[self._forms(w) for w in p.wards] for p in self.provs]
-        self._lists()
+        self._pools()
         # latest known residence per person (changes when a record says they moved)
         self.latest_prov = self.people.home.copy()
         self.latest_ward = self.people.ward.copy()
-        self.files: list[FileOut] = []
 
-    def _lists(self) -> None:
-        """Python lists of every per-person attribute: numpy scalar access is far too
-        slow inside the per-record loops."""
-        p = self.people
-        self.sex_l: list[int] = p.sex.tolist()
-        self.year_l: list[int] = p.year.tolist()
-        self.month_l: list[int] = p.month.tolist()
-        self.day_l: list[int] = p.day.tolist()
-        self.home_l: list[int] = p.home.tolist()
-        self.ward_l: list[int] = p.ward.tolist()
-        self.house_l: list[int] = p.house.tolist()
-        self.street_l: list[int] = p.street.tolist()
-        self.breg_l: list[int] = p.birth_reg.tolist()
-        self.death_l: list[int] = p.death_year.tolist()
-        self.has_phone_l: list[bool] = p.has_phone.tolist()
-        surnames = [s for s, _, _ in data.SURNAMES]
-        self.sur_s = [surnames[k] for k in p.surname.tolist()]
-        mids = ([m for m, _ in data.MIDDLE_MALE], [m for m, _ in data.MIDDLE_FEMALE])
-        givs = (data.GIVEN_MALE, data.GIVEN_FEMALE)
-        self.mid_s = [mids[x][k] for x, k in zip(self.sex_l, p.middle.tolist(), strict=True)]
-        self.giv_s = [givs[x][k] for x, k in zip(self.sex_l, p.given.tolist(), strict=True)]
-        self.eth_s = [data.ETHNICITIES[k][0] for k in p.ethnicity.tolist()]
+    def _pools(self) -> None:
+        """Every string a column is gathered from, built once."""
+        wards = [w for p in self.provs for w in p.wards]
+        self.ward_base = np.cumsum([0] + [len(p.wards) for p in self.provs])[:-1].astype(np.int64)
+        self.n_wards = np.array([len(p.wards) for p in self.provs], dtype=np.int64)
+        forms = [_forms(w) for w in wards]
+        # units[part] indexed by global ward * 3 + style; part: commune, district, province
+        self.units = [V.pool([f[s][part] for f in forms for s in range(3)]) for part in range(3)]
+        self.ward_is_xa = np.array([w.kind == "xã" for w in wards], dtype=bool)
+        self.new_form = V.pool([geo.new_unit_form(w) for w in wards])
+        self.agency_ward = V.pool([f"UBND {w.name}" for w in wards])
+        self.agency_district = V.pool([f"Bộ phận Một cửa UBND {w.district}" for w in wards])
+        self.agency_new = V.pool([f"UBND {w.new_ward}, {w.new_province}" for w in wards])
+        self.south70 = np.array([p.code >= 70 for p in self.provs], dtype=bool)
+        self.hamlets = V.pool([f"{h} {k}" for h in ("Ấp", "Thôn", "Xóm") for k in range(1, 15)])
+        self.streets = V.pool(data.STREETS)
+        self.street_pre = V.pool(["", "Số ", "Số "])
+        self.street_mid = V.pool([" ", " ", ", đường "])
+        # names: one pool per part; middle and given names of both sexes side by side
+        self.surnames = V.pool([s for s, _, _ in data.SURNAMES])
+        mm, mf = [m for m, _ in data.MIDDLE_MALE], [m for m, _ in data.MIDDLE_FEMALE]
+        self.mid_off = np.array([0, len(mm)], dtype=np.int64)
+        self.middles = V.pool(mm + mf)
+        self.mid_common = np.array([m in ("Văn", "Thị") for m in mm + mf], dtype=bool)
+        givens = data.GIVEN_MALE + data.GIVEN_FEMALE
+        self.giv_off = np.array([0, len(data.GIVEN_MALE)], dtype=np.int64)
+        variants = [g for g in givens if g in data.TONE_VARIANTS]
+        tone_alt = np.arange(len(givens), dtype=np.int64)
+        for k, g in enumerate(givens):
+            if g in data.TONE_VARIANTS:
+                tone_alt[k] = len(givens) + sorted(set(variants)).index(g)
+        self.tone_alt = tone_alt
+        self.givens = V.pool(givens + [data.TONE_VARIANTS[g] for g in sorted(set(variants))])
+        n_sur = len(data.SURNAMES)
+        self.email_base = V.pool(
+            [
+                strip_diacritics(g + s).lower().replace(" ", "")
+                for g in givens
+                for s, _, _ in data.SURNAMES
+            ]
+        )
+        self.n_sur = n_sur
+        self.domains = V.pool(data.EMAIL_DOMAINS)
+        self.ethnicities = V.pool([e for e, _ in data.ETHNICITIES])
+        self.prov_short_by_code = V.pool(
+            [geo.short_name(self.prov_names[c]) if c in self.prov_names else "" for c in range(100)]
+        )
+        self.prov_full_by_code = V.pool([self.prov_names.get(c, "") for c in range(100)])
+        self.prov_short = V.pool([geo.short_name(p.name) for p in self.provs])
         prefixes = data.MOBILE_PREFIXES
-        self.phone_new = [
-            f"{prefixes[a]}{b:07d}"
-            for a, b in zip(p.phone_prefix.tolist(), p.phone_tail.tolist(), strict=True)
-        ]
-        self.phone_old = [
-            (data.OLD_MOBILE_PREFIX[n[:3]] + n[3:]) if n[:3] in data.OLD_MOBILE_PREFIX else n
-            for n in self.phone_new
-        ]
-        domains = data.EMAIL_DOMAINS
-        self.email_s: list[str | None] = [
-            f"{strip_diacritics(g + s).lower().replace(' ', '')}{no % 1000}"
-            f"@{domains[no % len(domains)]}"
-            if has
-            else None
-            for g, s, no, has in zip(
-                self.giv_s, self.sur_s, p.email_no.tolist(), p.has_email.tolist(), strict=True
-            )
-        ]
-
-    @staticmethod
-    def _forms(w: geo.LegacyWard) -> tuple[tuple[str, str, str], ...]:
-        prov_short = geo.short_name(w.province)
-        prov_abbr = ("TP. " if w.province.startswith("Thành phố") else "") + prov_short
-        ward_bare, dist_bare = geo.bare(w.name), geo.bare(w.district)
-        ward_bare = w.name if ward_bare.isdigit() else ward_bare
-        dist_bare = w.district if dist_bare.isdigit() else dist_bare
-        wab = {"phường": "P.", "xã": "X.", "thị trấn": "TT."}.get(w.kind, "")
-        dab = {"quận": "Q.", "huyện": "H.", "thị xã": "TX.", "thành phố": "TP."}.get(
-            w.district_kind, ""
-        )
-        return (
-            (w.name, w.district, w.province),
-            (f"{wab} {geo.bare(w.name)}", f"{dab} {geo.bare(w.district)}", prov_abbr),
-            (ward_bare, dist_bare, prov_short),
-        )
+        self.phone_new = V.pool(prefixes)
+        self.phone_old = V.pool([data.OLD_MOBILE_PREFIX.get(x, x) for x in prefixes])
+        # organizations
+        forms_ = list(data.LEGAL_FORMS)
+        spellings = [data.LEGAL_FORMS[f] for f in forms_]
+        self.form_nvar = np.array([len(v) for v in spellings], dtype=np.int64)
+        self.form_off = np.cumsum([0] + [len(v) for v in spellings])[:-1].astype(np.int64)
+        self.form_spelled = V.pool([x for v in spellings for x in v])
+        self.form_label = V.pool([data.LEGAL_FORM_LABEL[f] for f in forms_])
+        self.form_en = V.pool([data.LEGAL_FORM_EN[f] for f in forms_])
+        self.form_short_en = V.pool([data.LEGAL_FORM_SHORT_EN[f] for f in forms_])
+        self.sector_vi = V.pool([v for v, _ in data.SECTORS])
+        self.sector_en = V.pool([e for _, e in data.SECTORS])
+        self.brands = V.pool(data.BRANDS)
+        self.brands_en = V.pool([strip_diacritics(b) for b in data.BRANDS])
+        self.brands_en_upper = V.pool([strip_diacritics(b).upper() for b in data.BRANDS])
 
     # -- helpers -------------------------------------------------------------
 
-    def street_part(self, prov: int, ward: int, house: int, street: int, u: float) -> str:
-        w = self.provs[prov].wards[ward]
-        if w.kind == "xã":
-            hamlet = "Ấp" if self.provs[prov].code >= 70 else ("Thôn" if u < 0.6 else "Xóm")
-            return f"{hamlet} {house % 14 + 1}"
-        name = data.STREETS[street]
-        if u < 0.5:
-            return f"{house} {name}"
-        if u < 0.8:
-            return f"Số {house} {name}"
-        return f"Số {house}, đường {name}"
+    def street_part(self, prov: Ints, gward: Ints, house: Ints, street: Ints, u: Any) -> Str:
+        """House number and street, or the hamlet in a rural commune (``xã``)."""
+        hk = np.where(self.south70[prov], 0, np.where(u < 0.6, 1, 2))
+        hamlet = V.take(self.hamlets, hk * 14 + house % 14)
+        v = np.where(u < 0.5, 0, np.where(u < 0.8, 1, 2))
+        town = V.join(
+            V.take(self.street_pre, v),
+            V.digits(house),
+            V.take(self.street_mid, v),
+            V.take(self.streets, street),
+        )
+        return V.where(self.ward_is_xa[gward], hamlet, town)
 
-    def phone(self, i: int, old_rate: float, u1: float, u2: float) -> str:
-        number = self.phone_old[i] if u1 < old_rate else self.phone_new[i]
-        if u2 < 0.7:
-            return number
-        if u2 < 0.8:
-            return "+84" + number[1:]
-        if u2 < 0.9:
-            return f"{number[:4]} {number[4:7]} {number[7:]}"
-        return f"{number[:4]}.{number[4:7]}.{number[7:]}"
+    def unit_parts(self, gward: Ints, style: Ints) -> list[Str]:
+        idx = gward * 3 + style
+        return [V.take(u, idx) for u in self.units]
 
-    def name_parts(self, i: int) -> tuple[str, str, str]:
-        return self.sur_s[i], self.mid_s[i], self.giv_s[i]
+    def pid_text(self, persons: Ints) -> Str:
+        return V.digits(self.people.pid[persons], 12)
+
+    def org_names(self, who: Ints, u: Any) -> tuple[Str, Str, Str, Str]:
+        """(name with a legal-form spelling chosen by ``u``, English name, short name, form)."""
+        o = self.orgs
+        form, sector, brand = o.form[who], o.sector[who], o.brand[who]
+        nvar = self.form_nvar[form]
+        spelled = self.form_off[form] + (np.asarray(u) * nvar).astype(np.int64) % nvar
+        name = V.join(
+            V.take(self.form_spelled, spelled),
+            V.take(self.sector_vi, sector),
+            V.take(self.brands, brand),
+            sep=" ",
+        )
+        branch = o.parent[who] >= 0
+        if branch.any():
+            local = V.join("Chi nhánh ", name, " tại ", V.take(self.prov_short, o.home[who]))
+            name = V.where(branch, local, name)
+        en = V.join(
+            V.take(self.brands_en, brand),
+            V.take(self.sector_en, sector),
+            V.take(self.form_en, form),
+            sep=" ",
+        )
+        short = V.join(
+            V.take(self.brands_en_upper, brand), V.take(self.form_short_en, form), sep=" "
+        )
+        return name, en, short, V.take(self.form_label, form)
 
     # -- citizens ------------------------------------------------------------
 
-    def citizen_file(self, pi: int) -> FileOut:
+    def citizen_file(self, pi: int) -> tuple[FileOut, Columns, dict[str, str]]:
         prof = PROFILES[pi % len(PROFILES)]
         prov = self.provs[pi]
         rng = self.rng
@@ -273,169 +326,162 @@ class _World:
         who = np.concatenate([nat, vis, wdup])
         kind = np.concatenate(
             [
-                np.zeros(nat.size, np.int64),
-                np.ones(vis.size, np.int64),
-                np.full(wdup.size, 2, np.int64),
+                np.zeros(nat.size, np.int8),
+                np.ones(vis.size, np.int8),
+                np.full(wdup.size, 2, np.int8),
             ]
         )
         order = rng.permutation(who.size)
         who, kind = who[order], kind[order]
         n = who.size
-        U = rng.random((n, 24)).tolist()
-        vis_ward = (rng.random(n) * len(prov.wards)).astype(np.int64).tolist()
-        vis_house = rng.integers(1, 320, size=n).tolist()
-        vis_street = rng.integers(0, len(data.STREETS), size=n).tolist()
-        n_invalid = max(1, n * 3 // 1000)
-        invalid_rows = set(rng.choice(n, size=n_invalid, replace=False).tolist())
+        u = _cols(rng.random((n, 25)))
+        vis_ward = (rng.random(n) * len(prov.wards)).astype(np.int64)
+        vis_house = rng.integers(1, 320, size=n)
+        vis_street = rng.integers(0, len(data.STREETS), size=n)
+        inv = np.zeros(n, dtype=bool)
+        inv[rng.choice(n, size=max(1, n * 3 // 1000), replace=False)] = True
+        rows = np.arange(n, dtype=np.int64)
         prefix = prov.slug.replace("-", "")[:3].upper()
-        keys = [f"{prefix}{k + 1:07d}" for k in range(n)]
-        fmt = DATE_STYLES[prof.date_style]
-        short_names = {c: geo.short_name(n) for c, n in self.prov_names.items()}
+        keys = V.codes(rows + 1, prefix, 7)
 
-        rows: list[tuple[Any, ...]] = []
-        invalid: list[tuple[str, str]] = []
-        sur_s, mid_s, giv_s = self.sur_s, self.mid_s, self.giv_s
-        year_l, month_l, day_l, sex_l = self.year_l, self.month_l, self.day_l, self.sex_l
-        pids, cmnds = p.pid, p.cmnd
-        tone = data.TONE_VARIANTS
-        strip_rate, upper_rate, nfd_rate = prof.strip_rate, prof.upper_rate, prof.nfd_rate
-        moji_cut = 1 - prof.mojibake_rate if prof.mojibake_rate else 2.0
-        forms = self.ward_forms
-        for r, (i, k) in enumerate(zip(who.tolist(), kind.tolist(), strict=True)):
-            u = U[r]
-            sur, mid, giv = sur_s[i], mid_s[i], giv_s[i]
-            if u[0] < 0.07 and mid in ("Văn", "Thị"):
-                mid = ""
-            if u[1] < 0.4:
-                giv = tone.get(giv, giv)
-            if u[2] < 0.03:
-                giv = typo(giv, u[3], u[4]) if u[3] < 0.6 else giv
-                sur = typo(sur, u[4], u[3]) if u[3] >= 0.6 else sur
-            y, m, d = year_l[i], month_l[i], day_l[i]
-            dob: str | None
-            if u[5] < 0.03:
-                dob = str(y)  # only the year is known
-            elif u[5] < 0.06:
-                dob = fmt.format(y=y, m=1, d=1)  # "unknown day" convention
-            elif u[5] < 0.08 and d <= 12 and d != m:
-                dob = fmt.format(y=y, m=d, d=m)  # day and month swapped
-            elif u[5] < 0.095:
-                dob = None
-            else:
-                dob = fmt.format(y=y, m=m, d=d)
-            sex: int | None = None if u[6] < 0.01 else sex_l[i]
-            cm = cmnds[i]
-            pid: str | None = pids[i]
-            if cm is not None:
-                if u[7] < 0.4:
-                    pid = None
-                elif u[7] < 0.8:
-                    cm = None
-                elif u[7] > 0.96:
-                    pid, cm = None, None
-            elif u[7] < 0.07:
-                pid = None
-            # residence as this system knows it
-            hp, hw = self.home_l[i], self.ward_l[i]
-            house, street = self.house_l[i], self.street_l[i]
-            cur: str | None = None
-            style = 0 if u[8] < 0.5 else (1 if u[8] < 0.85 else 2)
-            if k == 1 and u[9] < 0.5:  # moved here: both addresses are here now
-                hp, hw, house, street = pi, vis_ward[r], vis_house[r], vis_street[r]
-                self.latest_prov[i], self.latest_ward[i] = pi, hw
-            elif k == 1:  # studies/works here: still registered at home
-                cw = vis_ward[r]
-                cur = ", ".join(
-                    (
-                        self.street_part(pi, cw, vis_house[r], vis_street[r], u[10]),
-                        *forms[pi][cw][style],
-                    )
-                )
-            units = forms[hp][hw][style]
-            perm: str | None = ", ".join((self.street_part(hp, hw, house, street, u[10]), *units))
-            if cur is None and u[11] < 0.2:
-                cur = perm
-            if u[12] < 0.03:
-                perm = None
-            phone = (
-                self.phone(i, prof.old_phone_rate, u[13], u[14])
-                if self.has_phone_l[i] and u[15] < 0.85
-                else None
-            )
-            email = self.email_s[i] if u[16] < 0.6 else None
-            eth = self.eth_s[i] if u[17] < 0.85 else None
-            nat_ = ("Việt Nam" if u[18] < 0.8 else "VN") if u[18] < 0.95 else None
-            pob_code = self.breg_l[i]
-            pob = short_names[pob_code] if u[19] < 0.6 else None
-            home = self.prov_names[pob_code] if u[20] < 0.4 else None
-            dy = self.death_l[i]
-            dod = fmt.format(y=dy, m=(i % 12) + 1, d=(i % 28) + 1) if dy and u[21] < 0.7 else None
-            # text damage typical of this system
-            damage = [
-                f
-                for f, hit in (
-                    (strip_diacritics, u[22] < strip_rate),
-                    (str.upper, u[23] < upper_rate),
-                    (tcvn3_mojibake, u[9] > moji_cut),
-                    (to_nfd, u[9] < nfd_rate),
-                )
-                if hit
-            ]
-            for fn in damage:
-                sur, mid, giv = fn(sur), fn(mid), fn(giv)
-                perm = None if perm is None else fn(perm)
-                cur = None if cur is None else fn(cur)
-            if r in invalid_rows:
-                if u[3] < 0.5 and dob is not None and dob != str(y):
-                    dob = fmt.format(y=y, m=2, d=30 + (r % 2))
-                    invalid.append((keys[r], "impossible_date"))
-                else:
-                    sur = mid = giv = ""
-                    invalid.append((keys[r], "empty_name"))
-            rows.append(
-                (
-                    sur,
-                    mid,
-                    giv,
-                    dob,
-                    sex,
-                    pid,
-                    cm,
-                    perm,
-                    cur,
-                    phone,
-                    email,
-                    eth,
-                    nat_,
-                    pob,
-                    home,
-                    dod,
-                )
-            )
-        names = (
-            "sur",
-            "mid",
-            "giv",
-            "dob",
-            "sex",
-            "pid",
-            "cmnd",
-            "perm",
-            "cur",
-            "phone",
-            "email",
-            "eth",
-            "nat",
-            "pob",
-            "home",
-            "dod",
+        # names, with the variations a clerk introduces
+        sex = p.sex[who]
+        giv_t = self.giv_off[sex] + p.given[who]
+        mid_t = self.mid_off[sex] + p.middle[who]
+        drop_mid = (u[0] < 0.07) & self.mid_common[mid_t]
+        giv_shown = np.where(u[1] < 0.4, self.tone_alt[giv_t], giv_t)
+        sur = V.take(self.surnames, p.surname[who])
+        mid = V.take(self.middles, mid_t, null=drop_mid)
+        giv = V.take(self.givens, giv_shown)
+        typo_rows = u[2] < 0.03
+        u3, u4 = u[3], u[4]
+        giv = V.patch(
+            giv,
+            typo_rows & (u3 < 0.6),
+            lambda vs, rs: [typo(v, u3[r], u4[r]) for v, r in zip(vs, rs.tolist(), strict=True)],
         )
-        cols: dict[str, list[Any]] = {
-            c: list(v) for c, v in zip(names, zip(*rows, strict=True), strict=True)
-        }
+        sur = V.patch(
+            sur,
+            typo_rows & (u3 >= 0.6),
+            lambda vs, rs: [typo(v, u4[r], u3[r]) for v, r in zip(vs, rs.tolist(), strict=True)],
+        )
 
-        out = _render_citizen(prof, cols, keys)
-        return FileOut(
+        # birth date as this system knows it
+        y, m, d = p.year[who], p.month[who], p.day[who]
+        year_only = u[5] < 0.03
+        jan1 = (u[5] >= 0.03) & (u[5] < 0.06)  # "unknown day" convention
+        swap = (u[5] >= 0.06) & (u[5] < 0.08) & (d <= 12) & (d != m)
+        no_dob = (u[5] >= 0.08) & (u[5] < 0.095)
+        bad_date = inv & (u3 < 0.5) & ~no_dob & ~year_only
+        empty_name = inv & ~bad_date
+        dd = np.where(bad_date, 30 + rows % 2, np.where(jan1, 1, np.where(swap, m, d)))
+        mm = np.where(bad_date, 2, np.where(jan1, 1, np.where(swap, d, m)))
+        dob = V.where(year_only, V.digits(y, 4), V.fmt_date(prof.date_style, y, mm, dd))
+        dob = V.nullify(dob, no_dob)
+        sex_null = u[6] < 0.01
+
+        # identity numbers: the old CMND, the 12-digit number, both or neither
+        cm = p.cmnd[who]
+        has_cm = cm >= 0
+        u7 = u[7]
+        pid = V.nullify(
+            self.pid_text(who), (has_cm & ((u7 < 0.4) | (u7 > 0.96))) | (~has_cm & (u7 < 0.07))
+        )
+        cmnd = V.nullify(
+            V.digits(np.maximum(cm, 0), 9), ~has_cm | ((u7 >= 0.4) & (u7 < 0.8)) | (u7 > 0.96)
+        )
+
+        # residence as this system knows it
+        hp, hw = p.home[who], p.ward[who]
+        house, street = p.house[who], p.street[who]
+        style = np.where(u[8] < 0.5, 0, np.where(u[8] < 0.85, 1, 2))
+        visitor = kind == 1
+        moved = visitor & (u[9] < 0.5)  # moved here: both addresses are here now
+        staying = visitor & ~moved  # studies/works here: still registered at home
+        hp = np.where(moved, pi, hp)
+        hw = np.where(moved, vis_ward, hw)
+        house = np.where(moved, vis_house, house)
+        street = np.where(moved, vis_street, street)
+        self.latest_prov[who[moved]] = pi
+        self.latest_ward[who[moved]] = vis_ward[moved]
+        gw = self.ward_base[hp] + hw
+        parts = [self.street_part(hp, gw, house, street, u[10]), *self.unit_parts(gw, style)]
+        perm_text = V.join(*parts, sep=", ")
+        cgw = self.ward_base[pi] + vis_ward
+        cur_away = V.join(
+            self.street_part(np.full(n, pi), cgw, vis_house, vis_street, u[10]),
+            *self.unit_parts(cgw, style),
+            sep=", ",
+        )
+        cur = V.where(staying, cur_away, V.nullify(perm_text, u[11] >= 0.2))
+        perm_null = u[12] < 0.03
+
+        # text damage typical of this system
+        strip = u[22] < prof.strip_rate
+        up = u[23] < prof.upper_rate
+        moji = u[24] > 1 - prof.mojibake_rate if prof.mojibake_rate else np.zeros(n, bool)
+        nfd = u[24] < prof.nfd_rate
+        moji_fn = _vni if prov.code >= 40 else _tcvn3
+
+        def damage(a: Str) -> Str:
+            a = V.patch(a, strip, V.each(_strip))
+            a = V.upper(a, up)
+            a = V.patch(a, moji, V.each(moji_fn))
+            return V.patch(a, nfd, V.each(_nfd))
+
+        sur, mid, giv, cur = damage(sur), damage(mid), damage(giv), damage(cur)
+        parts = [damage(x) for x in parts]
+        blank = pa.scalar("", pa.string())
+        sur = V.where(empty_name, blank, sur)
+        mid = V.nullify(mid, empty_name)
+        giv = V.where(empty_name, blank, giv)
+        names = V.where(empty_name, blank, V.join_skip(sur, mid, giv, sep=" "))
+        perm = V.nullify(V.join(*parts, sep=", "), perm_null)
+        parts = [V.nullify(x, perm_null) for x in parts]
+
+        has_phone = p.has_phone[who] & (u[15] < 0.85)
+        phone = V.nullify(self.phone(who, u[13] < prof.old_phone_rate, u[14]), ~has_phone)
+        email = V.nullify(self.email(who), ~(p.has_email[who] & (u[16] < 0.6)))
+        eth = V.take(self.ethnicities, p.ethnicity[who], null=u[17] >= 0.85)
+        nation = V.take(
+            V.pool(["Việt Nam", "VN"]), (u[18] >= 0.8).astype(np.int64), null=u[18] >= 0.95
+        )
+        breg = p.birth_reg[who]
+        pob = V.take(self.prov_short_by_code, breg, null=u[19] >= 0.6)
+        home = V.take(self.prov_full_by_code, breg, null=u[20] >= 0.4)
+        dy = p.death_year[who]
+        dead = (dy > 0) & (u[21] < 0.7)
+        dod_m, dod_d = who % 12 + 1, who % 28 + 1
+        dod = V.nullify(V.fmt_date(prof.date_style, np.maximum(dy, 1), dod_m, dod_d), ~dead)
+
+        c = {
+            "sur": sur,
+            "mid": mid,
+            "giv": giv,
+            "names": names,
+            "dob": dob,
+            "pid": pid,
+            "cmnd": cmnd,
+            "perm": perm,
+            "parts": parts,
+            "cur": cur,
+            "phone": phone,
+            "email": email,
+            "eth": eth,
+            "nat": nation,
+            "pob": pob,
+            "home": home,
+            "dod": dod,
+        }
+        cols = _render_citizen(prof.citizen_layout, c, keys, sex, sex_null, dy, dod_m, dod_d, dead)
+        bad = np.flatnonzero(inv)
+        invalid = [
+            (k, "impossible_date" if b else "empty_name")
+            for k, b in zip(
+                keys.take(pa.array(bad)).to_pylist(), bad_date[bad].tolist(), strict=True
+            )
+        ]
+        f = FileOut(
             name=f"{prov.slug}_citizens",
             source_system=f"{prov.slug}-hotich",
             entity_type="citizen",
@@ -445,65 +491,79 @@ class _World:
             if prof.citizen_format == "csv"
             else ("utf-8" if prof.citizen_format == "jsonl" else "binary"),
             delimiter=prof.delimiter,
-            columns=out,
             keys=keys,
-            entities=[_person_id(i) for i in who.tolist()],
-            types={"gioi_tinh": "int32", "ngay_mat": "date32"}
-            if prof.citizen_format == "parquet"
-            else {},
+            entities=who,
             invalid=invalid,
         )
+        types = (
+            {"gioi_tinh": "int32", "ngay_mat": "date32"} if prof.citizen_format == "parquet" else {}
+        )
+        return f, cols, types
 
-    def portal_citizens(self, extra: set[int]) -> FileOut:
+    def phone(self, who: Ints, old: Mask, u: Any) -> Str:
+        """Mobile number, pre-2018 11-digit form where ``old``, in one of four spellings."""
+        p = self.people
+        pref = p.phone_prefix[who]
+        head = V.where(old, V.take(self.phone_old, pref), V.take(self.phone_new, pref))
+        number = V.join(head, V.digits(p.phone_tail[who], 7))
+        a, b, c = V.slice_text(number, 0, 4), V.slice_text(number, 4, 7), V.slice_text(number, 7)
+        intl = V.join("+84", V.slice_text(number, 1))
+        return V.where(
+            u < 0.7,
+            number,
+            V.where(
+                u < 0.8, intl, V.where(u < 0.9, V.join(a, b, c, sep=" "), V.join(a, b, c, sep="."))
+            ),
+        )
+
+    def email(self, who: Ints) -> Str:
+        p = self.people
+        giv = self.giv_off[p.sex[who]] + p.given[who]
+        no = p.email_no[who]
+        return V.join(
+            V.take(self.email_base, giv * self.n_sur + p.surname[who]),
+            V.digits(no % 1000),
+            "@",
+            V.take(self.domains, no % len(data.EMAIL_DOMAINS)),
+        )
+
+    def portal_citizens(self, extra: Ints) -> tuple[FileOut, Columns]:
         p = self.people
         rng = self.rng
-        chosen = set(np.flatnonzero(rng.random(p.size) < 0.2).tolist()) | extra
-        who = sorted(chosen)
-        order = rng.permutation(len(who)).tolist()
-        who = [who[j] for j in order]
-        U = rng.random((len(who), 4)).tolist()
-        latest_prov, latest_ward = self.latest_prov.tolist(), self.latest_ward.tolist()
-        rows: list[tuple[Any, ...]] = []
-        cols: dict[str, list[Any]] = {
-            c: []
-            for c in (
-                "personal_id",
-                "full_name",
-                "date_of_birth",
-                "sex",
-                "permanent_address",
-                "current_address",
-                "phone",
-                "email",
-                "ethnicity",
-                "nationality",
-            )
+        chosen = rng.random(p.size) < 0.2
+        chosen[extra] = True
+        who = np.flatnonzero(chosen)
+        who = who[rng.permutation(who.size)]
+        u = _cols(rng.random((who.size, 4)))
+        lp, lw = self.latest_prov[who], self.latest_ward[who]
+        gw = self.ward_base[lp] + lw
+        addr = V.join(
+            self.street_part(lp, gw, p.house[who], p.street[who], u[0]),
+            V.take(self.new_form, gw),
+            sep=", ",
+        )
+        sex = p.sex[who]
+        pid = self.pid_text(who)
+        cols: Columns = {
+            "personal_id": pid,
+            "full_name": V.join(
+                V.take(self.surnames, p.surname[who]),
+                V.take(self.middles, self.mid_off[sex] + p.middle[who]),
+                V.take(self.givens, self.giv_off[sex] + p.given[who]),
+                sep=" ",
+            ),
+            "date_of_birth": V.fmt_date("iso", p.year[who], p.month[who], p.day[who]),
+            "sex": V.take(V.pool(["Nam", "Nữ"]), sex),
+            "permanent_address": addr,
+            "current_address": V.nullify(addr, u[1] >= 0.5),
+            "phone": V.nullify(
+                self.phone(who, np.zeros(who.size, bool), np.zeros(who.size)), ~p.has_phone[who]
+            ),
+            "email": V.nullify(self.email(who), ~(p.has_email[who] & (u[2] < 0.8))),
+            "ethnicity": V.take(self.ethnicities, p.ethnicity[who]),
+            "nationality": V.take(V.pool(["Việt Nam"]), np.zeros(who.size, np.int64)),
         }
-        for r, i in enumerate(who):
-            u = U[r]
-            lp, lw = latest_prov[i], latest_ward[i]
-            w = self.provs[lp].wards[lw]
-            addr = (
-                f"{self.street_part(lp, lw, self.house_l[i], self.street_l[i], u[0])}, "
-                f"{geo.new_unit_form(w)}"
-            )
-            rows.append(
-                (
-                    p.pid[i],
-                    f"{self.sur_s[i]} {self.mid_s[i]} {self.giv_s[i]}",
-                    f"{self.year_l[i]:04d}-{self.month_l[i]:02d}-{self.day_l[i]:02d}",
-                    "Nữ" if self.sex_l[i] else "Nam",
-                    addr,
-                    addr if u[1] < 0.5 else None,
-                    self.phone_new[i] if self.has_phone_l[i] else None,
-                    self.email_s[i] if u[2] < 0.8 else None,
-                    self.eth_s[i],
-                    "Việt Nam",
-                )
-            )
-        for c, v in zip(cols, zip(*rows, strict=True), strict=True):
-            cols[c] = list(v)
-        return FileOut(
+        f = FileOut(
             "national-portal_citizens",
             PORTAL,
             "citizen",
@@ -511,108 +571,106 @@ class _World:
             "csv",
             "utf-8",
             ",",
-            cols,
-            list(cols["personal_id"]),
-            [_person_id(i) for i in who],
+            pid,
+            who,
         )
+        return f, cols
 
     # -- organizations -------------------------------------------------------
 
-    def org_rows(self, pi: int) -> tuple[list[int], list[bool]]:
-        o = self.orgs
+    def org_file(self, pi: int) -> tuple[FileOut, Columns]:
+        prof = PROFILES[pi % len(PROFILES)]
+        prov = self.provs[pi]
+        o, p = self.orgs, self.people
         own = np.flatnonzero(o.home == pi)
         others = np.flatnonzero((o.home != pi) & (o.parent < 0))
         n_cross = min(self.org_cross, others.size)
         cross = self.rng.choice(others, size=n_cross, replace=False) if n_cross else own[:0]
         who = np.concatenate([own, cross])
         order = self.rng.permutation(who.size)
-        flags = np.concatenate([np.zeros(own.size, bool), np.ones(cross.size, bool)])
-        return who[order].tolist(), flags[order].tolist()
-
-    def org_name(self, j: int, u: float, for_province: int) -> tuple[str, str, str, str]:
-        o = self.orgs
-        forms = list(data.LEGAL_FORMS)
-        f = forms[int(o.form[j])]
-        variants = data.LEGAL_FORMS[f]
-        sector_vi, sector_en = data.SECTORS[int(o.sector[j])]
-        brand = data.BRANDS[int(o.brand[j])]
-        spelled = variants[int(u * len(variants)) % len(variants)]
-        name = f"{spelled} {sector_vi} {brand}"
-        if int(o.parent[j]) >= 0:
-            name = f"Chi nhánh {name} tại {geo.short_name(self.provs[int(o.home[j])].name)}"
-        brand_en = strip_diacritics(brand)
-        en = f"{brand_en} {sector_en} {data.LEGAL_FORM_EN[f]}"
-        short = f"{brand_en.upper()} {data.LEGAL_FORM_SHORT_EN[f]}"
-        return name, en, short, data.LEGAL_FORM_LABEL[f]
-
-    def org_file(self, pi: int) -> FileOut:
-        prof = PROFILES[pi % len(PROFILES)]
-        prov = self.provs[pi]
-        o, p = self.orgs, self.people
-        who, cross = self.org_rows(pi)
-        n = len(who)
-        U = self.rng.random((n, 10)).tolist()
-        invalid_rows = (
-            set(self.rng.choice(n, size=max(1, n * 3 // 1000), replace=False).tolist())
-            if n >= 50
-            else set()
+        flags = np.concatenate([np.zeros(own.size, bool), np.ones(cross.size, bool)])[order]
+        who = who[order]
+        n = who.size
+        u = _cols(self.rng.random((n, 10)))
+        inv = np.zeros(n, dtype=bool)
+        if n >= 50:
+            inv[self.rng.choice(n, size=max(1, n * 3 // 1000), replace=False)] = True
+        rows = np.arange(n, dtype=np.int64)
+        keys = V.codes(rows + 1, f"DN{prov.code:02d}", 6)
+        name, en, short, form = self.org_names(who, u[0])
+        name = V.patch(name, u[1] < 0.03, V.each(_strip))
+        name = V.upper(name, (u[1] >= 0.03) & (u[1] < 0.15))
+        u3, u4 = u[3], u[4]
+        name = V.patch(
+            name,
+            u[2] < 0.02,
+            lambda vs, rs: [typo(v, u3[r], u4[r]) for v, r in zip(vs, rs.tolist(), strict=True)],
         )
-        keys = [f"DN{prov.code:02d}{k + 1:06d}" for k in range(n)]
-        recs: list[tuple[Any, ...]] = []
-        invalid: list[tuple[str, str]] = []
-        for r, j in enumerate(who):
-            u = U[r]
-            name, en, short, form = self.org_name(j, u[0], pi)
-            if u[1] < 0.03:
-                name = strip_diacritics(name)
-            elif u[1] < 0.15:
-                name = name.upper()
-            if u[2] < 0.02:
-                name = typo(name, u[3], u[4])
-            tax: str | None = o.tax[j] if u[5] > 0.03 else None
-            hp, hw = int(o.home[j]), int(o.ward[j])
-            style = 0 if u[6] < 0.5 else (1 if u[6] < 0.85 else 2)
-            if cross[r] and u[7] < 0.5:  # known here by its local office's address
-                hw = int(u[8] * len(prov.wards))
-                hp = pi
-            addr = ", ".join(
-                (
-                    self.street_part(hp, hw, int(o.house[j]), int(o.street[j]), u[8]),
-                    *self.ward_forms[hp][hw][style],
-                )
+        no_tax = u[5] <= 0.03
+        tax = V.nullify(pa.array(o.tax_text(who), pa.string()), no_tax)
+        hp, hw = o.home[who], o.ward[who]
+        style = np.where(u[6] < 0.5, 0, np.where(u[6] < 0.85, 1, 2))
+        local = flags & (u[7] < 0.5)  # known here by its local office's address
+        hw = np.where(local, (u[8] * len(prov.wards)).astype(np.int64), hw)
+        hp = np.where(local, pi, hp)
+        gw = self.ward_base[hp] + hw
+        addr = V.join(
+            self.street_part(hp, gw, o.house[who], o.street[who], u[8]),
+            *self.unit_parts(gw, style),
+            sep=", ",
+        )
+        rep_i = o.representative[who]
+        rep_cm = p.cmnd[rep_i]
+        rep = V.where(
+            (rep_cm < 0) | (u[9] < 0.6), self.pid_text(rep_i), V.digits(np.maximum(rep_cm, 0), 9)
+        )
+        bad_tax = inv & (u3 < 0.5) & ~no_tax
+        tax = V.patch(tax, bad_tax, lambda vs, rs: [_spoil_check_digit(v) for v in vs])
+        empty = inv & ~bad_tax
+        name = V.where(empty, pa.scalar("", pa.string()), name)
+        bad = np.flatnonzero(inv)
+        invalid = [
+            (k, "bad_tax_check_digit" if b else "empty_name")
+            for k, b in zip(
+                keys.take(pa.array(bad)).to_pylist(), bad_tax[bad].tolist(), strict=True
             )
-            rep_i = int(o.representative[j])
-            rep = p.pid[rep_i] if (p.cmnd[rep_i] is None or u[9] < 0.6) else p.cmnd[rep_i]
-            fy, fm, fd = o.founded[j]
-            status = data.ORG_STATUS[int(o.status[j])]
-            if r in invalid_rows:
-                if u[3] < 0.5 and tax is not None:
-                    base = tax.split("-")[0]
-                    bad = base[:9] + str((int(base[9]) + 1) % 10)
-                    tax = bad + tax[10:]
-                    invalid.append((keys[r], "bad_tax_check_digit"))
-                else:
-                    name = ""
-                    invalid.append((keys[r], "empty_name"))
-            recs.append(
-                (
-                    keys[r],
-                    tax,
-                    name,
-                    en if u[4] < 0.5 else None,
-                    short if u[4] < 0.4 else None,
-                    form if u[7] < 0.7 else None,
-                    addr,
-                    rep,
-                    (fy, fm, fd),
-                    status,
-                )
-            )
+        ]
+        en = V.nullify(en, u4 >= 0.5)
+        short = V.nullify(short, u4 >= 0.4)
+        form = V.nullify(form, u[7] >= 0.7)
+        fy, fm, fd = o.founded_y[who], o.founded_m[who], o.founded_d[who]
+        st = o.status[who]
         layout = prof.org_layout
-        cols = _render_org(layout, recs)
+        cols: Columns
+        if layout == "org_legacy_csv":
+            cols = {
+                "MA_DN": keys,
+                "MA_SO_THUE": tax,
+                "TEN_DOANH_NGHIEP": name,
+                "TEN_TIENG_ANH": en,
+                "TEN_VIET_TAT": short,
+                "LOAI_HINH": form,
+                "DIA_CHI_TRU_SO": addr,
+                "NGUOI_DAI_DIEN": rep,
+                "NGAY_THANH_LAP": V.fmt_date("dmy", fy, fm, fd),
+                "TINH_TRANG": V.take(V.pool(["1", "2", "3"]), st),
+            }
+        else:
+            cols = {
+                "id": keys,
+                "taxCode": tax,
+                "name": name,
+                "englishName": en,
+                "abbreviation": short,
+                "type": form,
+                "headOffice": addr,
+                "representativeId": rep,
+                "establishedOn": V.fmt_date("iso", fy, fm, fd),
+                "state": V.take(V.pool([data.ORG_STATUS_VI[s] for s in data.ORG_STATUS]), st),
+            }
         fmt = "jsonl" if layout.endswith("jsonl") else "csv"
         enc = "utf-8" if fmt == "jsonl" else _ORG_DOSSIER_ENCODING.get(prof.encoding, "utf-8")
-        return FileOut(
+        f = FileOut(
             f"{prov.slug}_organizations",
             f"{prov.slug}-dkkd",
             "organization",
@@ -620,55 +678,43 @@ class _World:
             fmt,
             enc,
             "," if fmt == "csv" else "",
-            cols,
             keys,
-            [_org_id(j) for j in who],
+            who,
             invalid=invalid,
         )
+        return f, cols
 
-    def portal_orgs(self, extra: set[int]) -> FileOut:
+    def portal_orgs(self, extra: Ints) -> tuple[FileOut, Columns]:
         o = self.orgs
-        chosen = set(np.flatnonzero(self.rng.random(o.size) < 0.3).tolist()) | extra
-        who = sorted(chosen)
-        order = self.rng.permutation(len(who)).tolist()
-        who = [who[j] for j in order]
-        U = self.rng.random((len(who), 2)).tolist()
-        recs = []
-        for r, j in enumerate(who):
-            name, en, short, form = self.org_name(j, 0.0, int(o.home[j]))
-            hp, hw = int(o.home[j]), int(o.ward[j])
-            w = self.provs[hp].wards[hw]
-            addr = (
-                f"{self.street_part(hp, hw, int(o.house[j]), int(o.street[j]), U[r][0])}, "
-                f"{geo.new_unit_form(w)}"
-            )
-            fy, fm, fd = o.founded[j]
-            recs.append(
-                (
-                    o.tax[j],
-                    name,
-                    en,
-                    short,
-                    form,
-                    addr,
-                    self.people.pid[int(o.representative[j])],
-                    f"{fy:04d}-{fm:02d}-{fd:02d}",
-                    data.ORG_STATUS_VI[data.ORG_STATUS[int(o.status[j])]],
-                )
-            )
-        names = [
-            "tax_code",
-            "name",
-            "name_en",
-            "short_name",
-            "legal_form",
-            "address",
-            "legal_representative_id",
-            "founding_date",
-            "status",
-        ]
-        cols = {c: [rec[k] for rec in recs] for k, c in enumerate(names)}
-        return FileOut(
+        chosen = self.rng.random(o.size) < 0.3
+        chosen[extra] = True
+        who = np.flatnonzero(chosen)
+        who = who[self.rng.permutation(who.size)]
+        u = _cols(self.rng.random((who.size, 2)))
+        name, en, short, form = self.org_names(who, np.zeros(who.size))
+        hp, gw = o.home[who], self.ward_base[o.home[who]] + o.ward[who]
+        addr = V.join(
+            self.street_part(hp, gw, o.house[who], o.street[who], u[0]),
+            V.take(self.new_form, gw),
+            sep=", ",
+        )
+        tax = pa.array(o.tax_text(who), pa.string())
+        cols: Columns = {
+            "tax_code": tax,
+            "name": name,
+            "name_en": en,
+            "short_name": short,
+            "legal_form": form,
+            "address": addr,
+            "legal_representative_id": self.pid_text(o.representative[who]),
+            "founding_date": V.fmt_date(
+                "iso", o.founded_y[who], o.founded_m[who], o.founded_d[who]
+            ),
+            "status": V.take(
+                V.pool([data.ORG_STATUS_VI[s] for s in data.ORG_STATUS]), o.status[who]
+            ),
+        }
+        f = FileOut(
             "national-portal_organizations",
             PORTAL,
             "organization",
@@ -676,196 +722,249 @@ class _World:
             "csv",
             "utf-8",
             ",",
-            cols,
-            list(cols["tax_code"]),
-            [_org_id(j) for j in who],
+            tax,
+            who,
         )
+        return f, cols
 
     # -- dossiers ------------------------------------------------------------
 
-    def dossier_files(
-        self, citizen_files: list[FileOut], org_files: list[FileOut]
-    ) -> tuple[list[FileOut], FileOut | None, set[int], set[int]]:
+    def dossier_file(
+        self, pi: int, cit: FileOut, org: FileOut, first_id: int, portal: list[Columns]
+    ) -> tuple[FileOut, Columns, Ints, Ints]:
+        """One province's one-stop dossiers; rows synchronised to the portal go to ``portal``.
+
+        Returns the file, its columns, and the people and organizations that the
+        portal rows name (the portal must know them).
+        """
         rng = self.rng
-        epoch = dt.datetime(2019, 1, 1, 7, 30)
-        span_days = (dt.date(2025, 6, 30) - dt.date(2019, 1, 1)).days
-        files: list[FileOut] = []
-        portal_recs: list[tuple[Any, ...]] = []
-        portal_ents: list[str] = []
-        need_people: set[int] = set()
-        need_orgs: set[int] = set()
-        did = 0
-        for pi, prov in enumerate(self.provs):
-            prof = PROFILES[pi % len(PROFILES)]
-            cf, of = citizen_files[pi], org_files[pi]
-            n = self.n_dossiers
-            U = rng.random((n, 12)).tolist()
-            c_pick = rng.integers(0, len(cf.keys), size=n).tolist()
-            o_pick = rng.integers(0, max(1, len(of.keys)), size=n).tolist()
-            proc = rng.integers(0, len(data.PROCEDURE_CODES), size=n).tolist()
-            status = rng.choice(
-                len(data.DOSSIER_STATUS), size=n, p=data.DOSSIER_STATUS_WEIGHTS
-            ).tolist()
-            invalid_rows = (
-                set(rng.choice(n, size=max(1, n * 3 // 1000), replace=False).tolist())
-                if n >= 50
-                else set()
+        prov = self.provs[pi]
+        prof = PROFILES[pi % len(PROFILES)]
+        epoch = int(np.datetime64("2019-01-01T07:30", "m").astype(np.int64))
+        span_days = int((np.datetime64("2025-06-30") - np.datetime64("2019-01-01")).astype(int))
+        n = self.n_dossiers
+        u = _cols(rng.random((n, 12)))
+        c_pick = rng.integers(0, cit.rows, size=n)
+        o_pick = rng.integers(0, max(1, org.rows), size=n)
+        proc = rng.integers(0, len(data.PROCEDURE_CODES), size=n)
+        status = rng.choice(len(data.DOSSIER_STATUS), size=n, p=data.DOSSIER_STATUS_WEIGHTS)
+        inv = np.zeros(n, dtype=bool)
+        if n >= 50:
+            inv[rng.choice(n, size=max(1, n * 3 // 1000), replace=False)] = True
+        rows = np.arange(n, dtype=np.int64)
+        ents = first_id + rows
+        unit = f"H{prov.code:02d}.{pi + 10}"
+        is_org = (u[0] < 0.2) & (org.rows > 0)
+        o_safe = np.minimum(o_pick, max(0, org.rows - 1))
+        if org.rows:
+            org_key = V.codes(o_safe + 1, f"DN{prov.code:02d}", 6)
+            org_ent = org.entities[o_safe]
+        else:
+            org_key, org_ent = V.codes(o_safe, "", 1), np.zeros(n, np.int64)
+        cit_prefix = prov.slug.replace("-", "")[:3].upper()
+        app_key = V.where(is_org, org_key, V.codes(c_pick + 1, cit_prefix, 7))
+        app_ent = np.where(is_org, org_ent, cit.entities[c_pick])
+        sub = epoch + (u[1] * span_days).astype(np.int64) * 1440 + (u[2] * 540).astype(np.int64)
+        st = status
+        done = st == data.DOSSIER_STATUS.index("done")
+        decided = done | (st == data.DOSSIER_STATUS.index("rejected"))
+        dec = sub + (1 + (u[3] * 30).astype(np.int64)) * 1440 + (u[4] * 6).astype(np.int64) * 60
+        sy, smo, sd, sh, smi = V.civil(sub)
+        code = V.join(
+            f"000.00.{pi + 10}.{unit[:3]}-",
+            V.digits(sy % 100, 2),
+            V.digits(smo, 2),
+            V.digits(sd, 2),
+            "-",
+            V.digits(rows + 1, 4),
+        )
+        result = V.nullify(
+            V.join(
+                V.digits(100 + (u[5] * 9000).astype(np.int64)),
+                "/",
+                V.take(V.pool(["QĐ-UBND", "GCN"]), (u[6] >= 0.5).astype(np.int64)),
+            ),
+            ~done,
+        )
+        gw = self.ward_base[pi] + (u[7] * len(prov.wards)).astype(np.int64)
+        agency = V.where(u[8] < 0.7, V.take(self.agency_ward, gw), V.take(self.agency_district, gw))
+        key = V.digits(rows + 1, 7)
+        proc_code = V.take(V.pool(data.PROCEDURE_CODES), proc)
+        csv_layout = prof.dossier_layout.endswith("csv")
+        hm = V.join(V.digits(sh, 2), V.digits(smi, 2), sep=":")
+        if csv_layout:
+            submitted = V.where(
+                inv,
+                V.join("31/02/", V.digits(sy, 4), " ", hm),
+                _dmy_hm(sy, smo, sd, sh, smi),
             )
-            recs: list[tuple[Any, ...]] = []
-            keys: list[str] = []
-            ents: list[str] = []
-            invalid: list[tuple[str, str]] = []
-            unit = f"H{prov.code:02d}.{pi + 10}"
-            for r in range(n):
-                u = U[r]
-                did += 1
-                ent = _dossier_id(did)
-                is_org = u[0] < 0.2 and len(of.keys) > 0
-                if is_org:
-                    app_key = of.keys[o_pick[r]]
-                    app_ent = int(of.entities[o_pick[r]][1:])
-                else:
-                    app_key = cf.keys[c_pick[r]]
-                    app_ent = int(cf.entities[c_pick[r]][1:])
-                sub = epoch + dt.timedelta(days=int(u[1] * span_days), minutes=int(u[2] * 540))
-                st = data.DOSSIER_STATUS[status[r]]
-                dec = (
-                    sub + dt.timedelta(days=1 + int(u[3] * 30), hours=int(u[4] * 6))
-                    if st in ("done", "rejected")
-                    else None
-                )
-                code = (
-                    f"000.00.{pi + 10}.{unit[:3]}-{sub.year % 100:02d}{sub.month:02d}"
-                    f"{sub.day:02d}-{r + 1:04d}"
-                )
-                result = (
-                    f"{100 + int(u[5] * 9000)}/{'QĐ-UBND' if u[6] < 0.5 else 'GCN'}"
-                    if st == "done"
-                    else None
-                )
-                w = self.provs[pi].wards[int(u[7] * len(self.provs[pi].wards))]
-                agency = f"UBND {w.name}" if u[8] < 0.7 else f"Bộ phận Một cửa UBND {w.district}"
-                key = f"{r + 1:07d}"
-                sub_s: str | None = None
-                if r in invalid_rows:
-                    sub_s = (
-                        f"31/02/{sub.year} {sub:%H:%M}"
-                        if prof.dossier_layout.endswith("csv")
-                        else f"{sub.year}-02-31T{sub:%H:%M:%S}"
-                    )
-                    invalid.append((key, "impossible_date"))
-                recs.append(
-                    (
-                        unit,
-                        key,
-                        code,
-                        data.PROCEDURE_CODES[proc[r]],
-                        app_key,
-                        "organization" if is_org else "citizen",
-                        agency,
-                        sub,
-                        sub_s,
-                        dec,
-                        st,
-                        result,
-                    )
-                )
-                ents.append(ent)
-                keys.append(key)
-                if u[9] < 0.3 and r not in invalid_rows:  # also synchronised to the portal
-                    if is_org:
-                        need_orgs.add(app_ent)
-                        app_nat = self.orgs.tax[app_ent]
-                    else:
-                        need_people.add(app_ent)
-                        app_nat = self.people.pid[app_ent]
-                    lag = u[10] < 0.2 and st == "done"
-                    p_status = "processing" if lag else st
-                    portal_recs.append(
-                        (
-                            f"G22.{prov.code:02d}-{did:09d}",
-                            code,
-                            data.PROCEDURE_CODES[proc[r]],
-                            app_nat,
-                            "doanh_nghiep" if is_org else "cong_dan",
-                            f"UBND {w.new_ward}, {w.new_province}",
-                            _iso(sub, "+07:00"),
-                            None if dec is None or lag else _iso(dec, "+07:00"),
-                            data.DOSSIER_STATUS_VI[p_status],
-                            None if lag else result,
-                        )
-                    )
-                    portal_ents.append(ent)
-            layout = prof.dossier_layout
-            fmt = "jsonl" if layout.endswith("jsonl") else "csv"
-            enc = "utf-8" if fmt == "jsonl" else _ORG_DOSSIER_ENCODING.get(prof.encoding, "utf-8")
-            cols = _render_dossier(layout, recs)
-            src_keys = [f"{rec[0]}|{rec[1]}" for rec in recs] if fmt == "csv" else keys
-            files.append(
-                FileOut(
-                    f"{prov.slug}_dossiers",
-                    f"{prov.slug}-motcua",
-                    "dossier",
-                    layout,
-                    fmt,
-                    enc,
-                    "," if fmt == "csv" else "",
-                    cols,
-                    src_keys,
-                    ents,
-                    invalid=[(f"{unit}|{k}" if fmt == "csv" else k, why) for k, why in invalid],
-                )
+            decided_s = V.nullify(_dmy_hm(*V.civil(dec)), ~decided)
+            cols: Columns = {
+                "MA_DON_VI": V.take(V.pool([unit]), np.zeros(n, np.int64)),
+                "SO_BIEN_NHAN": key,
+                "MA_HO_SO": code,
+                "MA_TTHC": proc_code,
+                "MA_NGUOI_NOP": app_key,
+                "LOAI_NGUOI_NOP": V.take(V.pool(["CD", "TC"]), is_org.astype(np.int64)),
+                "CO_QUAN_TIEP_NHAN": agency,
+                "NGAY_NOP": submitted,
+                "NGAY_TRA_KQ": decided_s,
+                "TRANG_THAI": V.take(
+                    V.pool([data.DOSSIER_STATUS_VI[s] for s in data.DOSSIER_STATUS]), st
+                ),
+                "SO_KET_QUA": result,
+            }
+            src_keys = V.join(unit + "|", key)
+        else:
+            submitted = V.where(
+                inv,
+                V.join(V.digits(sy, 4), "-02-31T", hm, ":00"),
+                _iso(sy, smo, sd, sh, smi),
             )
-        portal = None
-        if self.params.portal and portal_recs:
-            order = rng.permutation(len(portal_recs)).tolist()
-            portal_recs = [portal_recs[j] for j in order]
-            portal_ents = [portal_ents[j] for j in order]
-            names = [
-                "ma_ho_so_dvc",
-                "ma_ho_so",
-                "ma_thu_tuc",
-                "so_dinh_danh_nguoi_nop",
-                "loai_doi_tuong",
-                "co_quan_tiep_nhan",
-                "ngay_tiep_nhan",
-                "ngay_co_ket_qua",
-                "trang_thai",
-                "so_van_ban",
-            ]
-            pcols = {c: [rec[k] for rec in portal_recs] for k, c in enumerate(names)}
-            portal = FileOut(
-                "national-portal_dossiers",
-                PORTAL,
-                "dossier",
-                "dossier_portal",
-                "jsonl",
-                "utf-8",
-                "",
-                pcols,
-                list(pcols["ma_ho_so_dvc"]),
-                portal_ents,
-            )
-        return files, portal, need_people, need_orgs
+            cols = {
+                "id": key,
+                "dossierCode": code,
+                "procedureCode": proc_code,
+                "applicantId": app_key,
+                "applicantType": V.take(
+                    V.pool(["citizen", "organization"]), is_org.astype(np.int64)
+                ),
+                "agency": agency,
+                "submittedAt": submitted,
+                "decidedAt": V.nullify(_iso(*V.civil(dec)), ~decided),
+                "status": V.take(V.pool(data.DOSSIER_STATUS), st),
+                "resultNumber": result,
+            }
+            src_keys = key
+        bad = np.flatnonzero(inv)
+        invalid = [(k, "impossible_date") for k in src_keys.take(pa.array(bad)).to_pylist()]
+
+        # synchronised to the national portal (the same dossier, another system)
+        sync = (u[9] < 0.3) & ~inv
+        lag = (u[10] < 0.2) & done
+        sel = pa.array(sync)
+        s_org = is_org[sync]
+        s_ent = app_ent[sync]
+        s_rows = np.flatnonzero(sync)
+        applicant = V.where(
+            s_org,
+            pa.array(self.orgs.tax_text(np.where(s_org, s_ent, 0)), pa.string()),
+            self.pid_text(np.where(s_org, 0, s_ent)),
+        )
+        p_status = np.where(lag, data.DOSSIER_STATUS.index("processing"), st)[sync]
+        portal.append(
+            {
+                "ma_ho_so_dvc": V.codes(ents[sync] + 1, f"G22.{prov.code:02d}-", 9),
+                "ma_ho_so": code.filter(sel),
+                "ma_thu_tuc": proc_code.filter(sel),
+                "so_dinh_danh_nguoi_nop": applicant,
+                "loai_doi_tuong": V.take(
+                    V.pool(["cong_dan", "doanh_nghiep"]), s_org.astype(np.int64)
+                ),
+                "co_quan_tiep_nhan": V.take(self.agency_new, gw[s_rows]),
+                "ngay_tiep_nhan": V.join(_iso(sy, smo, sd, sh, smi).filter(sel), "+07:00"),
+                "ngay_co_ket_qua": V.nullify(
+                    V.join(_iso(*V.civil(dec)).filter(sel), "+07:00"), (~decided | lag)[sync]
+                ),
+                "trang_thai": V.take(
+                    V.pool([data.DOSSIER_STATUS_VI[s] for s in data.DOSSIER_STATUS]), p_status
+                ),
+                "so_van_ban": V.nullify(result.filter(sel), lag[sync]),
+                "_entity": pa.array(ents[sync]),
+            }
+        )
+        layout = prof.dossier_layout
+        fmt = "csv" if csv_layout else "jsonl"
+        enc = "utf-8" if fmt == "jsonl" else _ORG_DOSSIER_ENCODING.get(prof.encoding, "utf-8")
+        f = FileOut(
+            f"{prov.slug}_dossiers",
+            f"{prov.slug}-motcua",
+            "dossier",
+            layout,
+            fmt,
+            enc,
+            "," if fmt == "csv" else "",
+            src_keys,
+            ents,
+            invalid=invalid,
+        )
+        return f, cols, s_ent[~s_org], s_ent[s_org]
+
+    def portal_dossiers(self, parts: list[Columns]) -> tuple[FileOut, Columns]:
+        merged = {k: pa.concat_arrays([p[k] for p in parts]) for k in parts[0]}
+        order = pa.array(self.rng.permutation(len(merged["ma_ho_so_dvc"])))
+        merged = {k: v.take(order) for k, v in merged.items()}
+        ents = merged.pop("_entity").to_numpy()
+        f = FileOut(
+            "national-portal_dossiers",
+            PORTAL,
+            "dossier",
+            "dossier_portal",
+            "jsonl",
+            "utf-8",
+            "",
+            merged["ma_ho_so_dvc"],
+            ents,
+        )
+        return f, merged
+
+
+def _forms(w: geo.LegacyWard) -> tuple[tuple[str, str, str], ...]:
+    """(full, abbreviated, bare) legacy (commune, district, province) names."""
+    prov_short = geo.short_name(w.province)
+    prov_abbr = ("TP. " if w.province.startswith("Thành phố") else "") + prov_short
+    ward_bare, dist_bare = geo.bare(w.name), geo.bare(w.district)
+    ward_bare = w.name if ward_bare.isdigit() else ward_bare
+    dist_bare = w.district if dist_bare.isdigit() else dist_bare
+    wab = {"phường": "P.", "xã": "X.", "thị trấn": "TT."}.get(w.kind, "")
+    dab = {"quận": "Q.", "huyện": "H.", "thị xã": "TX.", "thành phố": "TP."}.get(
+        w.district_kind, ""
+    )
+    return (
+        (w.name, w.district, w.province),
+        (f"{wab} {geo.bare(w.name)}", f"{dab} {geo.bare(w.district)}", prov_abbr),
+        (ward_bare, dist_bare, prov_short),
+    )
+
+
+def _spoil_check_digit(tax: str | None) -> str | None:
+    if tax is None:
+        return None
+    return tax[:9] + str((int(tax[9]) + 1) % 10) + tax[10:]
+
+
+def _dmy_hm(y: Ints, m: Ints, d: Ints, hh: Ints, mi: Ints) -> Str:
+    return V.join(V.fmt_date("dmy", y, m, d), " ", V.digits(hh, 2), ":", V.digits(mi, 2))
+
+
+def _iso(y: Ints, m: Ints, d: Ints, hh: Ints, mi: Ints) -> Str:
+    return V.join(V.fmt_date("iso", y, m, d), "T", V.digits(hh, 2), ":", V.digits(mi, 2), ":00")
 
 
 # -- layouts --------------------------------------------------------------------
 # Column names here must match schemas/mappings/<layout>.yaml (a test checks it).
 
 
-def _join_name(s: str, m: str, g: str) -> str:
-    return " ".join(x for x in (s, m, g) if x)
+def _render_citizen(
+    layout: str,
+    c: dict[str, Any],
+    keys: Str,
+    sex: Ints,
+    sex_null: Mask,
+    dy: Ints,
+    dod_m: Ints,
+    dod_d: Ints,
+    dead: Mask,
+) -> Columns:
+    def sex_as(*labels: str) -> Str:
+        return V.take(V.pool(list(labels)), sex, null=sex_null)
 
-
-def _render_citizen(prof: Profile, c: dict[str, list[Any]], keys: list[str]) -> Columns:
-    names = [_join_name(s, m, g) for s, m, g in zip(c["sur"], c["mid"], c["giv"], strict=True)]
-    lay = prof.citizen_layout
-    if lay == "citizen_a":
+    if layout == "citizen_a":
         return {
             "MA_CONG_DAN": keys,
-            "HO_TEN": names,
+            "HO_TEN": c["names"],
             "NGAY_SINH": c["dob"],
-            "GIOI_TINH": [None if s is None else str(s + 1) for s in c["sex"]],
+            "GIOI_TINH": sex_as("1", "2"),
             "SO_CMND": c["cmnd"],
             "SO_DINH_DANH": c["pid"],
             "NOI_SINH": c["pob"],
@@ -878,33 +977,33 @@ def _render_citizen(prof: Profile, c: dict[str, list[Any]], keys: list[str]) -> 
             "QUOC_TICH": c["nat"],
             "NGAY_MAT": c["dod"],
         }
-    if lay == "citizen_b":
-        split = [_split_address(a) for a in c["perm"]]
+    if layout == "citizen_b":
+        street, commune, district, province = c["parts"]
         return {
             "SO_HO_SO": keys,
             "HO": c["sur"],
             "TEN_DEM": c["mid"],
             "TEN": c["giv"],
             "NGAY_SINH": c["dob"],
-            "GIOI_TINH": [None if s is None else ("Nam", "Nữ")[s] for s in c["sex"]],
+            "GIOI_TINH": sex_as("Nam", "Nữ"),
             "SO_CMND": c["cmnd"],
             "SO_CCCD": c["pid"],
-            "SO_NHA_DUONG": [s[0] for s in split],
-            "XA_PHUONG": [s[1] for s in split],
-            "QUAN_HUYEN": [s[2] for s in split],
-            "TINH_THANH": [s[3] for s in split],
+            "SO_NHA_DUONG": street,
+            "XA_PHUONG": commune,
+            "QUAN_HUYEN": district,
+            "TINH_THANH": province,
             "NOI_O_HIEN_TAI": c["cur"],
             "DIEN_THOAI": c["phone"],
             "DAN_TOC": c["eth"],
             "QUOC_TICH": c["nat"],
             "NOI_SINH": c["pob"],
         }
-    if lay == "citizen_c":
+    if layout == "citizen_c":
         return {
             "MaCD": keys,
-            "HoVaTen": names,
+            "HoVaTen": c["names"],
             "NgaySinh": c["dob"],
-            "GioiTinh": [None if s is None else ("1", "0")[s] for s in c["sex"]],
+            "GioiTinh": sex_as("1", "0"),
             "SoCMND": c["cmnd"],
             "SoCCCD": c["pid"],
             "NguyenQuan": c["home"],
@@ -914,12 +1013,12 @@ def _render_citizen(prof: Profile, c: dict[str, list[Any]], keys: list[str]) -> 
             "DanToc": c["eth"],
             "NgayChet": c["dod"],
         }
-    if lay == "citizen_d":
+    if layout == "citizen_d":
         return {
             "id": keys,
-            "fullName": names,
+            "fullName": c["names"],
             "dob": c["dob"],
-            "gender": [None if s is None else ("M", "F")[s] for s in c["sex"]],
+            "gender": sex_as("M", "F"),
             "idCard": c["cmnd"],
             "citizenId": c["pid"],
             "birthPlace": c["pob"],
@@ -930,160 +1029,64 @@ def _render_citizen(prof: Profile, c: dict[str, list[Any]], keys: list[str]) -> 
             "ethnic": c["eth"],
             "nationality": c["nat"],
         }
-    if lay == "citizen_e":
+    if layout == "citizen_e":
+        days = _days(np.maximum(dy, 1970), dod_m, dod_d)
         return {
             "ma_dan_cu": keys,
-            "ho_ten": names,
+            "ho_ten": c["names"],
             "ngay_sinh": c["dob"],
-            "gioi_tinh": [None if s is None else s + 1 for s in c["sex"]],
+            "gioi_tinh": pa.array((sex + 1).astype(np.int32), mask=sex_null),
             "so_cmnd": c["cmnd"],
             "so_ddcn": c["pid"],
             "dia_chi_thuong_tru": c["perm"],
             "dien_thoai": c["phone"],
             "dan_toc": c["eth"],
-            "ngay_mat": [None if d is None else _ymd8_to_date(d) for d in c["dod"]],
+            "ngay_mat": pa.array(days.astype(np.int32), mask=~dead, type=pa.int32()).cast(
+                pa.date32()
+            ),
         }
-    raise ValueError(lay)
+    raise ValueError(layout)
 
 
-def _split_address(a: str | None) -> list[str | None]:
-    """street, commune, district, province: the street part may itself hold commas."""
-    if not a:
-        return [None] * 4
-    parts: list[str | None] = list(a.rsplit(", ", 3))
-    return [None] * (4 - len(parts)) + parts
-
-
-def _ymd8_to_date(s: str) -> dt.date | None:
-    try:
-        return dt.date(int(s[:4]), int(s[4:6]), int(s[6:8]))
-    except ValueError:
-        return None
-
-
-def _render_org(layout: str, recs: list[tuple[Any, ...]]) -> Columns:
-    status_code = {"active": "1", "suspended": "2", "dissolved": "3"}
-    if layout == "org_legacy_csv":
-        names = [
-            "MA_DN",
-            "MA_SO_THUE",
-            "TEN_DOANH_NGHIEP",
-            "TEN_TIENG_ANH",
-            "TEN_VIET_TAT",
-            "LOAI_HINH",
-            "DIA_CHI_TRU_SO",
-            "NGUOI_DAI_DIEN",
-            "NGAY_THANH_LAP",
-            "TINH_TRANG",
-        ]
-        conv = [lambda v: v] * 8 + [
-            lambda v: f"{v[2]:02d}/{v[1]:02d}/{v[0]:04d}",
-            lambda v: status_code[v],
-        ]
-    else:
-        names = [
-            "id",
-            "taxCode",
-            "name",
-            "englishName",
-            "abbreviation",
-            "type",
-            "headOffice",
-            "representativeId",
-            "establishedOn",
-            "state",
-        ]
-        conv = [lambda v: v] * 8 + [
-            lambda v: f"{v[0]:04d}-{v[1]:02d}-{v[2]:02d}",
-            lambda v: data.ORG_STATUS_VI[v],
-        ]
-    return {
-        n: [f(rec[k]) for rec in recs] for k, (n, f) in enumerate(zip(names, conv, strict=True))
-    }
-
-
-# strftime is slow; these run on every dossier row.
-def _dmy_hm(t: dt.datetime) -> str:
-    return f"{t.day:02d}/{t.month:02d}/{t.year:04d} {t.hour:02d}:{t.minute:02d}"
-
-
-def _iso(t: dt.datetime, tz: str = "") -> str:
-    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}{tz}"
-
-
-def _render_dossier(layout: str, recs: list[tuple[Any, ...]]) -> Columns:
-    # rec: unit, key, code, proc, applicant, type, agency, sub, sub_override, dec, status, result
-    if layout == "dossier_onestop_csv":
-        return {
-            "MA_DON_VI": [r[0] for r in recs],
-            "SO_BIEN_NHAN": [r[1] for r in recs],
-            "MA_HO_SO": [r[2] for r in recs],
-            "MA_TTHC": [r[3] for r in recs],
-            "MA_NGUOI_NOP": [r[4] for r in recs],
-            "LOAI_NGUOI_NOP": ["CD" if r[5] == "citizen" else "TC" for r in recs],
-            "CO_QUAN_TIEP_NHAN": [r[6] for r in recs],
-            "NGAY_NOP": [r[8] or _dmy_hm(r[7]) for r in recs],
-            "NGAY_TRA_KQ": [None if r[9] is None else _dmy_hm(r[9]) for r in recs],
-            "TRANG_THAI": [data.DOSSIER_STATUS_VI[r[10]] for r in recs],
-            "SO_KET_QUA": [r[11] for r in recs],
-        }
-    return {
-        "id": [r[1] for r in recs],
-        "dossierCode": [r[2] for r in recs],
-        "procedureCode": [r[3] for r in recs],
-        "applicantId": [r[4] for r in recs],
-        "applicantType": [r[5] for r in recs],
-        "agency": [r[6] for r in recs],
-        "submittedAt": [r[8] or _iso(r[7]) for r in recs],
-        "decidedAt": [None if r[9] is None else _iso(r[9]) for r in recs],
-        "status": [r[10] for r in recs],
-        "resultNumber": [r[11] for r in recs],
-    }
+def _days(y: Ints, m: Ints, d: Ints) -> Ints:
+    """Days since 1970-01-01 of (year, month, day) arrays."""
+    months = (y - 1970) * 12 + (m - 1)
+    first = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    return first + d - 1
 
 
 # -- driver ---------------------------------------------------------------------
 
 
-def _write(out: Path, f: FileOut) -> str:
-    ext = {"csv": "csv" if f.delimiter != "\t" else "txt", "jsonl": "jsonl", "parquet": "parquet"}[
-        f.format
-    ]
-    rel = f"data/{f.name}.{ext}"
-    path = out / rel
-    if f.format == "csv":
-        write_csv(path, f.columns, encoding=f.encoding, delimiter=f.delimiter)
-    elif f.format == "jsonl":
-        write_jsonl(path, f.columns)
-    else:
-        write_parquet(path, f.columns, f.types)
-    return rel
+class _Writer:
+    """Writes each file as soon as it is built and appends its rows to ``truth.csv``."""
 
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        (out / "data").mkdir(parents=True, exist_ok=True)
+        (out / "mappings").mkdir(parents=True, exist_ok=True)
+        self.truth: IO[bytes] = open(out / "truth.csv", "wb")  # noqa: SIM115
+        self.truth.write(b"source_system,source_key,entity_type,true_entity\n")
+        self.entries: list[dict[str, Any]] = []
+        self.files: list[FileOut] = []
 
-def generate(out: Path, params: SynthParams) -> dict[str, Any]:
-    """Write the whole synthetic estate to ``out`` and return the manifest.
-
-    Same ``params`` → byte-identical files. ``out`` is created; files in it with the
-    same names are overwritten, others are left alone.
-    """
-    world = _World(params)
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    (out / "mappings").mkdir(parents=True, exist_ok=True)
-    citizens = [world.citizen_file(pi) for pi in range(world.n_prov)]
-    orgs = [world.org_file(pi) for pi in range(world.n_prov)]
-    dossiers, portal_dossiers, need_people, need_orgs = world.dossier_files(citizens, orgs)
-    files: list[FileOut] = [*citizens, *orgs, *dossiers]
-    if params.portal:
-        files.append(world.portal_citizens(need_people))
-        files.append(world.portal_orgs(need_orgs))
-        if portal_dossiers is not None:
-            files.append(portal_dossiers)
-
-    entries = []
-    for f in files:
-        rel = _write(out, f)
+    def emit(self, f: FileOut, cols: Columns, types: dict[str, str] | None = None) -> None:
+        ext = {
+            "csv": "csv" if f.delimiter != "\t" else "txt",
+            "jsonl": "jsonl",
+            "parquet": "parquet",
+        }[f.format]
+        rel = f"data/{f.name}.{ext}"
+        path = self.out / rel
+        if f.format == "csv":
+            write_csv(path, cols, encoding=f.encoding, delimiter=f.delimiter)
+        elif f.format == "jsonl":
+            write_jsonl(path, cols)
+        else:
+            write_parquet(path, cols, types or {})
         mapping_src = MAPPINGS_DIR / f"{f.layout}.yaml"
-        shutil.copyfile(mapping_src, out / "mappings" / mapping_src.name)
-        entries.append(
+        shutil.copyfile(mapping_src, self.out / "mappings" / mapping_src.name)
+        self.entries.append(
             {
                 "path": rel,
                 "source_system": f.source_system,
@@ -1093,26 +1096,100 @@ def generate(out: Path, params: SynthParams) -> dict[str, Any]:
                 "format": f.format,
                 "encoding": f.encoding,
                 **({"delimiter": f.delimiter} if f.format == "csv" else {}),
-                "rows": len(f.keys),
+                "rows": f.rows,
                 "invalid_rows": len(f.invalid),
             }
         )
+        prefix, width = _ENTITY[f.entity_type]
+        n = f.rows
+        write_csv(
+            self.truth,
+            {
+                "source_system": V.take(V.pool([f.source_system]), np.zeros(n, np.int64)),
+                "source_key": f.keys,
+                "entity_type": V.take(V.pool([f.entity_type]), np.zeros(n, np.int64)),
+                "true_entity": V.codes(f.entities, prefix, width),
+            },
+            encoding="utf-8",
+            delimiter=",",
+            eol="\n",
+            header=False,
+        )
+        f.keys = None  # the truth has them; free the memory
+        self.files.append(f)
 
-    _write_table(
-        out / "truth.csv",
-        ["source_system", "source_key", "entity_type", "true_entity"],
-        (
-            (f.source_system, k, f.entity_type, e)
-            for f in files
-            for k, e in zip(f.keys, f.entities, strict=True)
-        ),
-    )
+    def close(self) -> None:
+        self.truth.close()
+
+
+def generate(
+    out: Path | str,
+    params: SynthParams | None = None,
+    *,
+    provinces: int = 5,
+    citizens: int = 10_000,
+    organizations: int | None = None,
+    dossiers: int | None = None,
+    seed: int = 0,
+    portal: bool = True,
+) -> dict[str, Any]:
+    """Write the whole synthetic estate to ``out`` and return the manifest.
+
+    Pass a :class:`SynthParams` or the same fields as keywords
+    (``generate(d, provinces=10, citizens=100_000, seed=7)``). Same parameters →
+    byte-identical files. ``out`` is created; files in it with the same names are
+    overwritten, others are left alone.
+    """
+    out = Path(out)
+    if params is None:
+        params = SynthParams(provinces, citizens, organizations, dossiers, seed, portal)
+    world = _World(params)
+    w = _Writer(out)
+    try:
+        citizens_out: list[FileOut] = []
+        for pi in range(world.n_prov):
+            f, cols, types = world.citizen_file(pi)
+            w.emit(f, cols, types)
+            citizens_out.append(f)
+            del cols
+        orgs_out: list[FileOut] = []
+        for pi in range(world.n_prov):
+            f, cols = world.org_file(pi)
+            w.emit(f, cols)
+            orgs_out.append(f)
+            del cols
+        portal_parts: list[Columns] = []
+        need_people: list[Ints] = []
+        need_orgs: list[Ints] = []
+        first_id = 1
+        for pi in range(world.n_prov):
+            f, cols, np_, no_ = world.dossier_file(
+                pi, citizens_out[pi], orgs_out[pi], first_id, portal_parts
+            )
+            first_id += f.rows
+            w.emit(f, cols)
+            need_people.append(np_)
+            need_orgs.append(no_)
+            del cols
+        portal_dossiers = None
+        if params.portal and any(len(p["_entity"]) for p in portal_parts):
+            portal_dossiers = world.portal_dossiers(portal_parts)
+        portal_parts.clear()
+        if params.portal:
+            w.emit(*world.portal_citizens(np.concatenate(need_people)))
+            w.emit(*world.portal_orgs(np.concatenate(need_orgs)))
+            if portal_dossiers is not None:
+                w.emit(*portal_dossiers)
+    finally:
+        w.close()
+    files = w.files
+
     _write_table(
         out / "expected_rejects.csv",
         ["source_system", "source_key", "entity_type", "reason"],
         ((f.source_system, k, f.entity_type, why) for f in files for k, why in f.invalid),
     )
-    pairs = _hard_negative_rows(world, citizens)
+    pairs = _hard_negative_rows(world, citizens_out)
     _write_table(
         out / "hard_negatives.csv",
         ["kind", "source_system", "source_key_a", "source_key_b", "true_entity_a", "true_entity_b"],
@@ -1139,7 +1216,7 @@ def generate(out: Path, params: SynthParams) -> dict[str, Any]:
             }
             for p in world.provs
         ],
-        "files": entries,
+        "files": w.entries,
         "truth": "truth.csv",
         "expected_rejects": "expected_rejects.csv",
         "hard_negatives": "hard_negatives.csv",
@@ -1161,47 +1238,59 @@ def _write_table(path: Path, header: list[str], rows: Any) -> None:
 
 def _hard_negative_rows(world: _World, citizens: list[FileOut]) -> list[tuple[str, ...]]:
     """Pairs of rows in one system whose people are look-alikes (first row of each)."""
+    hn = world.people.hard_negatives
+    kinds = [k for k, _, _ in hn]
+    a = np.array([x for _, x, _ in hn], dtype=np.int64)
+    b = np.array([y for _, _, y in hn], dtype=np.int64)
     rows: list[tuple[str, ...]] = []
     for f in citizens:
-        first: dict[str, str] = {}
-        for k, e in zip(f.keys, f.entities, strict=True):
-            first.setdefault(e, k)
-        for kind, a, b in world.people.hard_negatives:
-            ea, eb = _person_id(a), _person_id(b)
-            if ea in first and eb in first:
-                rows.append((kind, f.source_system, first[ea], first[eb], ea, eb))
+        prefix = f.name.removesuffix("_citizens").replace("-", "")[:3].upper()
+        first = np.full(world.people.size, -1, dtype=np.int64)
+        ents, idx = np.unique(f.entities, return_index=True)
+        first[ents] = idx
+        both = np.flatnonzero((first[a] >= 0) & (first[b] >= 0))
+        for j in both.tolist():
+            rows.append(
+                (
+                    kinds[j],
+                    f.source_system,
+                    f"{prefix}{first[a[j]] + 1:07d}",
+                    f"{prefix}{first[b[j]] + 1:07d}",
+                    f"P{a[j]:08d}",
+                    f"P{b[j]:08d}",
+                )
+            )
     return rows
+
+
+def _cross_rate(files: list[FileOut], n_entities: int) -> float:
+    """Share of rows whose entity appears in more than one of ``files``' systems."""
+    systems = np.zeros(n_entities, dtype=np.int64)
+    for f in files:
+        systems[np.unique(f.entities)] += 1
+    total = sum(f.rows for f in files)
+    cross = sum(int((systems[f.entities] > 1).sum()) for f in files)
+    return round(cross / total, 4) if total else 0.0
 
 
 def _summary(world: _World, files: list[FileOut], pairs: list[tuple[str, ...]]) -> dict[str, Any]:
     legacy = [f for f in files if f.entity_type == "citizen" and f.source_system != PORTAL]
-    systems_of: dict[str, set[str]] = {}
-    for f in legacy:
-        for e in f.entities:
-            systems_of.setdefault(e, set()).add(f.source_system)
-    total = sum(len(f.entities) for f in legacy)
-    cross = sum(1 for f in legacy for e in f.entities if len(systems_of[e]) > 1)
     org_legacy = [f for f in files if f.entity_type == "organization" and f.source_system != PORTAL]
-    org_sys: dict[str, set[str]] = {}
-    for f in org_legacy:
-        for e in f.entities:
-            org_sys.setdefault(e, set()).add(f.source_system)
-    org_total = sum(len(f.entities) for f in org_legacy)
-    org_cross = sum(1 for f in org_legacy for e in f.entities if len(org_sys[e]) > 1)
+    seen = np.zeros(world.people.size, dtype=bool)
+    for f in files:
+        if f.entity_type == "citizen":
+            seen[f.entities] = True
+    by_type: Counter[str] = Counter()
+    for f in files:
+        by_type[f.entity_type] += f.rows
     return {
         "files": len(files),
-        "rows": sum(len(f.keys) for f in files),
-        "rows_by_entity_type": dict(
-            Counter(t for f in files for t in [f.entity_type] * len(f.keys))
-        ),
+        "rows": sum(f.rows for f in files),
+        "rows_by_entity_type": dict(by_type),
         "invalid_rows": sum(len(f.invalid) for f in files),
-        "distinct_people": len(
-            {e for f in files if f.entity_type == "citizen" for e in f.entities}
-        ),
-        "citizen_cross_province_duplicate_rate": round(cross / total, 4) if total else 0.0,
-        "organization_cross_province_duplicate_rate": round(org_cross / org_total, 4)
-        if org_total
-        else 0.0,
+        "distinct_people": int(seen.sum()),
+        "citizen_cross_province_duplicate_rate": _cross_rate(legacy, world.people.size),
+        "organization_cross_province_duplicate_rate": _cross_rate(org_legacy, world.orgs.size),
         "hard_negative_pairs": dict(Counter(p[0] for p in pairs)),
         "branches": int((world.orgs.parent >= 0).sum()),
     }

@@ -70,8 +70,8 @@ class People:
     house: IntArr
     street: IntArr
     birth_reg: IntArr  # pre-2025 province code of birth registration
-    pid: list[str] = field(default_factory=list)
-    cmnd: list[str | None] = field(default_factory=list)
+    pid: IntArr = field(default_factory=lambda: np.zeros(0, np.int64))  # 12 digits
+    cmnd: IntArr = field(default_factory=lambda: np.zeros(0, np.int64))  # 9 digits, -1: none
     phone_prefix: IntArr = field(default_factory=lambda: np.zeros(0, np.int64))
     phone_tail: IntArr = field(default_factory=lambda: np.zeros(0, np.int64))
     has_phone: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
@@ -146,13 +146,20 @@ def make_people(
     )
     _plant_hard_negatives(rng, people, per_province)
     _identifiers(rng, people, provinces)
+    # Halve the memory of the world: every attribute but the two ID numbers fits int32.
+    for name, value in vars(people).items():
+        compact = isinstance(value, np.ndarray) and value.dtype == np.int64
+        if compact and name not in ("pid", "cmnd"):
+            setattr(people, name, value.astype(np.int32))
     return people
 
 
 def _plant_hard_negatives(rng: np.random.Generator, p: People, per_province: int) -> None:
     """Overwrite some people so that they look alike without being the same person.
 
-    Twins: same surname, birth date and address, different given names. Parent
+    Twins: same surname, birth date and address, different given names; about
+    two thirds of twin pairs share their sex (identical twins always do), and those
+    share the middle name too. Parent
     and child: same full name and address, a generation apart. Namesakes: same
     full name in the same commune. Done before IDs are drawn, so IDs differ.
     """
@@ -161,65 +168,66 @@ def _plant_hard_negatives(rng: np.random.Generator, p: People, per_province: int
     for prov in range(n_prov):
         base = prov * per_province
         picks = rng.permutation(per_province)[: 6 * k] + base
-        twins_a, twins_b = picks[:k], picks[k : 2 * k]
+        a, b = picks[:k], picks[k : 2 * k]
+        p.year[a] = np.where(p.year[a] > 2010, 1990 + a % 20, p.year[a])
+        for arr in (
+            p.surname,
+            p.year,
+            p.month,
+            p.day,
+            p.ward,
+            p.house,
+            p.street,
+            p.birth_reg,
+            p.home,
+        ):
+            arr[b] = arr[a]
+        # forcing a third to share the sex gives about two thirds same-sex pairs overall
+        same = (rng.random(k) < 0.35) | (p.sex[a] == p.sex[b])
+        p.sex[b] = np.where(same, p.sex[a], p.sex[b])
+        p.middle[b] = np.where(same, p.middle[a], p.middle[b])
+        pool = np.where(p.sex[b] == 0, len(data.GIVEN_MALE), len(data.GIVEN_FEMALE))
+        other = (p.given[a] + 1 + (rng.random(k) * (pool - 1)).astype(np.int64)) % pool
+        p.given[b] = np.where(same, other, p.given[b])
+        p.hard_negatives.extend(
+            ("twins", x, y) for x, y in zip(a.tolist(), b.tolist(), strict=True)
+        )
+
         par, chi = picks[2 * k : 3 * k], picks[3 * k : 4 * k]
-        nam_a, nam_b = picks[4 * k : 5 * k], picks[5 * k : 6 * k]
-        for a, b in zip(twins_a.tolist(), twins_b.tolist(), strict=True):
-            if p.year[a] > 2010:
-                p.year[a] = 1990 + a % 20
-            for arr in (
-                p.surname,
-                p.year,
-                p.month,
-                p.day,
-                p.ward,
-                p.house,
-                p.street,
-                p.birth_reg,
-                p.home,
-            ):
-                arr[b] = arr[a]
-            if p.sex[a] == p.sex[b]:
-                p.middle[b] = p.middle[a]
-            pool = len(data.GIVEN_MALE if p.sex[b] == 0 else data.GIVEN_FEMALE)
-            if p.given[b] == p.given[a] and p.sex[a] == p.sex[b]:
-                p.given[b] = (p.given[a] + 1 + int(rng.integers(0, pool - 1))) % pool
-            p.hard_negatives.append(("twins", a, b))
-        for a, b in zip(par.tolist(), chi.tolist(), strict=True):
-            if p.year[a] > 1985:
-                p.year[a] = 1950 + a % 35
-            if p.day[a] > 28:
-                p.day[a] = 28
-            for arr in (p.sex, p.surname, p.middle, p.given, p.ward, p.house, p.street, p.home):
-                arr[b] = arr[a]
-            p.year[b] = min(2020, int(p.year[a]) + int(rng.integers(22, 38)))
-            if p.day[b] > 28:
-                p.day[b] = 28
-            p.hard_negatives.append(("parent_child", a, b))
-        for a, b in zip(nam_a.tolist(), nam_b.tolist(), strict=True):
-            for arr in (p.sex, p.surname, p.middle, p.given, p.ward, p.home):
-                arr[b] = arr[a]
-            if p.year[b] == p.year[a]:
-                p.year[b] = p.year[a] - 1 - int(rng.integers(0, 20))
-            if p.day[b] > 28:
-                p.day[b] = 28
-            p.hard_negatives.append(("namesakes", a, b))
+        p.year[par] = np.where(p.year[par] > 1985, 1950 + par % 35, p.year[par])
+        p.day[par] = np.minimum(p.day[par], 28)
+        for arr in (p.sex, p.surname, p.middle, p.given, p.ward, p.house, p.street, p.home):
+            arr[chi] = arr[par]
+        p.year[chi] = np.minimum(2020, p.year[par] + rng.integers(22, 38, size=k))
+        p.day[chi] = np.minimum(p.day[chi], 28)
+        p.hard_negatives.extend(
+            ("parent_child", x, y) for x, y in zip(par.tolist(), chi.tolist(), strict=True)
+        )
+
+        na, nb = picks[4 * k : 5 * k], picks[5 * k : 6 * k]
+        for arr in (p.sex, p.surname, p.middle, p.given, p.ward, p.home):
+            arr[nb] = arr[na]
+        gap = 1 + rng.integers(0, 20, size=k)
+        p.year[nb] = np.where(p.year[nb] == p.year[na], p.year[na] - gap, p.year[nb])
+        p.day[nb] = np.minimum(p.day[nb], 28)
+        p.hard_negatives.extend(
+            ("namesakes", x, y) for x, y in zip(na.tolist(), nb.tolist(), strict=True)
+        )
 
 
 def _identifiers(rng: np.random.Generator, p: People, provinces: list[LegacyProvince]) -> None:
     n = p.size
     century = (p.year // 100 - 19).clip(0, 2)
     head = p.birth_reg * 1000 + (century * 2 + p.sex) * 100 + p.year % 100
-    pid = unique_codes(rng, head, 1_000_000)
-    p.pid = [f"{v:012d}" for v in pid.tolist()]
+    p.pid = unique_codes(rng, head, 1_000_000)
     # The 9-digit CMND was issued from age 14 until 2021.
-    codes = np.array([pr.code for pr in provinces], dtype=np.int64)[p.home]
-    pref = np.array([int(data.CMND_PREFIX.get(int(c), "3" + str(c % 10))) for c in codes])
-    cm = unique_codes(rng, pref, 10_000_000)
+    codes = np.array([pr.code for pr in provinces], dtype=np.int64)
+    pref_of = np.array(
+        [int(data.CMND_PREFIX.get(int(c), "3" + str(c % 10))) for c in codes], dtype=np.int64
+    )
+    cm = unique_codes(rng, pref_of[p.home], 10_000_000)
     eligible = (p.year <= 2006) & (rng.random(n) < 0.97)
-    p.cmnd = [
-        f"{v:09d}" if e else None for v, e in zip(cm.tolist(), eligible.tolist(), strict=True)
-    ]
+    p.cmnd = np.where(eligible, cm, -1)
     p.phone_prefix = rng.integers(0, len(data.MOBILE_PREFIXES), size=n)
     p.phone_tail = rng.integers(0, 10_000_000, size=n)
     p.has_phone = (rng.random(n) < 0.88) & (p.year <= 2012)
@@ -236,12 +244,15 @@ class Orgs:
     form: IntArr  # index into list(LEGAL_FORMS)
     sector: IntArr
     brand: IntArr
-    tax: list[str]
+    tax: IntArr  # the 10-digit enterprise code (a branch has its head office's)
+    branch_no: IntArr  # 0 for a head office, else the branch suffix `-NNN`
     parent: IntArr  # -1, or the head office's index for a branch
     ward: IntArr
     house: IntArr
     street: IntArr
-    founded: list[tuple[int, int, int]]
+    founded_y: IntArr
+    founded_m: IntArr
+    founded_d: IntArr
     status: IntArr
     representative: IntArr  # person index
 
@@ -249,25 +260,39 @@ class Orgs:
     def size(self) -> int:
         return int(self.home.size)
 
+    def tax_text(self, idx: IntArr) -> list[str]:
+        return [
+            f"{t:010d}-{b:03d}" if b else f"{t:010d}"
+            for t, b in zip(self.tax[idx].tolist(), self.branch_no[idx].tolist(), strict=True)
+        ]
 
-def _tax_codes(rng: np.random.Generator, prefixes: list[str]) -> list[str]:
-    out: list[str] = []
-    seen: set[str] = set()
-    tails = rng.integers(0, 10_000_000, size=len(prefixes) * 2).tolist()
-    ti = 0
-    for pref in prefixes:
-        while True:
-            if ti >= len(tails):
-                tails.extend(rng.integers(0, 10_000_000, size=1024).tolist())
-            nine = f"{pref}{tails[ti]:07d}"
-            ti += 1
-            check = tax_check_digit(nine)
-            code = nine + str(check)
-            if check != 10 and code not in seen:  # a prefix giving 10 is never issued
-                seen.add(code)
-                out.append(code)
-                break
-    return out
+
+_TAX_WEIGHTS = np.array([31, 29, 23, 19, 17, 13, 7, 5, 3], dtype=np.int64)
+_POW = 10 ** np.arange(8, -1, -1, dtype=np.int64)
+
+
+def tax_check_digits(first9: IntArr) -> IntArr:
+    """Vectorized :func:`tax_check_digit` over 9-digit prefixes given as integers."""
+    d = (first9[:, None] // _POW[None, :]) % 10
+    return 10 - (d @ _TAX_WEIGHTS) % 11
+
+
+def _tax_codes(rng: np.random.Generator, prefixes: IntArr) -> IntArr:
+    """Distinct valid 10-digit codes ``PP NNNNNNN C`` for 2-digit tax-office prefixes."""
+    n = prefixes.size
+    nine = prefixes * 10_000_000 + rng.integers(0, 10_000_000, size=n)
+    while True:
+        check = tax_check_digits(nine)
+        codes = nine * 10 + check
+        bad = check == 10  # a prefix giving 10 is never issued
+        _, first = np.unique(np.where(bad, -1 - np.arange(n), codes), return_index=True)
+        dup = np.ones(n, dtype=bool)
+        dup[first] = False
+        bad |= dup
+        if not bad.any():
+            return codes
+        idx = np.flatnonzero(bad)
+        nine[idx] = prefixes[idx] * 10_000_000 + rng.integers(0, 10_000_000, size=idx.size)
 
 
 def make_orgs(
@@ -284,33 +309,29 @@ def make_orgs(
     form = weighted(rng, [data.LEGAL_FORM_WEIGHTS[f] for f in forms], n_head)
     sector = rng.integers(0, len(data.SECTORS), size=n_head)
     brand = rng.integers(0, len(data.BRANDS), size=n_head)
-    prefixes = [
-        data.TAX_PREFIX.get(provinces[h].code, "4" + str(provinces[h].code % 10))
-        for h in home.tolist()
-    ]
-    tax = _tax_codes(rng, prefixes)
-    parent = np.full(n_head, -1, dtype=np.int64)
+    prov_prefix = np.array(
+        [int(data.TAX_PREFIX.get(p.code, "4" + str(p.code % 10))) for p in provinces],
+        dtype=np.int64,
+    )
+    tax = _tax_codes(rng, prov_prefix[home])
     # Branches (dependent units) have their own code `<head>-NNN` and are separate
     # organizations; some are registered in another province.
     has_branch = np.flatnonzero(rng.random(n_head) < 0.08)
-    b_parent: list[int] = []
-    b_tax: list[str] = []
-    b_home: list[int] = []
-    moves = rng.random(has_branch.size * 3).tolist()
-    for j, h in enumerate(has_branch.tolist()):
-        for k in range(1 + (j % 3 == 0)):
-            b_parent.append(h)
-            b_tax.append(f"{tax[h]}-{k + 1:03d}")
-            move = moves[j * 3 + k] < 0.35 and n_prov > 1
-            b_home.append(int((home[h] + 1 + j % (n_prov - 1)) % n_prov) if move else int(home[h]))
-    nb = len(b_parent)
-    bp = np.array(b_parent, dtype=np.int64)
-    home = np.concatenate([home, np.array(b_home, dtype=np.int64)])
-    form = np.concatenate([form, form[bp] if nb else form[:0]])
-    sector = np.concatenate([sector, sector[bp] if nb else sector[:0]])
-    brand = np.concatenate([brand, brand[bp] if nb else brand[:0]])
-    parent = np.concatenate([parent, bp])
-    tax = tax + b_tax
+    j = np.arange(has_branch.size)
+    count = 1 + (j % 3 == 0)
+    bp = np.repeat(has_branch, count)
+    bj = np.repeat(j, count)
+    bk = np.arange(bp.size) - np.repeat(np.cumsum(count) - count, count)  # 0 or 1
+    moves = rng.random(has_branch.size * 3)
+    move = (moves[bj * 3 + bk] < 0.35) & (n_prov > 1)
+    b_home = np.where(move, (home[bp] + 1 + bj % max(1, n_prov - 1)) % n_prov, home[bp])
+    home = np.concatenate([home, b_home])
+    form = np.concatenate([form, form[bp]])
+    sector = np.concatenate([sector, sector[bp]])
+    brand = np.concatenate([brand, brand[bp]])
+    parent = np.concatenate([np.full(n_head, -1, dtype=np.int64), bp])
+    branch_no = np.concatenate([np.zeros(n_head, dtype=np.int64), bk + 1])
+    tax = np.concatenate([tax, tax[bp]])
     n = home.size
     n_wards = np.array([len(p.wards) for p in provinces], dtype=np.int64)[home]
     ward = (rng.random(n) * n_wards).astype(np.int64)
@@ -319,10 +340,25 @@ def make_orgs(
     fy = rng.integers(1992, 2025, size=n)
     fm = rng.integers(1, 13, size=n)
     fd = rng.integers(1, 29, size=n)
-    founded = list(zip(fy.tolist(), fm.tolist(), fd.tolist(), strict=True))
     status = weighted(rng, data.ORG_STATUS_WEIGHTS, n)
     # A representative is an adult living in the organization's province.
     rep = home * people_per_province + rng.integers(0, people_per_province, size=n)
     young = people.year[rep] > 2000
     rep = np.where(young, home * people_per_province, rep)
-    return Orgs(home, form, sector, brand, tax, parent, ward, house, street, founded, status, rep)
+    return Orgs(
+        home,
+        form,
+        sector,
+        brand,
+        tax,
+        branch_no,
+        parent,
+        ward,
+        house,
+        street,
+        fy,
+        fm,
+        fd,
+        status,
+        rep,
+    )

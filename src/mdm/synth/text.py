@@ -82,6 +82,45 @@ def tcvn3_mojibake(s: str) -> str:
     return unicodedata.normalize("NFC", s).translate(_TCVN3_TABLE)
 
 
+# VNI (VNI-Windows fonts) writes a letter as its base letter followed by one byte
+# for the vowel modifier and/or tone; read as Windows-1252 the bytes show as
+# Latin-1 letters ("Tiếng Việt" -> "Tieáng Vieät"). Capitals use the byte 0x20 lower.
+_VNI_TONES = "\u0300\u0301\u0309\u0303\u0323"  # grave acute hook tilde dot
+_VNI_PLAIN = "øùûõï"  # tone byte after a, e, o, u, y, ơ, ư
+_VNI_CIRC = "àáåãä"  # tone with circumflex (â ê ô)
+_VNI_BREVE = "èéúüë"  # tone with breve (ă)
+_VNI_I = "ìíæóò"  # i with a tone is a single byte
+_VNI_SPECIAL = {"â": "aâ", "ê": "eâ", "ô": "oâ", "ă": "aê", "ơ": "ô", "ư": "ö", "đ": "ñ", "ỵ": "î"}
+
+
+def _build_vni() -> dict[int, str]:
+    lower: dict[str, str] = dict(_VNI_SPECIAL)
+    for tone, plain, circ, breve, i_code in zip(
+        _VNI_TONES, _VNI_PLAIN, _VNI_CIRC, _VNI_BREVE, _VNI_I, strict=True
+    ):
+        for base in "aeouy":
+            lower.setdefault(unicodedata.normalize("NFC", base + tone), base + plain)
+        for ch, base in (("â", "a"), ("ê", "e"), ("ô", "o")):
+            lower[unicodedata.normalize("NFC", ch + tone)] = base + circ
+        lower[unicodedata.normalize("NFC", "ă" + tone)] = "a" + breve
+        lower[unicodedata.normalize("NFC", "ơ" + tone)] = "ô" + plain
+        lower[unicodedata.normalize("NFC", "ư" + tone)] = "ö" + plain
+        lower[unicodedata.normalize("NFC", "i" + tone)] = i_code
+    table: dict[int, str] = {}
+    for u, v in lower.items():
+        table[ord(u)] = v
+        table[ord(u.upper())] = "".join(c.upper() if c.isascii() else chr(ord(c) - 0x20) for c in v)
+    return table
+
+
+_VNI_TABLE = _build_vni()
+
+
+def vni_mojibake(s: str) -> str:
+    """``s`` as it appears when VNI-Windows bytes are read as Windows-1252."""
+    return unicodedata.normalize("NFC", s).translate(_VNI_TABLE)
+
+
 def typo(s: str, r1: float, r2: float) -> str:
     """One keyboard-style error at a position chosen by ``r1``; kind chosen by ``r2``."""
     letters = [i for i, c in enumerate(s) if c.isalpha()]
