@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from mdm.standardize.issues import Issue, warning
 from mdm.standardize.units import (
@@ -39,7 +39,7 @@ from mdm.standardize.units import (
     get_index,
 )
 
-__all__ = ["format_address", "standardize_address"]
+__all__ = ["format_address", "standardize_address", "standardize_address_compact"]
 
 OUTPUT_KEYS = (
     "province_code",
@@ -90,6 +90,7 @@ _LEVEL_TYPES = {
 }
 _TRAILING_NOISE = frozenset({"viet nam", "vietnam", "vn"})
 
+_STREET_STRIP = " \t\r\n,;|.-–—/\\:"
 _TOKEN_RE = re.compile(r"[,;|\n]|[^\s,;|\n.\-–—/\\()\[\]:#\"]+")
 _GLUED_RE = re.compile(r"^(q|p|f|x|phuong|quan)(\d{1,3})$")
 _MAX_WORDS = 6
@@ -98,14 +99,17 @@ _MAX_WORDS = 6
 class _Toks:
     """Tokens as parallel lists (cheaper than one object per token on the hot path)."""
 
-    __slots__ = ("ends", "folds", "n", "segs", "starts")
+    __slots__ = ("ends", "floor_hit", "folds", "n", "segs", "starts", "text")
 
-    def __init__(self) -> None:
+    def __init__(self, text: str) -> None:
+        self.text = text
         self.folds: list[str] = []
         self.segs: list[int] = []
         self.starts: list[int] = []
         self.ends: list[int] = []
         self.n = 0
+        # set when a reading looked left of token 0 (see ``_read``)
+        self.floor_hit = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +142,7 @@ def _tokenize(text: str) -> _Toks:
     cache = _FOLD_CACHE
     if len(cache) > 500_000:
         cache.clear()
-    toks = _Toks()
+    toks = _Toks(text)
     folds, segs, starts, ends = toks.folds, toks.segs, toks.starts, toks.ends
     seg = 0
     pos = 0
@@ -178,14 +182,17 @@ def _marker_before(toks: _Toks, i: int, seg: int) -> tuple[int, frozenset[str]] 
     return None
 
 
-def _match(toks: _Toks, end: int, index: NameIndex | None, level: str, text: str) -> _Match | None:
+def _match(toks: _Toks, end: int, index: NameIndex | None, level: str) -> _Match | None:
     """Best name of ``index`` ending at token ``end`` (exclusive), with its type word.
 
     Prefers a match introduced by a type word (or starting its comma segment), then the
     longest. A type word of another level rejects the match ("Phường Hoàn Kiếm" is no
     district); a bare number needs a type word ("12" alone is a house number).
     """
-    if not index or end <= 0:
+    if not index:
+        return None
+    if end <= 0:
+        toks.floor_hit = True
         return None
     seg = toks.segs[end - 1]
     best: tuple[tuple[bool, int], _Match] | None = None
@@ -212,7 +219,7 @@ def _match(toks: _Toks, end: int, index: NameIndex | None, level: str, text: str
         ):
             continue  # a bare number is a unit only as a whole comma segment: "5, 11, TP.HCM"
         if len(units) > 1:
-            ak = accent_key(text[toks.starts[i] : toks.ends[end - 1]])
+            ak = accent_key(toks.text[toks.starts[i] : toks.ends[end - 1]])
             same = tuple(u for u in units if u.akey == ak)
             if same:
                 units = same
@@ -226,11 +233,14 @@ def _match(toks: _Toks, end: int, index: NameIndex | None, level: str, text: str
 def _seg_end_before(toks: _Toks, end: int) -> int:
     """Token index where the comma segment before the one ending at ``end`` ends."""
     if end <= 0:
+        toks.floor_hit = True
         return 0
     seg = toks.segs[end - 1]
     i = end
     while i > 0 and toks.segs[i - 1] == seg:
         i -= 1
+    if i == 0:
+        toks.floor_hit = True
     return i
 
 
@@ -362,16 +372,40 @@ def _successors(ix: UnitIndex, district: Unit) -> set[str]:
     return {t for units in communes.values() for u in units for t in ix.crosswalk.get(u.code, ())}
 
 
-def _parse(ix: UnitIndex, text: str, field: str) -> tuple[dict[str, Any], list[Issue]]:
-    toks = _tokenize(text)
+class _Reading(NamedTuple):
+    """What ``_read`` found: units (``_build``'s keyword arguments) and where the street ends.
+
+    ``units`` is ``None`` when no province is written (the caller then tries the whole-country
+    reading). The street is ``text[:street_end]`` without its separators.
+    """
+
+    end: int  # tokens left after a trailing country name or postal code
+    street_end: int
+    units: dict[str, Any] | None
+
+
+def _street(text: str, end: int) -> str | None:
+    return text[:end].strip(_STREET_STRIP) or None
+
+
+def _read(ix: UnitIndex, toks: _Toks) -> _Reading:
+    """Right-to-left reading of the tokens; no dicts built, no issues raised.
+
+    Every look at a token left of the first one (index 0) is recorded in ``toks.floor_hit``:
+    when the tokens are only an address's tail, such a reading could change with the part
+    cut off, so the caller must not reuse it for the whole text.
+    """
+    folds, segs, starts = toks.folds, toks.segs, toks.starts
     end = toks.n
     # country name or a postal code at the very end
     while end and (
-        toks.folds[end - 1] in ("vn", "vietnam")
-        or (len(toks.folds[end - 1]) >= 5 and toks.folds[end - 1].isdigit())
+        folds[end - 1] in ("vn", "vietnam")
+        or (len(folds[end - 1]) >= 5 and folds[end - 1].isdigit())
     ):
         end -= 1
-    if end >= 2 and toks.folds[end - 2] + " " + toks.folds[end - 1] in _TRAILING_NOISE:
+    if end < 2:
+        toks.floor_hit = True  # the two-word check below would reach across the cut
+    if end >= 2 and folds[end - 2] + " " + folds[end - 1] in _TRAILING_NOISE:
         end -= 2
 
     # province: longest known name or alias at the end
@@ -380,24 +414,22 @@ def _parse(ix: UnitIndex, text: str, field: str) -> tuple[dict[str, Any], list[I
     p_start = end
     for length in range(min(4, end), 0, -1):
         i = end - length
-        if toks.segs[i] != toks.segs[end - 1]:
+        if segs[i] != segs[end - 1]:
             continue
-        key = " ".join(toks.folds[i:end])
+        key = " ".join(folds[i:end])
         hit = ix.province_keys.get(key)
         if hit is not None:
             lp, np = hit
-            marker = _marker_before(toks, i, toks.segs[i])
+            marker = _marker_before(toks, i, segs[i])
             p_start = marker[0] if marker and marker[1] & _LEVEL_TYPES["province"] else i
             break
 
-    def street_before(i: int) -> str | None:
-        if i <= 0:
-            return None
-        s = text[: toks.starts[i]].strip(" \t\r\n,;|.-–—/\\:")
-        return s or None
+    def at(i: int) -> int:
+        return starts[i] if i > 0 else 0
 
     if lp is None and np is None:
-        return _parse_without_province(ix, toks, end, text, field, street_before)
+        toks.floor_hit = True
+        return _Reading(end, 0, None)
 
     legacy_scope: list[str] = []
     if lp is not None:
@@ -409,22 +441,20 @@ def _parse(ix: UnitIndex, text: str, field: str) -> tuple[dict[str, Any], list[I
     # 1. legacy, three levels: commune, district, province
     district_only: tuple[_Match, Unit] | None = None
     for scope in legacy_scope:
-        dm = _match(toks, p_start, ix.legacy_districts_by_province.get(scope), "district", text)
+        dm = _match(toks, p_start, ix.legacy_districts_by_province.get(scope), "district")
         if dm is None:
             continue
         name_clash: tuple[_Match, Unit] | None = None
         for d in dm.units:
-            cm = _match(toks, dm.start, ix.legacy_communes_by_district.get(d.code), "commune", text)
+            cm = _match(toks, dm.start, ix.legacy_communes_by_district.get(d.code), "commune")
             if cm is not None:
                 if (c := _unique(cm.units)) is not None:
-                    return _build(ix, field, street_before(cm.start), legacy_commune=c)
+                    return _Reading(end, at(cm.start), {"legacy_commune": c})
                 name_clash = name_clash or (cm, d)
         if name_clash is not None:
             # written without diacritics, the name fits several communes of the district
             cm, d = name_clash
-            return _build(
-                ix, field, street_before(cm.start), legacy_district=d, unresolved=cm.units
-            )
+            return _Reading(end, at(cm.start), {"legacy_district": d, "unresolved": cm.units})
         if district_only is None and (d1 := _unique(dm.units)) is not None:
             district_only = (dm, d1)
         if district_only is not None:
@@ -432,22 +462,22 @@ def _parse(ix: UnitIndex, text: str, field: str) -> tuple[dict[str, Any], list[I
 
     # 2. 2025: commune, province
     new_index = ix.communes_by_province.get(new_p or "")
-    cm2 = _match(toks, p_start, new_index, "commune", text)
+    cm2 = _match(toks, p_start, new_index, "commune")
     if cm2 is not None and (c2 := _unique(cm2.units)) is not None:
-        return _build(ix, field, street_before(cm2.start), commune=c2)
+        return _Reading(end, at(cm2.start), {"commune": c2})
 
     if district_only is not None:
         dm, d = district_only
         # "Phường Bàn Cờ, Quận 3, TP.HCM": a 2025 commune written with its old district
-        cm = _match(toks, dm.start, new_index, "commune", text)
+        cm = _match(toks, dm.start, new_index, "commune")
         if (
             cm is not None
             and cm.has_marker
             and (c := _unique(cm.units)) is not None
             and c.code in _successors(ix, d)
         ):
-            return _build(ix, field, street_before(cm.start), commune=c)
-        return _build(ix, field, street_before(dm.start), legacy_district=d)
+            return _Reading(end, at(cm.start), {"commune": c})
+        return _Reading(end, at(dm.start), {"legacy_district": d})
 
     # 3. legacy commune without its district (also: a district name we do not know, e.g.
     #    "Quận 2" absorbed into Thủ Đức in 2021, skipped as one comma segment). Only with a
@@ -458,18 +488,26 @@ def _parse(ix: UnitIndex, text: str, field: str) -> tuple[dict[str, Any], list[I
         ends.append(skipped)
     for e in ends:
         for scope in legacy_scope:
-            cm3 = _match(toks, e, ix.legacy_communes_by_province.get(scope), "commune", text)
+            cm3 = _match(toks, e, ix.legacy_communes_by_province.get(scope), "commune")
             if cm3 is not None and cm3.has_marker and (c3 := _unique(cm3.units)) is not None:
-                return _build(ix, field, street_before(cm3.start), legacy_commune=c3)
+                return _Reading(end, at(cm3.start), {"legacy_commune": c3})
         if e != p_start:
-            cm4 = _match(toks, e, new_index, "commune", text)
+            cm4 = _match(toks, e, new_index, "commune")
             if cm4 is not None and cm4.has_marker and (c4 := _unique(cm4.units)) is not None:
-                return _build(ix, field, street_before(cm4.start), commune=c4)
+                return _Reading(end, at(cm4.start), {"commune": c4})
 
-    street = street_before(p_start) if p_start > 0 else None
     if np is None and lp is not None:  # a name only the legacy scheme has
-        return _build(ix, field, street, legacy_province=ix.legacy_provinces[lp])
-    return _build(ix, field, street, province=ix.provinces.get(new_p or ""))
+        return _Reading(end, at(p_start), {"legacy_province": ix.legacy_provinces[lp]})
+    return _Reading(end, at(p_start), {"province": ix.provinces.get(new_p or "")})
+
+
+def _parse(ix: UnitIndex, text: str, field: str) -> tuple[dict[str, Any], list[Issue]]:
+    """The full reading of one (NFC) text; uncached."""
+    toks = _tokenize(text)
+    reading = _read(ix, toks)
+    if reading.units is None:
+        return _parse_without_province(ix, toks, reading.end, text, field)
+    return _build(ix, field, _street(text, reading.street_end), **reading.units)
 
 
 def _parse_without_province(
@@ -478,23 +516,29 @@ def _parse_without_province(
     end: int,
     text: str,
     field: str,
-    street_before: Any,
 ) -> tuple[dict[str, Any], list[Issue]]:
     """No province written: accept only a reading that the whole country makes unique."""
     found: list[tuple[int, Unit]] = []
-    dm = _match(toks, end, ix.legacy_districts_all, "district", text)
+    dm = _match(toks, end, ix.legacy_districts_all, "district")
     if dm is not None:
         for d in dm.units:
-            cm = _match(toks, dm.start, ix.legacy_communes_by_district.get(d.code), "commune", text)
+            cm = _match(toks, dm.start, ix.legacy_communes_by_district.get(d.code), "commune")
             if cm is not None and len(cm.units) == 1:
                 found.append((cm.start, cm.units[0]))
     if len(found) == 1:
         start, c = found[0]
-        return _build(ix, field, street_before(start), legacy_commune=c)
-    cm2 = _match(toks, end, ix.communes_all, "commune", text)
+        return _build(
+            ix, field, _street(text, toks.starts[start] if start > 0 else 0), legacy_commune=c
+        )
+    cm2 = _match(toks, end, ix.communes_all, "commune")
     if not found and cm2 is not None and (c2 := _unique(cm2.units)) is not None and cm2.has_marker:
-        return _build(ix, field, street_before(cm2.start), commune=c2)
-    street = street_before(end) if end < toks.n else text.strip() or None
+        return _build(
+            ix, field, _street(text, toks.starts[cm2.start] if cm2.start > 0 else 0), commune=c2
+        )
+    # What is left once a trailing country or postal code is cut off; the whole text when
+    # nothing is left ("10000" alone): reading it again must give the same street.
+    street = _street(text, toks.starts[end]) if 0 < end < toks.n else text.strip() or None
+    return _build(ix, field, street)
     return _build(ix, field, street)
 
 
@@ -557,17 +601,118 @@ def _text_from_parts(value: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------- public
 
 
-@lru_cache(maxsize=1 << 18)
-def _standardize_text(text: str, field: str) -> tuple[dict[str, Any], tuple[Issue, ...]]:
+# Legacy writing puts the commune, district and province in the last three comma segments,
+# 2025 writing the commune and province in the last two. Those tails repeat across millions
+# of addresses while the street before them (house number, hamlet) mostly does not, so the
+# tail is read once and cached; the street is whatever precedes the units found in it.
+_TAIL_SEGMENTS = (2, 3)
+_OTHER_SEPARATORS = frozenset(";|\n")
+_SEP_RE = re.compile(r"[,;|\n]")
+
+
+def _cuts(text: str) -> tuple[int, ...]:
+    """Start offsets of the last 2 and 3 comma segments, when a part precedes them."""
+    if ";" in text or "|" in text or "\n" in text:
+        seps = [m.start() for m in _SEP_RE.finditer(text)][::-1][:3]
+        return tuple(seps[k - 1] + 1 for k in _TAIL_SEGMENTS if len(seps) >= k)
+    parts = text.rsplit(",", 3)  # the common case: commas only
+    if len(parts) < 3:
+        return ()
+    cut2 = len(text) - len(parts[-1]) - len(parts[-2]) - 1
+    return (cut2,) if len(parts) == 3 else (cut2, cut2 - len(parts[-3]) - 1)
+
+
+class _Resolved(NamedTuple):
+    """One cached reading, in the two shapes callers want, built once; never mutated."""
+
+    result: dict[str, Any]  # the full output dict with ``street`` None
+    head: dict[str, Any]  # its non-None members before ``street``
+    rest: dict[str, Any]  # ... and after it, but ``candidates`` (always last)
+    empty: bool  # nothing but ``ambiguous``/``candidates`` is set
+    issues: tuple[Issue, ...]
+
+
+_ALWAYS_SET = frozenset({"ambiguous", "candidates"})
+
+
+def _resolved(result: dict[str, Any], issues: list[Issue]) -> _Resolved:
+    result["street"] = None
+    items = list(result.items())
+    at = list(result).index("street")
+    head = {k: v for k, v in items[:at] if v is not None}
+    rest = {k: v for k, v in items[at + 1 :] if v is not None and k != "candidates"}
+    empty = not head and rest.keys() <= _ALWAYS_SET
+    return _Resolved(result, head, rest, empty, tuple(issues))
+
+
+@lru_cache(maxsize=32768)
+def _tail_reading(tail: str, field: str) -> tuple[int, _Resolved] | None:
+    """``(street end within the tail, reading)`` for the last comma segments of an address.
+
+    ``None`` when the reading looked further left than the tail (e.g. a district found at
+    the tail's start: its commune may be in the part cut off). Otherwise the reading of the
+    whole address is this one: ``_read`` inspects a token left of its start only through
+    ``_match``/``_seg_end_before``, which record it, and tokens never span a separator.
+    """
+    ix = get_index()
+    toks = _tokenize(tail)
+    reading = _read(ix, toks)
+    if reading.units is None or toks.floor_hit:
+        return None
+    return reading.street_end, _resolved(*_build(ix, field, None, **reading.units))
+
+
+@lru_cache(maxsize=16384)
+def _whole_text(text: str, field: str) -> tuple[str | None, _Resolved]:
+    result, issues = _parse(get_index(), text, field)
+    return result["street"], _resolved(result, issues)
+
+
+def _resolve(text: str, field: str) -> tuple[str | None, _Resolved]:
+    """``(street, shared reading)`` of a text; the tail cache first, then the whole text."""
     nfc = unicodedata.normalize("NFC", text)
-    result, issues = _parse(get_index(), nfc, field)
-    return result, tuple(issues)
+    for cut in _cuts(nfc):
+        hit = _tail_reading(nfc[cut:], field)
+        if hit is not None:
+            street_end, resolved = hit
+            return _street(nfc, cut + street_end), resolved
+    return _whole_text(nfc, field)
 
 
-def _copy(result: dict[str, Any]) -> dict[str, Any]:
-    out = dict(result)
-    out["candidates"] = [dict(c) for c in result["candidates"]]
-    return out
+def standardize_address_compact(
+    text: str, field: str = "address"
+) -> tuple[dict[str, Any] | None, list[Issue]]:
+    """``standardize_address(text)`` with its ``None`` members left out, as records store it.
+
+    ``None`` when nothing but ``ambiguous``/``candidates`` would be left. Never raises.
+    """
+    try:
+        if not text.strip():
+            return None, []
+        street, r = _resolve(text, field)
+        if r.empty and street is None:
+            return None, list(r.issues)
+        out = r.head.copy()
+        if street is not None:
+            out["street"] = street
+        out.update(r.rest)
+        candidates = r.result["candidates"]
+        out["candidates"] = [dict(c) for c in candidates] if candidates else []
+        return out, list(r.issues)
+    except Exception as exc:  # the contract: standardizers never raise
+        return None, [warning(field, "address_error", f"could not standardize: {exc!r}")]
+
+
+def parse_uncached(text: str, field: str = "address") -> tuple[dict[str, Any], list[Issue]]:
+    """The full reading of ``text`` without any cache (benchmarks, tests of the cache)."""
+    return _parse(get_index(), unicodedata.normalize("NFC", text), field)
+
+
+def clear_caches() -> None:
+    """Forget every cached reading (benchmarks measure cold runs with it)."""
+    _tail_reading.cache_clear()
+    _whole_text.cache_clear()
+    _FOLD_CACHE.clear()
 
 
 def standardize_address(
@@ -597,8 +742,12 @@ def standardize_address(
             return None, [warning(field, "address_invalid", f"not text: {type(value).__name__}")]
         if not text.strip():
             return None, []
-        result, issues = _standardize_text(text, field)
-        return _copy(result), list(issues)
+        street, r = _resolve(text, field)
+        out = r.result.copy()
+        out["street"] = street
+        candidates = out["candidates"]
+        out["candidates"] = [dict(c) for c in candidates] if candidates else []
+        return out, list(r.issues)
     except Exception as exc:  # the contract: standardizers never raise
         return None, [warning(field, "address_error", f"could not standardize: {exc!r}")]
 

@@ -151,6 +151,8 @@ def standardize_personal_id(value: object) -> tuple[str | None, str | None, list
     raw = str(value).strip()
     if not raw:
         return None, None, []
+    if len(raw) == 12 and raw.isascii() and raw.isdigit() and raw[:3] in LEGACY_PROVINCE_CODES:
+        return raw, None, []  # the well-formed case; IDs are unique, a cache would only churn
     pid, moved, issues = _personal_id(raw)
     return pid, moved, list(issues)
 
@@ -159,7 +161,10 @@ def standardize_old_id(value: object) -> tuple[str | None, list[Issue]]:
     """Old CMND: 9 digits (or the 12-digit CMND form). Invalid values are dropped."""
     if value is None:
         return None, []
-    digits = _digits_only(str(value).strip())
+    raw = str(value).strip()
+    if len(raw) in (9, 12) and raw.isascii() and raw.isdigit():
+        return raw, []  # the well-formed case, without the regex
+    digits = _digits_only(raw)
     if not digits:
         return None, []
     if digits.isdigit() and len(digits) in (9, 12):

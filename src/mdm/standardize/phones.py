@@ -167,6 +167,33 @@ def _phone(raw: str, field: str) -> tuple[str | None, tuple[Issue, ...]]:
     return "+84" + nsn, tuple(issues)
 
 
+def _plain(raw: str) -> str | None:
+    """E.164 for a number written as bare digits (or ``+84`` and digits) that reads as a
+    valid number without any landline conversion; ``None`` sends it the long way.
+
+    The same decisions as ``_phone`` takes for such input (no separators, extensions or
+    parentheses to look at), without its regexes and without the cache: phone numbers are
+    nearly unique per person, so caching them would only churn.
+    """
+    if raw[0] == "+":
+        digits = raw[1:]
+        if not (digits.startswith("84") and digits.isascii() and digits.isdigit()):
+            return None
+        nsn = digits[2:].lstrip("0")
+    else:
+        if not (raw.isascii() and raw.isdigit()) or raw.startswith("00"):
+            return None
+        if raw.startswith("84") and len(raw) in (11, 12):
+            nsn = raw[2:]
+        elif raw[0] == "0":
+            nsn = raw[1:]
+        else:
+            nsn = raw
+    if len(nsn) == 10 and nsn[:3] in MOBILE_2018:
+        nsn = MOBILE_2018[nsn[:3]] + nsn[3:]
+    return "+84" + nsn if _valid_vn(nsn) else None
+
+
 def standardize_phone(value: object, field: str = "phone") -> tuple[str | None, list[Issue]]:
     """E.164 string or ``None``; invalid input gives a ``phone_invalid`` warning."""
     if value is None:
@@ -176,5 +203,8 @@ def standardize_phone(value: object, field: str = "phone") -> tuple[str | None, 
         return None, []
     if len(raw) > 64:
         return None, [warning(field, "phone_invalid", "phone text is too long")]
+    fast = _plain(raw)
+    if fast is not None:
+        return fast, []
     result, issues = _phone(raw, field)
     return result, list(issues)

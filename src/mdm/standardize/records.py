@@ -33,10 +33,10 @@ Never raises: any mapping of any values yields a result.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
-from functools import lru_cache
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from mdm.standardize import dates, ids, names, phones, text
@@ -93,10 +93,30 @@ def _raw(value: object) -> str | None:
 
 def _values(raw: Mapping[Any, Any]) -> dict[str, str | None]:
     """All string-keyed values as stripped text (``None`` for blank), in one pass."""
-    return {k: _raw(v) for k, v in raw.items() if type(k) is str}
+    return {
+        k: (v.strip() or None) if type(v) is str else _raw(v)
+        for k, v in raw.items()
+        if type(k) is str
+    }
+
+
+# date.today() costs a few microseconds (a localtime call): ask once per day.
+_today_until = 0.0
+_today_value = date.min
+
+
+def _today() -> date:
+    global _today_until, _today_value
+    now = time.time()
+    if now >= _today_until:
+        _today_value = date.today()
+        midnight = datetime.combine(_today_value + timedelta(days=1), datetime.min.time())
+        _today_until = min(midnight.timestamp(), now + 60.0)  # also follows a clock change
+    return _today_value
 
 
 _address_fn: Callable[..., tuple[dict[str, Any] | None, list[Issue]]] | None = None
+_address_text_fn: Callable[[str, str], tuple[dict[str, Any] | None, list[Issue]]] | None = None
 _address_missing = False
 
 
@@ -116,6 +136,8 @@ def _address_value(
 ) -> str | Mapping[str, Any] | None:
     """Addresses may come as text or, when re-standardizing, as the standard's dict."""
     value = raw.get(key)
+    if value is None or type(value) is str:  # skip the slow ABC check on the usual case
+        return get(key)
     return value if isinstance(value, Mapping) else get(key)
 
 
@@ -127,12 +149,16 @@ def _standardize_address(
     Any failure of the address engine is reported as a warning, never raised: an
     address problem must not reject a citizen.
     """
-    global _address_fn, _address_missing
+    global _address_fn, _address_text_fn, _address_missing
     if _address_fn is None and not _address_missing:
         try:
-            from mdm.standardize.addresses import standardize_address
+            from mdm.standardize.addresses import (
+                standardize_address,
+                standardize_address_compact,
+            )
 
             _address_fn = standardize_address
+            _address_text_fn = standardize_address_compact
         except ImportError:
             _address_missing = True
     if _address_fn is None:
@@ -146,25 +172,12 @@ def _standardize_address(
             return _compact(result), list(found)
         except Exception as exc:
             return None, [warning(field_name, "address_failed", f"address engine failed: {exc!r}")]
-    compact, issues = _address_cached(value, field_name)
-    if compact is None:
-        return None, list(issues)
-    # A fresh copy per record: callers may mutate what they get.
-    out = dict(compact)
-    if "candidates" in out:
-        out["candidates"] = [dict(c) for c in out["candidates"]]
-    return out, list(issues)
-
-
-@lru_cache(maxsize=65536)
-def _address_cached(value: str, field_name: str) -> tuple[Any, tuple[Issue, ...]]:
-    """Addresses recur (place of birth is usually one of 63 provinces): cache per text."""
-    assert _address_fn is not None
+    assert _address_text_fn is not None
     try:
-        result, issues = _address_fn(value, field=field_name)
-        return _compact(result), tuple(issues)
+        # Cached inside by the administrative tail; a fresh dict per call.
+        return _address_text_fn(value, field_name)
     except Exception as exc:  # the engine is another module; contain its failures
-        return None, (warning(field_name, "address_failed", f"address engine failed: {exc!r}"),)
+        return None, [warning(field_name, "address_failed", f"address engine failed: {exc!r}")]
 
 
 def _simple(
@@ -210,8 +223,13 @@ def _enum(
         out[field_name] = hit
 
 
+_KNOWN_FIELDS = {entity: frozenset(fields) for entity, fields in ENTITY_FIELDS.items()}
+
+
 def _unknown_keys(entity: str, raw: Mapping[Any, Any], issues: list[Issue]) -> None:
-    known = ENTITY_FIELDS[entity]
+    known = _KNOWN_FIELDS[entity]
+    if known.issuperset(raw):
+        return
     for key in raw:
         if key not in known:
             issues.append(warning(str(key)[:80], "unknown_field", "not a standard field; ignored"))
@@ -496,4 +514,4 @@ def standardize_record(
         return StandardizeResult({}, [error("entity_type", "unknown_entity", repr(entity_type))])
     if not isinstance(raw, Mapping):
         return StandardizeResult({}, [error("record", "not_a_mapping", "record is not an object")])
-    return fn(raw, today or date.today())
+    return fn(raw, today or _today())

@@ -57,6 +57,10 @@ _INVISIBLE_RE = re.compile("[\u200b-\u200f\u2060\ufeff\x00-\x08\x0b\x0c\x0e-\x1f
 
 def clean_whitespace(text: str) -> str:
     """Collapse every run of whitespace (incl. NBSP, tabs, newlines) to one space; strip."""
+    if text.isprintable() and "  " not in text:
+        # Fast path, same result: every whitespace character but the ASCII space, and every
+        # invisible character removed below, is "non-printable" (categories C* and Z*).
+        return text.strip()
     return _WS_RE.sub(" ", _INVISIBLE_RE.sub("", text)).strip()
 
 
@@ -189,7 +193,12 @@ def _case1(ch: str, upper: bool) -> str:
 
 
 def _title_word(m: re.Match[str]) -> str:
-    word = m[0]
+    return _title_token(m[0])
+
+
+@lru_cache(maxsize=16384)
+def _title_token(word: str) -> str:
+    """Title case of one word; words (syllables) repeat, so each is cased once."""
     return _case1(word[0], True) + "".join(_case1(c, False) for c in word[1:])
 
 
@@ -311,12 +320,15 @@ def _vn_score(text: str) -> tuple[int, int]:
     """(valid Vietnamese syllables, minus suspicious characters): higher is better."""
     tokens = text.split()
     valid = sum(1 for t in tokens if _is_syllable(t.strip(".,;:()'\"-")))
-    return valid, -sum(1 for ch in text if ch in _SUSPECT_CHARS or unicodedata.combining(ch))
+    # No suspicious character is a combining mark (they all lie below U+0300), so the two
+    # counts add up; map() keeps the per-character loop in C.
+    combining = len(text) - list(map(unicodedata.combining, text)).count(0)
+    return valid, -(combining + sum(map(_SUSPECT_CHARS.__contains__, text)))
 
 
 def looks_mis_decoded(text: str) -> bool:
     """True when ``text`` contains characters typical of mis-decoded legacy bytes."""
-    return any(ch in _SUSPECT_CHARS for ch in text)
+    return not _SUSPECT_CHARS.isdisjoint(text)
 
 
 @lru_cache(maxsize=65536)
