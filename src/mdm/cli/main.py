@@ -28,8 +28,8 @@ def _register() -> None:
     from mdm.cli import db as db_cli
     from mdm.cli import export as export_cli
     from mdm.cli import ingest as ingest_cli
-    from mdm.cli import resolve as resolve_cli
     from mdm.cli import match as match_cli
+    from mdm.cli import resolve as resolve_cli
     from mdm.cli import schemas as schemas_cli
     from mdm.cli import serve as serve_cli
     from mdm.cli import standardize as standardize_cli
