@@ -112,12 +112,14 @@ def _mapping_hash(mapping: Mapping) -> str:
 
 @dataclass(slots=True)
 class _Accepted:
-    row: Row
+    """A row ready to store, already serialized: the JSON and the hash are made in the
+    worker processes so that the writing process only streams text into COPY."""
+
     key: str
-    payload: dict[str, str | None]
-    standardized: dict[str, Any]
-    issues: list[dict[str, Any]]
-    chash: str
+    raw_json: str  # canonical JSON of the row as the source wrote it
+    standardized_json: str
+    issues_json: str
+    chash: str  # SHA-256 of raw_json
 
 
 def _reject(
@@ -199,8 +201,14 @@ def _prepare(row: Row, mapping: Mapping, ctx: _Context) -> _Accepted | dict[str,
     issues = [i.as_dict() for i in result.issues]
     if result.rejected:
         return _reject(row, key, issues, ctx)
-    payload = {str(k): to_text(v) for k, v in row.values.items()}
-    return _Accepted(row, key, payload, result.standardized, issues, content_hash(payload))
+    raw_json = _canonical_json({str(k): to_text(v) for k, v in row.values.items()})
+    return _Accepted(
+        key,
+        raw_json,
+        json.dumps(result.standardized, ensure_ascii=False, separators=(",", ":")),
+        json.dumps(issues, ensure_ascii=False, separators=(",", ":")),
+        hashlib.sha256(raw_json.encode()).hexdigest(),
+    )
 
 
 _worker_mapping: Mapping | None = None
@@ -299,9 +307,9 @@ def _write_chunk(
                 {
                     "source_record_id": state[key].record_id,
                     "version": version,
-                    "raw": a.payload,
-                    "standardized": a.standardized,
-                    "issues": a.issues,
+                    "raw": a.raw_json,
+                    "standardized": a.standardized_json,
+                    "issues": a.issues_json,
                     "content_hash": a.chash,
                     "ingest_run_id": ctx.run_id,
                     "received_at": now,

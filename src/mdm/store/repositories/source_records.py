@@ -6,7 +6,6 @@ Everything here runs inside the caller's transaction: one chunk, one commit.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -158,36 +157,37 @@ def _copy_records(
 
 
 def insert_versions(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """rows: source_record_id, version, raw, standardized, issues, content_hash,
-    ingest_run_id, received_at."""
+    """rows: source_record_id, version, raw, standardized, issues (all three already
+    serialized JSON text), content_hash, ingest_run_id, received_at."""
     if not rows:
         return
+    columns = (
+        "source_record_id, version, raw, standardized, issues, content_hash, "
+        "ingest_run_id, received_at"
+    )
+    order = columns.split(", ")
     if conn.dialect.name == "postgresql":
         dbapi = conn.connection.driver_connection
         assert dbapi is not None
-        columns = (
-            "source_record_id, version, raw, standardized, issues, content_hash, "
-            "ingest_run_id, received_at"
-        )
         with (
             dbapi.cursor() as cur,
             cur.copy(f"COPY source_record_versions ({columns}) FROM STDIN") as copy,
         ):
             for r in rows:
-                copy.write_row(
-                    (
-                        r["source_record_id"],
-                        r["version"],
-                        json.dumps(r["raw"], ensure_ascii=False),
-                        json.dumps(r["standardized"], ensure_ascii=False),
-                        json.dumps(r["issues"], ensure_ascii=False),
-                        r["content_hash"],
-                        r["ingest_run_id"],
-                        r["received_at"],
-                    )
-                )
+                copy.write_row([r[c] for c in order])
         return
-    conn.execute(insert(srv), rows)
+    # SQLite stores JSON as text: hand the serialized text straight to the driver.
+    placeholders = ", ".join("?" for _ in order)
+    conn.exec_driver_sql(
+        f"INSERT INTO source_record_versions ({columns}) VALUES ({placeholders})",
+        [
+            tuple(
+                r[c].replace(tzinfo=None).isoformat(sep=" ") if c == "received_at" else r[c]
+                for c in order
+            )
+            for r in rows
+        ],
+    )
 
 
 def bump_versions(
