@@ -11,6 +11,7 @@ from mdm.exceptions import ConfigError
 from mdm.survivorship import (
     RecordInput,
     build_golden,
+    canonical_json,
     completeness,
     load_survivorship,
     parse_survivorship,
@@ -149,3 +150,22 @@ def test_shipped_rules_load_for_every_type() -> None:
     for entity_type in ("citizen", "organization", "dossier"):
         rules = load_survivorship(entity_type)
         assert rules.default.strategies
+
+
+def test_single_record_fast_path_is_exactly_the_general_rules() -> None:
+    """Entities with one record skip candidate building; the result must not differ
+    (invariant 6: ``rebuild`` recomputes through whichever path applies)."""
+    from mdm.survivorship.engine import _general
+
+    rng = random.Random(11)
+    values: list[object] = ["", None, [], {}, "Nguyễn Văn An", "1990", "1990-05-12", 0, False]
+    values += [{"province_code": "01", "street": ""}, ["a", "b"], 3.5, {"x": {}}]
+    attrs = ["full_name", "date_of_birth", "sex", "personal_id", "permanent_address", "phone"]
+    for i in range(300):
+        std = {a: rng.choice(values) for a in rng.sample(attrs, rng.randrange(0, len(attrs)))}
+        codes = ("personal_id_inconsistent",) if i % 3 == 0 else ()
+        r = rec(f"s{i % 4}/{i}", day=1 + i % 20, codes=codes, **std)
+        fast, slow = build_golden([r], RULES), _general([r], RULES, {})
+        assert fast == slow
+        assert canonical_json(fast.provenance) == canonical_json(slow.provenance)
+        assert list(fast.attributes) == list(slow.attributes)

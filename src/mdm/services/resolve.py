@@ -34,7 +34,8 @@ from mdm.survivorship import (
     load_survivorship,
 )
 
-_CHUNK_ENTITIES = 5000
+_CHUNK_ENTITIES = 20_000
+_NO_ISSUES: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -67,13 +68,24 @@ class ApplySummary:
     unchanged: int = 0
 
 
-def record_input(row: repo.RecordRow) -> RecordInput:
+def record_input(
+    row: repo.RecordRow, trust_cache: dict[int, dict[str, float]] | None = None
+) -> RecordInput:
+    """What survivorship sees of a record. ``trust_cache`` shares the trust mapping of
+    a source system among its records (``record_rows`` returns one object per system)."""
+    trust = None if trust_cache is None else trust_cache.get(id(row.trust))
+    if trust is None:
+        trust = {k: float(v) for k, v in row.trust.items() if isinstance(v, int | float)}
+        if trust_cache is not None:
+            trust_cache[id(row.trust)] = trust
     return RecordInput(
         ref=f"{row.system}/{row.key}",
         values=row.standardized,
-        trust={k: float(v) for k, v in row.trust.items() if isinstance(v, int | float)},
+        trust=trust,
         observed_at=row.received_at,
-        issue_codes=frozenset(str(i.get("code")) for i in row.issues if i.get("code")),
+        issue_codes=frozenset(str(i.get("code")) for i in row.issues if i.get("code"))
+        if row.issues
+        else _NO_ISSUES,
     )
 
 
@@ -86,9 +98,10 @@ def golden_for(
 ) -> dict[int, GoldenRecord]:
     """Golden records of entities given their member records (one chunk)."""
     all_records = sorted({r for rs in membership.values() for r in rs})
-    inputs = {
-        row.record_id: record_input(row) for row in repo.record_rows(conn, all_records, entity_type)
-    }
+    rows = repo.record_rows(conn, all_records, entity_type)
+    cache: dict[int, dict[str, float]] = {}
+    inputs = {row.record_id: record_input(row, cache) for row in rows}
+    del rows
     if overrides is None:
         overrides = repo.active_overrides(conn, list(membership))
     return {
@@ -136,6 +149,10 @@ def apply_plans(
         events: list[PendingEvent] = []
         for n in batch:
             g = goldens[n.id]
+            attributes, provenance = (
+                repo.json_for(conn, g.attributes),
+                repo.json_for(conn, g.provenance),
+            )
             entity_rows.append(
                 {
                     "id": n.id,
@@ -143,13 +160,15 @@ def apply_plans(
                     "entity_type": entity_type,
                     "status": "active",
                     "version": 1,
-                    "attributes": g.attributes,
-                    "provenance": g.provenance,
+                    "attributes": attributes,
+                    "provenance": provenance,
                     "created_at": now,
                     "updated_at": now,
                 }
             )
-            version_rows.append(_version_row(n.id, 1, "active", g, n.change, actor, now))
+            version_rows.append(
+                _version_row(n.id, 1, "active", attributes, provenance, n.change, actor, now)
+            )
             link_rows.extend(n.link_rows)
             conflict_rows.extend(_conflict_rows(n.id, g, now))
             changed = sorted(g.attributes)
@@ -167,8 +186,7 @@ def apply_plans(
         repo.bulk_insert(conn, repo.entities, entity_rows)
         repo.bulk_insert(conn, repo.versions, version_rows)
         repo.bulk_insert(conn, repo.links, link_rows)
-        if conflict_rows:
-            repo.replace_conflicts(conn, [], conflict_rows)
+        repo.bulk_insert(conn, repo.conflicts, conflict_rows)
         summary.versions += len(version_rows)
         summary.events += write_events(conn, events, now, new_entity_ids=[n.id for n in batch])
 
@@ -191,17 +209,25 @@ def apply_plans(
                 continue
             version = state.version + 1
             changed = changed_attributes(state.attributes, g.attributes)
+            attributes, provenance = (
+                repo.json_for(conn, g.attributes),
+                repo.json_for(conn, g.provenance),
+            )
             updates.append(
                 {
                     "id": eid,
                     "status": plan.status,
                     "version": version,
-                    "attributes": g.attributes,
-                    "provenance": g.provenance,
+                    "attributes": attributes,
+                    "provenance": provenance,
                     "updated_at": now,
                 }
             )
-            version_rows.append(_version_row(eid, version, plan.status, g, plan.change, actor, now))
+            version_rows.append(
+                _version_row(
+                    eid, version, plan.status, attributes, provenance, plan.change, actor, now
+                )
+            )
             touched.append(eid)
             if plan.status == "active":
                 conflict_rows.extend(_conflict_rows(eid, g, now))
@@ -221,14 +247,21 @@ def apply_plans(
 
 
 def _version_row(
-    eid: int, version: int, status: str, g: GoldenRecord, change: str, actor: str, now: datetime
+    eid: int,
+    version: int,
+    status: str,
+    attributes: Any,
+    provenance: Any,
+    change: str,
+    actor: str,
+    now: datetime,
 ) -> dict[str, Any]:
     return {
         "entity_id": eid,
         "version": version,
         "status": status,
-        "attributes": g.attributes,
-        "provenance": g.provenance,
+        "attributes": attributes,
+        "provenance": provenance,
         "change": change,
         "changed_by": actor,
         "valid_from": now,

@@ -13,14 +13,21 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
+from typing import cast as type_cast
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    ColumnElement,
     Connection,
+    String,
     Table,
+    Text,
     and_,
+    any_,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -28,6 +35,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from mdm.store.models import (
     AttributeOverride,
@@ -42,27 +50,79 @@ from mdm.store.models import (
     StewardDecision,
 )
 
-entities = cast(Table, Entity.__table__)
-versions = cast(Table, EntityVersion.__table__)
-links = cast(Table, Link.__table__)
-redirects = cast(Table, Redirect.__table__)
-overrides = cast(Table, AttributeOverride.__table__)
-conflicts = cast(Table, EntityConflict.__table__)
-records = cast(Table, SourceRecord.__table__)
-record_versions = cast(Table, SourceRecordVersion.__table__)
-systems = cast(Table, SourceSystem.__table__)
-decisions = cast(Table, StewardDecision.__table__)
+entities = type_cast(Table, Entity.__table__)
+versions = type_cast(Table, EntityVersion.__table__)
+links = type_cast(Table, Link.__table__)
+redirects = type_cast(Table, Redirect.__table__)
+overrides = type_cast(Table, AttributeOverride.__table__)
+conflicts = type_cast(Table, EntityConflict.__table__)
+records = type_cast(Table, SourceRecord.__table__)
+record_versions = type_cast(Table, SourceRecordVersion.__table__)
+systems = type_cast(Table, SourceSystem.__table__)
+decisions = type_cast(Table, StewardDecision.__table__)
 
 
 def chunk_size(conn: Connection) -> int:
-    """Bound parameter lists: SQLite allows 32k variables; Postgres 65k."""
-    return 5000 if conn.dialect.name == "postgresql" else 900
+    """Ids per statement. SQLite binds one variable per id (at most 32k); Postgres
+    binds one array (``= ANY(:ids)``), so a chunk only bounds memory and latency."""
+    return 50_000 if conn.dialect.name == "postgresql" else 900
 
 
 def chunks(conn: Connection, ids: Sequence[Any]) -> Iterator[Sequence[Any]]:
     n = chunk_size(conn)
     for start in range(0, len(ids), n):
         yield ids[start : start + n]
+
+
+def one_of(
+    conn: Connection, column: ColumnElement[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    """``column IN (values)``; on Postgres ``column = ANY(:array)``: one parameter, one
+    cached plan, instead of tens of thousands of placeholders to render and parse."""
+    if conn.dialect.name != "postgresql":
+        return column.in_(list(values))
+    item: Any = Text() if isinstance(column.type, String) else BigInteger()
+    return column == any_(bindparam(None, list(values), type_=ARRAY(item)))
+
+
+try:  # orjson is several times faster; the fallback writes the same JSON values
+    import orjson
+
+    def encode_json(value: Any) -> str:
+        """JSON text of a value for COPY into a JSON(B) column."""
+        try:
+            return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # e.g. an integer past 64 bits: let the json module try
+            return _ENCODER.encode(value)
+
+    _loads: Any = orjson.loads
+except ImportError:  # pragma: no cover - depends on the environment
+
+    def encode_json(value: Any) -> str:
+        """JSON text of a value for COPY into a JSON(B) column."""
+        return _ENCODER.encode(value)
+
+    _loads = json.loads
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+def decode_json(text: str | bytes | None) -> Any:
+    return None if text is None else _loads(text)
+
+
+class JsonText(str):
+    """A value already encoded by :func:`encode_json`: :func:`bulk_insert` writes it
+    as is (the same golden record goes into ``entities`` and ``entity_versions``)."""
+
+    __slots__ = ()
+
+
+def json_for(conn: Connection, value: Any) -> Any:
+    """``value`` encoded once for several COPYs on Postgres; unchanged elsewhere."""
+    if conn.dialect.name != "postgresql":
+        return value
+    return JsonText(encode_json(value))
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -72,18 +132,30 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if conn.dialect.name != "postgresql":
         conn.execute(insert(table), list(rows))
         return
-    columns = list(rows[0].keys())
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    _copy(conn, table.name, list(rows[0].keys()), json_columns, rows)
+
+
+def _copy(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    json_columns: Iterable[str],
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    json_set = set(json_columns)
+    is_json = [c in json_set for c in columns]
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     names = ", ".join(f'"{c}"' for c in columns)
-    with dbapi.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+    with dbapi.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        write = copy.write_row
         for row in rows:
-            copy.write_row(
-                tuple(
-                    json.dumps(row[c], ensure_ascii=False) if c in json_columns else row[c]
-                    for c in columns
-                )
+            write(
+                [
+                    (v if type(v) is JsonText else encode_json(v)) if j else v
+                    for v, j in zip([row[c] for c in columns], is_json, strict=True)
+                ]
             )
 
 
@@ -133,7 +205,7 @@ def members(conn: Connection, entity_ids: Sequence[int]) -> dict[int, list[int]]
     out: dict[int, list[int]] = {e: [] for e in entity_ids}
     for batch in chunks(conn, list(entity_ids)):
         stmt = select(links.c.entity_id, links.c.source_record_id).where(
-            links.c.entity_id.in_(batch), links.c.active.is_(True)
+            one_of(conn, links.c.entity_id, batch), links.c.active.is_(True)
         )
         for e, r in conn.execute(stmt):
             out[int(e)].append(int(r))
@@ -164,7 +236,7 @@ def entity_states(conn: Connection, entity_ids: Iterable[int]) -> dict[int, Enti
             entities.c.version,
             entities.c.attributes,
             entities.c.provenance,
-        ).where(entities.c.id.in_(batch))
+        ).where(one_of(conn, entities.c.id, batch))
         for row in conn.execute(stmt):
             out[int(row[0])] = EntityState(
                 int(row[0]), row[1], row[2], row[3], int(row[4]), row[5] or {}, row[6] or {}
@@ -195,7 +267,7 @@ def existing_canonical_ids(conn: Connection, candidates: Sequence[str]) -> set[s
     for batch in chunks(conn, list(candidates)):
         found.update(
             conn.execute(
-                select(entities.c.canonical_id).where(entities.c.canonical_id.in_(batch))
+                select(entities.c.canonical_id).where(one_of(conn, entities.c.canonical_id, batch))
             ).scalars()
         )
     return found
@@ -208,7 +280,7 @@ def record_refs(conn: Connection, record_ids: Sequence[int]) -> dict[int, tuple[
         stmt = (
             select(records.c.id, systems.c.name, records.c.source_key)
             .join(systems, systems.c.id == records.c.source_system_id)
-            .where(records.c.id.in_(batch))
+            .where(one_of(conn, records.c.id, batch))
         )
         for rid, name, key in conn.execute(stmt):
             out[int(rid)] = (name, key)
@@ -227,20 +299,27 @@ class RecordRow:
 
 
 def record_rows(conn: Connection, record_ids: Sequence[int], entity_type: str) -> list[RecordRow]:
-    """The current standardized version of each record, with its source's trust."""
+    """The current standardized version of each record, with its source's trust.
+
+    The few source systems are read once (their trust is shared by their records);
+    JSON comes back as text and is decoded here, with orjson when installed.
+    """
+    trust_of: dict[int, tuple[str, dict[str, Any]]] = {
+        int(sid): (name, (trust or {}).get(entity_type) or {})
+        for sid, name, trust in conn.execute(select(systems.c.id, systems.c.name, systems.c.trust))
+    }
     out: list[RecordRow] = []
+    no_issues: list[dict[str, Any]] = []
     for batch in chunks(conn, sorted(record_ids)):
         stmt = (
             select(
                 records.c.id,
-                systems.c.name,
+                records.c.source_system_id,
                 records.c.source_key,
-                record_versions.c.standardized,
-                record_versions.c.issues,
+                cast(record_versions.c.standardized, Text),
+                cast(record_versions.c.issues, Text),
                 record_versions.c.received_at,
-                systems.c.trust,
             )
-            .join(systems, systems.c.id == records.c.source_system_id)
             .join(
                 record_versions,
                 and_(
@@ -248,18 +327,19 @@ def record_rows(conn: Connection, record_ids: Sequence[int], entity_type: str) -
                     record_versions.c.version == records.c.current_version,
                 ),
             )
-            .where(records.c.id.in_(batch))
+            .where(one_of(conn, records.c.id, batch))
         )
-        for rid, name, key, std, issues, received, trust in conn.execute(stmt):
+        for rid, sid, key, std, issues, received in conn.execute(stmt):
+            name, trust = trust_of[int(sid)]
             out.append(
                 RecordRow(
                     int(rid),
                     name,
                     key,
-                    std or {},
-                    issues or [],
+                    decode_json(std) or {},
+                    no_issues if issues in (None, "[]", "null") else decode_json(issues) or [],
                     received,
-                    (trust or {}).get(entity_type) or {},
+                    trust,
                 )
             )
     return out
@@ -269,7 +349,7 @@ def active_overrides(conn: Connection, entity_ids: Sequence[int]) -> dict[int, d
     out: dict[int, dict[str, Any]] = defaultdict(dict)
     for batch in chunks(conn, sorted(entity_ids)):
         stmt = select(overrides.c.entity_id, overrides.c.attribute, overrides.c.value).where(
-            overrides.c.entity_id.in_(batch), overrides.c.active.is_(True)
+            one_of(conn, overrides.c.entity_id, batch), overrides.c.active.is_(True)
         )
         for e, attr, value in conn.execute(stmt):
             out[int(e)][attr] = value
@@ -314,12 +394,12 @@ def steward_pairs(
 def max_sequences(conn: Connection, entity_ids: Sequence[int]) -> dict[int, int]:
     from mdm.store.models import OutboxEvent
 
-    outbox = cast(Table, OutboxEvent.__table__)
+    outbox = type_cast(Table, OutboxEvent.__table__)
     out: dict[int, int] = {}
     for batch in chunks(conn, sorted(entity_ids)):
         stmt = (
             select(outbox.c.entity_id, func.max(outbox.c.sequence))
-            .where(outbox.c.entity_id.in_(batch))
+            .where(one_of(conn, outbox.c.entity_id, batch))
             .group_by(outbox.c.entity_id)
         )
         for e, seq in conn.execute(stmt):
@@ -334,14 +414,33 @@ def deactivate_links(conn: Connection, record_ids: Sequence[int], now: datetime)
     for batch in chunks(conn, sorted(record_ids)):
         conn.execute(
             update(links)
-            .where(links.c.source_record_id.in_(batch), links.c.active.is_(True))
+            .where(one_of(conn, links.c.source_record_id, batch), links.c.active.is_(True))
             .values(active=False, deactivated_at=now)
         )
 
 
 def update_entities(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """rows: id, status, version, attributes, provenance, updated_at."""
+    """rows: id, status, version, attributes, provenance, updated_at.
+
+    Postgres: COPY into a temporary table and one ``UPDATE ... FROM`` (a statement
+    per row costs a round trip each); elsewhere one executemany.
+    """
     if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        columns = ("id", "status", "version", "attributes", "provenance", "updated_at")
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS mdm_entity_updates (id bigint PRIMARY KEY, "
+            "status text, version integer, attributes jsonb, provenance jsonb, "
+            "updated_at timestamptz) ON COMMIT DROP"
+        )
+        _copy(conn, "mdm_entity_updates", columns, {"attributes", "provenance"}, rows)
+        conn.exec_driver_sql(
+            "UPDATE entities AS e SET status = u.status, version = u.version, "
+            "attributes = u.attributes, provenance = u.provenance, updated_at = u.updated_at "
+            "FROM mdm_entity_updates AS u WHERE e.id = u.id"
+        )
+        conn.exec_driver_sql("TRUNCATE mdm_entity_updates")
         return
     conn.execute(
         update(entities)
@@ -416,7 +515,7 @@ def replace_conflicts(
 ) -> None:
     """Make ``entity_conflicts`` of these entities exactly ``rows``."""
     for batch in chunks(conn, sorted(entity_ids)):
-        conn.execute(delete(conflicts).where(conflicts.c.entity_id.in_(batch)))
+        conn.execute(delete(conflicts).where(one_of(conn, conflicts.c.entity_id, batch)))
     if rows:
         conn.execute(insert(conflicts), list(rows))
 
@@ -426,7 +525,7 @@ def previous_entity_of(conn: Connection, record_ids: Sequence[int], current: int
     out: dict[int, tuple[int, int]] = {}
     for batch in chunks(conn, sorted(record_ids)):
         stmt = select(links.c.source_record_id, links.c.entity_id, links.c.id).where(
-            links.c.source_record_id.in_(batch),
+            one_of(conn, links.c.source_record_id, batch),
             links.c.active.is_(False),
             links.c.entity_id != current,
         )
@@ -479,12 +578,12 @@ def deactivate_decisions(
                     decisions.c.active.is_(True),
                     or_(
                         and_(
-                            decisions.c.left_record_id.in_(batch_a),
-                            decisions.c.right_record_id.in_(batch_b),
+                            one_of(conn, decisions.c.left_record_id, batch_a),
+                            one_of(conn, decisions.c.right_record_id, batch_b),
                         ),
                         and_(
-                            decisions.c.left_record_id.in_(batch_b),
-                            decisions.c.right_record_id.in_(batch_a),
+                            one_of(conn, decisions.c.left_record_id, batch_b),
+                            one_of(conn, decisions.c.right_record_id, batch_a),
                         ),
                     ),
                 )
