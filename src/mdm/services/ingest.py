@@ -248,6 +248,7 @@ def _write_chunk(
     rejects = [p for p in prepared if isinstance(p, dict)]
     now = ctx.now()
     with engine.begin() as conn:
+        repo.relax_commit_durability(conn)
         keys = list(dict.fromkeys(a.key for a in accepted))
         state = repo.current_states(conn, ctx.system_id, keys)
         new_keys: list[str] = []

@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
     Connection,
+    String,
     Table,
     bindparam,
     func,
@@ -72,14 +74,30 @@ def current_states(
     """The current version, hash and status of each key: one unique-index lookup per
     key on ``source_records`` (the hash is denormalized there)."""
     out: dict[str, CurrentState] = {}
-    for start in range(0, len(keys), _IN_BATCH):
-        batch = keys[start : start + _IN_BATCH]
+    step = 50_000 if conn.dialect.name == "postgresql" else _IN_BATCH  # one array param
+    for start in range(0, len(keys), step):
+        batch = list(keys[start : start + step])
+        key_match = (
+            sr.c.source_key == func.any(bindparam("keys", batch, type_=ARRAY(String)))
+            if conn.dialect.name == "postgresql"
+            else sr.c.source_key.in_(batch)
+        )
         stmt = select(
             sr.c.source_key, sr.c.id, sr.c.current_version, sr.c.status, sr.c.current_hash
-        ).where(sr.c.source_system_id == system_id, sr.c.source_key.in_(batch))
+        ).where(sr.c.source_system_id == system_id, key_match)
         for key, rid, version, status, chash in conn.execute(stmt):
             out[key] = CurrentState(int(rid), int(version), chash or "", status)
     return out
+
+
+def relax_commit_durability(conn: Connection) -> None:
+    """Postgres: don't wait for the WAL flush at this transaction's commit.
+
+    Safe for ingest: a chunk and the run's progress commit together, so a database
+    crash can only lose whole chunks, which the resume then re-reads.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL synchronous_commit = off"))
 
 
 def analyze(conn: Connection) -> None:
