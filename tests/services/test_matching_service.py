@@ -10,7 +10,7 @@ Tests run in file order: the steward tests come last because they change the sto
 
 from __future__ import annotations
 
-import hashlib
+import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +25,10 @@ from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from mdm.exceptions import BadRequest
+from mdm.ingest.mapping import load_mapping
 from mdm.matching import load_rules
 from mdm.services import matching as svc
+from mdm.services.ingest import ingest_file
 from mdm.store.db import make_engine
 from mdm.store.models import (
     BlockingKey,
@@ -42,8 +44,9 @@ from mdm.store.models import (
     StewardDecision,
     TermFrequency,
 )
+from mdm.synth import SynthParams
+from mdm.synth import generate as generate_synth
 from tests.conftest import Databases
-from tests.matching.synthetic import Generated, generate
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -52,8 +55,8 @@ NOW = datetime(2025, 6, 1, tzinfo=UTC)
 class Registry:
     engine: Engine
     rules_dir: Path
-    data: Generated
-    ids: dict[str, int]  # generator uid → source record id
+    truth: dict[int, str]  # source record id → true entity
+    hard: list[tuple[str, int, int]]  # (kind, record, record): never one entity
     std: dict[int, dict[str, Any]]
 
 
@@ -67,57 +70,79 @@ def _rules_dir(tmp: Path) -> Path:
     return tmp
 
 
-def _load(engine: Engine, data: Generated) -> dict[str, int]:
-    ids: dict[str, int] = {}
-    with engine.begin() as conn:
-        systems: dict[str, int] = {}
-        for uid, source, std in data.records:
-            if source not in systems:
-                systems[source] = conn.execute(
-                    insert(SourceSystem).values(name=source, trust={}).returning(SourceSystem.id)
-                ).scalar_one()
-            rid = conn.execute(
-                insert(SourceRecord)
-                .values(
-                    source_system_id=systems[source],
-                    source_key=uid,
-                    entity_type="citizen",
-                    current_version=1,
-                    status="active",
-                    first_seen_at=NOW,
-                    updated_at=NOW,
-                )
-                .returning(SourceRecord.id)
-            ).scalar_one()
-            ids[uid] = int(rid)
-            conn.execute(
-                insert(SourceRecordVersion).values(
-                    source_record_id=rid,
-                    version=1,
-                    raw={},
-                    standardized=std,
-                    issues=[],
-                    content_hash=hashlib.sha256(json.dumps(std).encode()).hexdigest(),
-                    received_at=NOW,
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``mdm synth`` citizens (about 3,000 records with twins, same-name parent/child
+    pairs and namesakes), shared by both backends."""
+    out = tmp_path_factory.mktemp("synth")
+    generate_synth(
+        out, SynthParams(provinces=2, citizens=1300, organizations=10, dossiers=10, seed=7)
+    )
+    return out
+
+
+def _ingest(engine: Engine, synth: Path) -> None:
+    manifest = json.loads((synth / "manifest.json").read_text(encoding="utf-8"))
+    for entry in manifest["files"]:
+        if entry["entity_type"] != "citizen":
+            continue
+        ingest_file(
+            engine,
+            load_mapping(synth / entry["mapping"]),
+            synth / entry["path"],
+            source_name=entry["source_system"],
+            workers=1,
+        )
+
+
+def _refs(engine: Engine) -> dict[tuple[str, str], int]:
+    with engine.connect() as conn:
+        return {
+            (system, key): int(rid)
+            for system, key, rid in conn.execute(
+                select(SourceSystem.name, SourceRecord.source_key, SourceRecord.id).join(
+                    SourceSystem, SourceSystem.id == SourceRecord.source_system_id
                 )
             )
-    return ids
+        }
 
 
 @pytest.fixture(scope="module")
 def registry(
-    backend: str, databases: Databases, tmp_path_factory: pytest.TempPathFactory
+    backend: str,
+    databases: Databases,
+    synth_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Registry]:
     engine = make_engine(databases.fresh(backend))
     rules_dir = _rules_dir(tmp_path_factory.mktemp(f"rules-{backend}"))
-    data = generate(2400, seed=5, n_twins=15)
-    ids = _load(engine, data)
+    _ingest(engine, synth_dir)
+    refs = _refs(engine)
+    truth: dict[int, str] = {}
+    with (synth_dir / "truth.csv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            rid = refs.get((row["source_system"], row["source_key"]))
+            if rid is not None and row["entity_type"] == "citizen":
+                truth[rid] = row["true_entity"]
+    hard: list[tuple[str, int, int]] = []
+    with (synth_dir / "hard_negatives.csv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            a = refs.get((row["source_system"], row["source_key_a"]))
+            b = refs.get((row["source_system"], row["source_key_b"]))
+            if a is not None and b is not None:
+                hard.append((row["kind"], a, b))
     report = svc.train_from_store(engine, "citizen", rules_dir=rules_dir, threads=2)
-    assert report.records == len(data.records)
+    assert report.records == len(truth)
     assert svc.model_path("citizen", rules_dir).exists()
     svc.run_batch(engine, "citizen", rules_dir=rules_dir, threads=2)
-    std = {ids[uid]: s for uid, _src, s in data.records}
-    yield Registry(engine, rules_dir, data, ids, std)
+    with engine.connect() as conn:
+        std = {
+            int(rid): dict(value)
+            for rid, value in conn.execute(
+                select(SourceRecordVersion.source_record_id, SourceRecordVersion.standardized)
+            )
+        }
+    yield Registry(engine, rules_dir, truth, hard, std)
     svc.clear_cache()
     engine.dispose()
 
@@ -183,13 +208,13 @@ def test_every_active_record_has_exactly_one_active_link(registry: Registry) -> 
         active = conn.execute(
             select(func.count()).select_from(SourceRecord).where(SourceRecord.status == "active")
         ).scalar_one()
-    assert len(per_record) == active == len(registry.data.records)
+    assert len(per_record) == active == len(registry.truth)
     assert set(per_record.values()) == {1}
 
 
 def test_links_follow_the_truth(registry: Registry) -> None:
     entity_of = _entity_of(registry.engine)
-    truth = {registry.ids[u]: t for u, t in registry.data.truth.items()}
+    truth = registry.truth
     records = list(entity_of)
     tp = predicted = actual = 0
     by_entity: dict[int, list[int]] = {}
@@ -239,10 +264,11 @@ def _prior_weight(registry: Registry) -> float:
 
 def test_twins_and_parent_child_are_never_auto_linked(registry: Registry) -> None:
     entity_of = _entity_of(registry.engine)
-    pairs = [*registry.data.twins, *registry.data.parent_child]
-    assert len(pairs) == 30
-    for a, b in pairs:
-        assert entity_of[registry.ids[a]] != entity_of[registry.ids[b]], (a, b)
+    kinds = {kind for kind, _a, _b in registry.hard}
+    assert {"twins", "parent_child"} <= kinds
+    for kind, a, b in registry.hard:
+        if kind in ("twins", "parent_child"):
+            assert entity_of[a] != entity_of[b], (kind, a, b)
 
 
 def test_blocking_keys_and_features_cover_every_record(registry: Registry) -> None:
@@ -252,7 +278,7 @@ def test_blocking_keys_and_features_cover_every_record(registry: Registry) -> No
             select(func.count(func.distinct(BlockingKey.source_record_id)))
         ).scalar_one()
         tf = conn.execute(select(func.count()).select_from(TermFrequency)).scalar_one()
-    assert features == len(registry.data.records)
+    assert features == len(registry.truth)
     assert keyed >= 0.95 * features
     assert tf > 0
 
@@ -395,13 +421,21 @@ def _decide(engine: Engine, kind: str, a: int, b: int) -> None:
 
 
 def _chain_cluster(registry: Registry) -> list[int]:
-    """Members of an entity of three or more records where some two members are
-    joined only through a third (the transitive case)."""
+    """Members of an entity of three or more records (so some two of them may be
+    joined only through a third: the transitive case), untouched by stewards."""
     entity_of = _entity_of(registry.engine)
+    with registry.engine.connect() as conn:
+        decided = {
+            int(r)
+            for pair in conn.execute(
+                select(StewardDecision.left_record_id, StewardDecision.right_record_id)
+            )
+            for r in pair
+        }
     by_entity: dict[int, list[int]] = {}
     for r, e in entity_of.items():
         by_entity.setdefault(e, []).append(r)
-    big = [sorted(m) for m in by_entity.values() if len(m) >= 3]
+    big = [sorted(m) for m in by_entity.values() if len(m) >= 3 and not decided.intersection(m)]
     assert big, "the generated data has entities of three or more records"
     return big[0]
 

@@ -46,6 +46,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session
@@ -471,7 +472,7 @@ def _steward_pairs(conn: Connection, entity_type: str) -> tuple[list[tuple[int, 
         .join(left, left.c.id == decisions.c.left_record_id)
         .join(right, right.c.id == decisions.c.right_record_id)
         .where(
-            decisions.c.active.is_(True),
+            decisions.c.active == true(),
             left.c.entity_type == entity_type,
             right.c.entity_type == entity_type,
             left.c.status == "active",
@@ -715,7 +716,6 @@ def run_batch(
         summary.scored_pairs = int(result.stats["scored_pairs"])
         summary.clusters = len(result.clusters)
         summary.records_in_clusters = sum(len(c) for c in result.clusters)
-        summary.links_by_method = dict(Counter(e.method for e in result.edges))
         summary.refused_links = len(result.stats["refused"])
 
         t0 = time.perf_counter()
@@ -724,7 +724,8 @@ def run_batch(
         steps["candidates"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        groups, methods = _partition(fp.record_ids, result)
+        groups, methods = _partition(fp.record_ids, result, must)
+        summary.links_by_method = dict(Counter(m for m, _score in methods.values()))
         conflicts = [
             (int(c.left), int(c.right)) for c in result.candidates if c.method == "rule_conflict"
         ]
@@ -798,10 +799,15 @@ def _review_band(
 
 
 def _partition(
-    record_ids: list[int], result: BatchResult
+    record_ids: list[int], result: BatchResult, must: list[tuple[int, int]]
 ) -> tuple[list[list[int]], dict[int, tuple[str, float | None]]]:
     """Clusters plus singletons (every active record once), and per record the
-    strongest accepted edge that put it in its cluster."""
+    strongest accepted edge that put it in its cluster.
+
+    Steward must-links always hold (DESIGN.md invariant 4): the clustering refuses
+    a must-link that an exclusive key forbids (two personal IDs), but a steward has
+    the last word, so groups joined by a must-link are united here.
+    """
     best: dict[int, tuple[int, float]] = {}
     method_of: dict[int, tuple[str, float | None]] = {}
     for edge in result.edges:
@@ -811,9 +817,34 @@ def _partition(
             if node not in best or rank > best[node]:
                 best[node] = rank
                 method_of[node] = (edge.method, prob)
-    groups = [sorted(int(m) for m in c) for c in result.clusters]
-    clustered = {m for g in groups for m in g}
-    groups.extend([r] for r in record_ids if r not in clustered)
+    active = set(record_ids)
+    for a, b in must:
+        if a in active and b in active:
+            method_of[a] = method_of[b] = ("steward", 1.0)
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    for c in result.clusters:
+        first, *rest = (int(m) for m in c)
+        for m in rest:
+            union(first, m)
+    for a, b in must:
+        if a in active and b in active:
+            union(a, b)
+    members: dict[int, list[int]] = {}
+    for r in record_ids:
+        members.setdefault(find(r), []).append(r)
+    groups = [sorted(g) for g in members.values()]
     methods: dict[int, tuple[str, float | None]] = {
         r: method_of.get(r, ("new", None)) for r in record_ids
     }
@@ -959,7 +990,7 @@ def _entities_of(session: Session, record_ids: Iterable[int]) -> dict[int, tuple
         stmt = (
             select(links.c.source_record_id, entities.c.id, entities.c.canonical_id)
             .join(entities, entities.c.id == links.c.entity_id)
-            .where(links.c.active.is_(True), links.c.source_record_id.in_(part))
+            .where(links.c.active == true(), links.c.source_record_id.in_(part))
         )
         for rid, eid, cid in session.execute(stmt):
             out[int(rid)] = (int(eid), str(cid))
@@ -975,7 +1006,7 @@ def _entity_members(
         stmt = (
             select(links.c.entity_id, mf.c.features)
             .join(mf, mf.c.source_record_id == links.c.source_record_id)
-            .where(links.c.active.is_(True), links.c.entity_id.in_(part))
+            .where(links.c.active == true(), links.c.entity_id.in_(part))
         )
         for eid, feats in session.execute(stmt):
             out.setdefault(int(eid), []).append(_decode(feats))
@@ -984,7 +1015,7 @@ def _entity_members(
 
 def _steward_partners(session: Session, record_id: int) -> tuple[set[int], set[int]]:
     stmt = select(decisions.c.kind, decisions.c.left_record_id, decisions.c.right_record_id).where(
-        decisions.c.active.is_(True),
+        decisions.c.active == true(),
         or_(decisions.c.left_record_id == record_id, decisions.c.right_record_id == record_id),
     )
     must: set[int] = set()
