@@ -36,6 +36,7 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Table, insert, select, text, update
 
+from mdm.domain.canonical_json import canonical_json
 from mdm.ingest.mapping import Mapping, MappingModel
 from mdm.ingest.readers import InputFileError, Row, file_sha256, open_rows, to_text
 from mdm.standardize.records import standardize_record
@@ -96,17 +97,9 @@ class IngestSummary:
 Progress = Callable[[int, int, int], None]  # rows done, rows estimated total, rejected
 
 
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def content_hash(payload: dict[str, str | None]) -> str:
-    return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()
-
-
 def _mapping_hash(mapping: Mapping) -> str:
     return hashlib.sha256(
-        _canonical_json(mapping.model.model_dump(mode="json")).encode()
+        canonical_json(mapping.model.model_dump(mode="json")).encode()
     ).hexdigest()
 
 
@@ -201,7 +194,7 @@ def _prepare(row: Row, mapping: Mapping, ctx: _Context) -> _Accepted | dict[str,
     issues = [i.as_dict() for i in result.issues]
     if result.rejected:
         return _reject(row, key, issues, ctx)
-    raw_json = _canonical_json({str(k): to_text(v) for k, v in row.values.items()})
+    raw_json = canonical_json({str(k): to_text(v) for k, v in row.values.items()})
     return _Accepted(
         key,
         raw_json,

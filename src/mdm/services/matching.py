@@ -51,6 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from mdm.domain.canonical_json import canonical_json
 from mdm.exceptions import BadRequest, ConfigError
 from mdm.matching import (
     BatchResult,
@@ -115,10 +116,6 @@ _METHOD_RANK = {"steward": 3, "rule": 2, "model": 1}
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_BATCH) -> Iterator[Sequence[Any]]:
@@ -243,7 +240,7 @@ def _iter_active(
 
 
 def _features_hash(features: FeatureRow, keys: list[str]) -> str:
-    return hashlib.sha256(_canonical_json([features, keys]).encode()).hexdigest()
+    return hashlib.sha256(canonical_json([features, keys]).encode()).hexdigest()
 
 
 @dataclass
@@ -350,7 +347,7 @@ def _bulk_insert(
     ):
         for row in rows:
             copy.write_row(
-                tuple(_canonical_json(row[c]) if c in json_columns else row[c] for c in columns)
+                tuple(canonical_json(row[c]) if c in json_columns else row[c] for c in columns)
             )
 
 

@@ -4,11 +4,11 @@ Pure (no database, web or Splink): :func:`build_golden` is a function of the lin
 records, the rules (``matching_rules/E.yaml`` ``survivorship:``) and steward overrides.
 """
 
+from mdm.domain.canonical_json import canonical_json
 from mdm.survivorship.engine import (
     GoldenRecord,
     RecordInput,
     build_golden,
-    canonical_json,
     changed_attributes,
     completeness,
 )

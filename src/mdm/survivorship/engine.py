@@ -33,13 +33,13 @@ golden record must say something), but stewards see the disagreement.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mdm.domain.canonical_json import canonical_json
 from mdm.survivorship.rules import AttributeRule, SurvivorshipRules
 
 _PARTIAL_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
@@ -75,15 +75,6 @@ class _Candidate:
     key: str
     value: Any
     records: list[RecordInput]
-
-
-# One encoder, built once: ``json.dumps`` with options builds a new encoder per call,
-# which was a large part of the cost of comparing values at national scale.
-_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def canonical_json(value: Any) -> str:
-    return _CANONICAL.encode(value)
 
 
 def _is_empty(value: Any) -> bool:
