@@ -14,7 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdm.standardize.addresses import format_address, standardize_address
+from mdm.standardize.addresses import (
+    format_address,
+    standardize_address,
+    standardize_address_compact,
+)
 from mdm.standardize.units import (
     accent_key,
     audit,
@@ -416,3 +420,14 @@ def test_override_file_ships_in_the_package() -> None:
     from importlib import resources
 
     assert resources.files("mdm.standardize").joinpath("data", "admin_overrides.yaml").is_file()
+
+
+@pytest.mark.parametrize("text", ["¹", "Số ², Phường 1, Quận 3, TP.HCM", "①, Hà Nội"])
+def test_superscript_digits_do_not_break_the_reading(text: str) -> None:
+    # "¹" passes str.isdigit() but int() cannot read it: once an address_error
+    result, issues = standardize_address(text)
+    assert not any(i.code == "address_error" for i in issues)
+    compact, compact_issues = standardize_address_compact(text)
+    assert compact_issues == issues
+    assert result is not None
+    assert compact == {k: v for k, v in result.items() if v is not None}

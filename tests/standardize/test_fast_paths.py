@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdm.standardize import addresses, ids, names, phones
+from mdm.standardize import addresses, dates, ids, names, phones
 from mdm.standardize.text import fold
 
 _SEGMENTS = st.sampled_from(
@@ -56,3 +58,72 @@ def test_phone_fast_path_agrees_with_the_full_parse(raw: str) -> None:
 def test_id_fast_paths_agree(raw: str) -> None:
     pid, moved, issues = ids.standardize_personal_id(raw)
     assert (pid, moved, tuple(issues)) == ids._personal_id.__wrapped__(raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ADDRESSES, st.sampled_from(["permanent_address", "hometown"]))
+def test_compact_cache_gives_the_full_result_without_nones(text: str, field: str) -> None:
+    addresses.clear_caches()
+    full, issues = addresses.standardize_address(text, field)
+    expected = None if full is None else {k: v for k, v in full.items() if v is not None}
+    if expected is not None and expected.keys() <= {"ambiguous", "candidates"}:
+        expected = None
+    for _ in range(2):  # built, then copied from the cache
+        got, got_issues = addresses.standardize_address_compact(text, field)
+        assert got == expected and got_issues == issues
+        assert list(got or ()) == list(expected or ())  # same key order
+        if got is not None:
+            got["candidates"].append({"commune_code": "x"})  # a caller's change stays its own
+            got["street"] = "changed"
+
+
+def test_compact_cache_is_bounded() -> None:
+    addresses.clear_caches()
+    for i in range(addresses._COMPACT_MAX + 10):
+        addresses.standardize_address_compact(f"{i} Lê Lợi, Phường Bến Nghé, Quận 1, TP.HCM")
+    assert len(addresses._COMPACT_CACHE) <= addresses._COMPACT_MAX
+    addresses.clear_caches()
+
+
+_DATE_SHAPES = st.one_of(
+    st.from_regex(r"\A[0-9]{2}[/.\-][0-9]{2}[/.\-][0-9]{4}\Z"),
+    st.from_regex(r"\A[0-9]{4}[/.\-][0-9]{2}[/.\-][0-9]{2}\Z"),
+    st.builds(
+        lambda d, sep: d.strftime(f"%d{sep}%m{sep}%Y"),
+        st.dates(date(1850, 1, 1), date(2100, 12, 31)),
+        st.sampled_from("/-."),
+    ),
+    st.builds(lambda d: d.isoformat(), st.dates(date(1850, 1, 1), date(2100, 12, 31))),
+    st.text("0123456789/-. ", min_size=10, max_size=10),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_DATE_SHAPES, st.dates(date(2000, 1, 1), date(2100, 12, 31)), st.booleans())
+def test_date_fast_path_agrees_with_the_full_parse(raw: str, today: date, birth: bool) -> None:
+    fast = dates._fast_full_date(raw, today)
+    if fast is not None:
+        assert (fast, ()) == dates._parse.__wrapped__(raw, "date_of_birth", birth, today)
+    value, issues = dates.standardize_date(raw, "date_of_birth", birth=birth, today=today)
+    expected = (
+        dates._parse.__wrapped__(raw.strip(), "date_of_birth", birth, today)
+        if (raw.strip())
+        else (None, ())
+    )
+    assert (value, tuple(issues)) == expected
+
+
+@given(
+    st.one_of(st.from_regex(r"\A[0-9]{12}\Z"), st.text("0123456789", max_size=13)),
+    st.one_of(st.none(), st.from_regex(r"\A[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?\Z")),
+    st.sampled_from([None, "male", "female", "other"]),
+)
+def test_personal_id_consistency_agrees_with_its_parts(
+    pid: str, dob: str | None, sex: str | None
+) -> None:
+    year = ids.personal_id_birth_year(pid)
+    expected = year is None or (
+        not (sex in ("male", "female") and ids.personal_id_sex(pid) != sex)
+        and (dob is None or int(dob[:4]) == year)
+    )
+    assert ids.personal_id_consistent(pid, dob, sex) == expected

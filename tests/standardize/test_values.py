@@ -86,6 +86,9 @@ CASES: list[tuple[str, str, Any, tuple[str, ...]]] = [
     ("pid", "0010900123456", None, ("personal_id_invalid",)),
     ("pid", "00109001234A", None, ("personal_id_invalid",)),
     ("pid", "012345678", "moved:012345678", ("personal_id_is_cmnd",)),
+    # superscripts are digits to str.isdigit but not to int(): once a crash, now invalid
+    ("pid", "001²90123456", None, ("personal_id_invalid",)),
+    ("pid", "0010901234¹6", None, ("personal_id_invalid",)),
     ("oldid", "012345678", "012345678", ()),
     ("oldid", "12345678", "012345678", ("old_id_leading_zero",)),
     ("oldid", "025 123 456", "025123456", ()),

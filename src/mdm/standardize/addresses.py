@@ -129,7 +129,7 @@ def _fold_token(raw: str) -> tuple[str, ...]:
     if not f:
         return ()
     if f[-1].isdigit():
-        if f.isdigit():
+        if f.isdecimal():  # not isdigit: "¹" is a digit that int() cannot read
             return (str(int(f)),)
         g = _GLUED_RE.match(f)
         if g and len(f) == len(raw):  # "Q1", "P12", "F2": a type letter glued to a number
@@ -211,9 +211,10 @@ def _match(toks: _Toks, end: int, index: NameIndex | None, level: str) -> _Match
             start, types = marker
             if not types & _LEVEL_TYPES[level]:
                 continue
-            exact = tuple(u for u in units if u.type in types)
-            if exact:
-                units = exact
+            if len(units) > 1:  # (one unit is kept either way: an empty filter keeps all)
+                exact = tuple(u for u in units if u.type in types)
+                if exact:
+                    units = exact
         elif key.isdigit() and not (
             (i == 0 or toks.segs[i - 1] != seg) and (end == toks.n or toks.segs[end] != seg)
         ):
@@ -637,6 +638,9 @@ _ALWAYS_SET = frozenset({"ambiguous", "candidates"})
 
 def _resolved(result: dict[str, Any], issues: list[Issue]) -> _Resolved:
     result["street"] = None
+    # A tuple, not a list: callers copy it into a fresh list, and a cached dict holding only
+    # strings, booleans and tuples drops out of the garbage collector's scans.
+    result["candidates"] = tuple(result["candidates"])
     items = list(result.items())
     at = list(result).index("street")
     head = {k: v for k, v in items[:at] if v is not None}
@@ -679,6 +683,15 @@ def _resolve(text: str, field: str) -> tuple[str | None, _Resolved]:
     return _whole_text(nfc, field)
 
 
+# Whole address strings also repeat (every member of a household, every record of a person),
+# so the compact result of each (text, field) is kept ready, as a template copied per call.
+# Bounded: at _COMPACT_MAX entries the cache is emptied and refills (measured ~650 bytes an
+# entry plus its key text, so at most ~25 MiB); the tail cache below keeps the refill cheap.
+_COMPACT_MAX = 32_768
+_CompactEntry = tuple[dict[str, Any] | None, tuple[dict[str, str], ...], tuple[Issue, ...]]
+_COMPACT_CACHE: dict[tuple[str, str], _CompactEntry] = {}
+
+
 def standardize_address_compact(
     text: str, field: str = "address"
 ) -> tuple[dict[str, Any] | None, list[Issue]]:
@@ -687,20 +700,43 @@ def standardize_address_compact(
     ``None`` when nothing but ``ambiguous``/``candidates`` would be left. Never raises.
     """
     try:
-        if not text.strip():
-            return None, []
-        street, r = _resolve(text, field)
-        if r.empty and street is None:
-            return None, list(r.issues)
+        hit = _COMPACT_CACHE.get((text, field)) if type(text) is str else None
+        if hit is None:
+            hit = _compact_template(text, field)
+            if hit is None:
+                return None, []
+        template, candidates, issues = hit
+        if template is None:
+            return None, list(issues)
+        out = template.copy()  # values are str/bool, shared safely; the list is made fresh
+        out["candidates"] = [dict(c) for c in candidates] if candidates else []  # last key
+        return out, list(issues)
+    except Exception as exc:  # the contract: standardizers never raise
+        return None, [warning(field, "address_error", f"could not standardize: {exc!r}")]
+
+
+def _compact_template(text: str, field: str) -> _CompactEntry | None:
+    """The cached compact result of ``text``; ``None`` for blank text (not cached).
+
+    The template holds every member but ``candidates`` (added last by the caller), so it
+    holds only strings and booleans: the garbage collector does not track it.
+    """
+    if not text.strip():
+        return None
+    street, r = _resolve(text, field)
+    entry: _CompactEntry
+    if r.empty and street is None:
+        entry = (None, (), r.issues)
+    else:
         out = r.head.copy()
         if street is not None:
             out["street"] = street
         out.update(r.rest)
-        candidates = r.result["candidates"]
-        out["candidates"] = [dict(c) for c in candidates] if candidates else []
-        return out, list(r.issues)
-    except Exception as exc:  # the contract: standardizers never raise
-        return None, [warning(field, "address_error", f"could not standardize: {exc!r}")]
+        entry = (out, r.result["candidates"], r.issues)
+    if len(_COMPACT_CACHE) >= _COMPACT_MAX:
+        _COMPACT_CACHE.clear()
+    _COMPACT_CACHE[text, field] = entry
+    return entry
 
 
 def parse_uncached(text: str, field: str = "address") -> tuple[dict[str, Any], list[Issue]]:
@@ -713,6 +749,7 @@ def clear_caches() -> None:
     _tail_reading.cache_clear()
     _whole_text.cache_clear()
     _FOLD_CACHE.clear()
+    _COMPACT_CACHE.clear()
 
 
 def standardize_address(

@@ -185,17 +185,55 @@ def standardize_date(
     """
     if value is None:
         return None, []
-    if isinstance(value, datetime):
-        value = value.date().isoformat()
-    elif isinstance(value, date):
-        value = value.isoformat()
-    raw = str(value).strip()
+    if type(value) is str:
+        raw = value.strip()
+    else:
+        if isinstance(value, datetime):
+            value = value.date().isoformat()
+        elif isinstance(value, date):
+            value = value.isoformat()
+        raw = str(value).strip()
     if not raw:
         return None, []
     if len(raw) > 64:
         return None, [error(field, "date_unparseable", "date text is too long")]
-    result, issues = _parse(raw, field, birth, today or date.today())
+    today = today or date.today()
+    if len(raw) == 10:
+        fast = _fast_full_date(raw, today)
+        if fast is not None:
+            return fast, []
+    result, issues = _parse(raw, field, birth, today)
     return result, list(issues)
+
+
+def _fast_full_date(raw: str, today: date) -> str | None:
+    """``YYYY-MM-DD`` for a plain ``dd/mm/yyyy`` (or ``-``/``.``) or ``yyyy-mm-dd`` date that
+    ``_parse`` accepts without any issue; ``None`` sends every other case the long way.
+
+    Birth dates are nearly unique per person, so the common form is read directly rather
+    than through the cache; a test holds this equal to ``_parse``.
+    """
+    if not raw.isascii():
+        return None
+    if raw[2] in "/-." and raw[5] in "/-.":
+        d, m, y = raw[:2], raw[3:5], raw[6:]
+    elif raw[4] in "/-." and raw[7] in "/-.":
+        y, m, d = raw[:4], raw[5:7], raw[8:]
+    else:
+        return None
+    if not (d.isdigit() and m.isdigit() and y.isdigit()):
+        return None
+    day, month, year = int(d), int(m), int(y)
+    if (
+        year < 1900
+        or not 1 <= month <= 12
+        or day < 1
+        or (day > 28 and day > _days_in_month(year, month))
+        or (day == 1 and month == 1)  # weak date: flagged by _parse
+        or (year, month, day) > (today.year, today.month, today.day)
+    ):
+        return None
+    return f"{y}-{m}-{d}"
 
 
 _DMY_TIME = re.compile(

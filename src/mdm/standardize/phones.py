@@ -24,6 +24,7 @@ invalid number is dropped with a warning: a bad phone never rejects a record.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 import phonenumbers
@@ -100,8 +101,14 @@ def _vn_pattern() -> re.Pattern[str]:
     return re.compile("|".join(patterns))
 
 
+_vn_fullmatch: Callable[[str], re.Match[str] | None] | None = None
+
+
 def _valid_vn(nsn: str) -> bool:
-    return _vn_pattern().fullmatch(nsn) is not None
+    global _vn_fullmatch
+    if _vn_fullmatch is None:
+        _vn_fullmatch = _vn_pattern().fullmatch
+    return _vn_fullmatch(nsn) is not None
 
 
 def _old_landline(nsn: str) -> str | None:
@@ -175,6 +182,9 @@ def _plain(raw: str) -> str | None:
     parentheses to look at), without its regexes and without the cache: phone numbers are
     nearly unique per person, so caching them would only churn.
     """
+    if len(raw) == 10 and raw[0] == "0" != raw[1] and raw.isascii() and raw.isdigit():
+        # "0xxxxxxxxx", the usual form of a current number: what the branches below do for it
+        return "+84" + raw[1:] if _valid_vn(raw[1:]) else None
     if raw[0] == "+":
         digits = raw[1:]
         if not (digits.startswith("84") and digits.isascii() and digits.isdigit()):

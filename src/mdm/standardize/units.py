@@ -86,7 +86,7 @@ def fold_word(word: str) -> str:
     ``Hoà``/``Hòa`` and ``Thuỷ``/``Thủy`` fold equal because all tone marks are dropped.
     """
     w = word.translate(FOLD_TABLE)
-    if w.isdigit():
+    if w.isdecimal():  # not isdigit: "¹" is a digit that int() cannot read
         return str(int(w))  # "Phường 02" is "Phường 2"
     return WORD_EQUIV.get(w, w)
 
