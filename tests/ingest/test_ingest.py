@@ -114,6 +114,20 @@ def test_counts_idempotence_and_versions(
     assert _scalar(fresh_db_url, "SELECT count(*) FROM source_record_versions") == 4
 
 
+def test_two_files_of_one_source_through_one_pooled_engine(
+    fresh_db_url: str, mapping_file: Path, tmp_path: Path
+) -> None:
+    """The per-source ingest lock is released, not left on a pooled connection."""
+    engine = make_engine(fresh_db_url)
+    try:
+        mapping = load_mapping(mapping_file)
+        first = ingest_file(engine, mapping, _write(tmp_path / "a.csv", GOOD[:2]))
+        second = ingest_file(engine, mapping, _write(tmp_path / "b.csv", GOOD[2:]))
+        assert (first.new, second.new) == (2, 1)
+    finally:
+        engine.dispose()
+
+
 def test_full_snapshot_withdraws_missing_keys(
     fresh_db_url: str, mapping_file: Path, tmp_path: Path
 ) -> None:

@@ -396,14 +396,23 @@ def _find_or_start_run(
         return int(run_id), 0, {}
 
 
+def _source_lock_key(name: str) -> int:
+    return int.from_bytes(
+        hashlib.sha256(f"mdm-ingest:{name}".encode()).digest()[:8], "big", signed=True
+    )
+
+
 def _source_lock(engine: Engine, name: str) -> Any:
-    """Serialize ingests of one source system on Postgres (a session advisory lock)."""
+    """Serialize ingests of one source system on Postgres (a session advisory lock).
+
+    The lock belongs to the database session, which outlives the pooled connection
+    handle: :func:`_source_unlock` must release it before the connection goes back to
+    the pool, or the next ingest of the source would find it still held.
+    """
     if engine.dialect.name != "postgresql":
         return None
     conn = engine.connect()
-    key = int.from_bytes(
-        hashlib.sha256(f"mdm-ingest:{name}".encode()).digest()[:8], "big", signed=True
-    )
+    key = _source_lock_key(name)
     got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
     if not got:
         conn.close()
@@ -412,6 +421,18 @@ def _source_lock(engine: Engine, name: str) -> Any:
         )
     conn.commit()
     return conn
+
+
+def _source_unlock(conn: Any, name: str) -> None:
+    try:
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _source_lock_key(name)})
+        conn.commit()
+    except Exception:
+        # The connection is broken: drop it from the pool so its session (and the
+        # lock) ends with it instead of being handed to the next caller.
+        conn.invalidate()
+    finally:
+        conn.close()
 
 
 def ingest_file(
@@ -537,7 +558,7 @@ def ingest_file(
             progress(done, done, totals["rejected"])
     finally:
         if lock is not None:
-            lock.close()
+            _source_unlock(lock, name)
 
     summary = IngestSummary(
         file=str(path),
