@@ -85,3 +85,56 @@ class DatabaseUnavailable(MDMError):
 
     status_code = 503
     code = "database_unavailable"
+
+
+class UnknownEntityType(NotFound):
+    """No such entity type (``citizen``, ``organization``, ``dossier``)."""
+
+    code = "unknown_entity_type"
+
+
+class UnknownSourceSystem(NotFound):
+    """The source system is not registered."""
+
+    code = "unknown_source_system"
+
+
+class RecordRejected(MDMError):
+    """The record cannot be used: its standardization found errors.
+
+    ``detail`` is ``{"message": ..., "issues": [{"field", "pointer", "code",
+    "severity", "message"}, ...]}``; ``reject`` is the ``rejects`` row to keep (the
+    caller writes it after rolling back, see ``mdm.services.registration``).
+    """
+
+    status_code = 422
+    code = "record_rejected"
+
+    def __init__(self, detail: Any = None, *, reject: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.reject = reject
+
+
+class IdempotencyKeyReused(Conflict):
+    """The Idempotency-Key was already used for a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class SourceKeyTypeMismatch(Conflict):
+    """The source key is already registered for another entity type."""
+
+    code = "source_key_type_mismatch"
+
+
+class RegistrationContended(Conflict):
+    """Concurrent registrations kept colliding; retry the request."""
+
+    code = "registration_contended"
+
+
+class MatchingUnavailable(MDMError):
+    """The entity type has no trained matching model yet; records cannot be placed."""
+
+    status_code = 503
+    code = "matching_unavailable"
