@@ -73,4 +73,11 @@ def create_app() -> FastAPI:
             )
         return JSONResponse({"status": "ready", "database": engine.dialect.name})
 
+    from mdm.api import install as install_api
+
+    install_api(app)
+
+    from mdm.steward.app import create_console
+
+    app.mount("/steward", create_console())
     return app

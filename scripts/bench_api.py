@@ -1,0 +1,553 @@
+"""Benchmark: the agency API on Postgres, against a minimal FastAPI + psycopg lookup.
+
+1. Seeds a scratch Postgres database with N citizen entities (default 1,000,000) by
+   COPY: source systems, source records, entities, entity versions, active links,
+   and the matcher's feature rows and blocking keys (so search has candidates).
+2. Trains a citizen model on a small `mdm synth` registry (scratch SQLite) unless
+   ``--rules-dir`` names a directory with a trained ``models/citizen.json``.
+3. Serves ``mdm.app:create_app`` under uvicorn (auth, rate limits and the audit
+   trail on: every request commits its audit row before it is answered) and, on the
+   same table, ``scripts/_minimal_lookup_app.py`` (one SELECT, no auth, no audit).
+4. Load: a keep-alive HTTP/1.1 generator in separate processes (asyncio, raw
+   sockets; no wrk on this machine), ``--connections`` (default 32) in total:
+   ``GET /v1/entities/{id}``, ``GET /v1/xrefs/{system}/{key}``, the minimal lookup,
+   ``POST /v1/entities:batchGet`` (1,000 IDs a call) and ``POST /v1/citizen/search``
+   (name without diacritics + birth year + province), with throughput and
+   p50/p95/p99 latencies, and the ratio of the API's lookup to the minimal one.
+
+    .venv/bin/python scripts/bench_api.py --entities 20000 --duration 5
+    .venv/bin/python scripts/bench_api.py                     # 1,000,000 entities
+
+Targets (issue 7): lookup and xref ≥ 0.8x the minimal lookup, p99 ≤ 50 ms;
+batchGet ≥ 50,000 IDs/s; search p95 ≤ 30 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import orjson
+import psycopg
+from _common import machine, scratch_postgres
+
+ROOT = Path(__file__).resolve().parents[1]
+SURNAMES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng"]
+SURNAMES += ["Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý"]
+MIDDLES = ["Văn", "Thị", "Hữu", "Đức", "Minh", "Ngọc", "Thanh", "Quang", "Kim", "Xuân"]
+GIVEN = ["An", "Bình", "Cường", "Dũng", "Hà", "Hải", "Hạnh", "Hoa", "Hùng", "Hương"]
+GIVEN += ["Lan", "Linh", "Long", "Mai", "Nam", "Nga", "Phong", "Phương", "Quân", "Sơn"]
+GIVEN += ["Tâm", "Thảo", "Thắng", "Trang", "Trung", "Tuấn", "Vy", "Yến", "Khoa", "Đạt"]
+STREETS = ["Lê Lợi", "Trần Hưng Đạo", "Nguyễn Huệ", "Hai Bà Trưng", "Lý Thường Kiệt"]
+SYSTEMS = ["hn-legacy-2019", "hcm-legacy-2020", "national-portal", "moh-insurance"]
+T0 = datetime(2025, 7, 1, tzinfo=UTC)
+CHUNK = 50_000
+
+
+# ------------------------------------------------------------------ seeding
+
+
+def person(rng: random.Random, i: int) -> dict[str, Any]:
+    sex = rng.choice(("male", "female"))
+    middle = "Thị" if sex == "female" and rng.random() < 0.6 else rng.choice(MIDDLES)
+    dob = datetime(1930, 1, 1) + timedelta(days=rng.randrange(0, 33_000))
+    province = f"{rng.randrange(1, 35):02d}"
+    return {
+        "full_name": f"{rng.choice(SURNAMES)} {middle} {rng.choice(GIVEN)}",
+        "date_of_birth": dob.strftime("%Y-%m-%d"),
+        "sex": sex,
+        "personal_id": f"0{province}{rng.randrange(0, 2)}{dob.year % 100:02d}{i % 1_000_000:06d}",
+        "permanent_address": {
+            "province_code": province,
+            "commune_code": f"{rng.randrange(1, 32_000):05d}",
+            "street": f"{rng.randrange(1, 300)} {rng.choice(STREETS)}",
+        },
+        "phone": f"+849{rng.randrange(0, 100_000_000):08d}",
+    }
+
+
+def seed(dsn: str, n: int, seed_value: int = 7) -> dict[str, Any]:
+    """COPY n citizens (one record each) into a migrated database; returns samples."""
+    from mdm.domain.canonical_id import new_canonical_id
+    from mdm.matching import blocking_keys, build_features, load_rules
+
+    rules = load_rules("citizen", ROOT / "matching_rules")
+    rng = random.Random(seed_value)
+    samples: dict[str, list[Any]] = {"ids": [], "xrefs": [], "people": []}
+    with psycopg.connect(dsn) as conn:
+        with conn.cursor() as cur:
+            for sid, name in enumerate(SYSTEMS, start=1):
+                cur.execute(
+                    "INSERT INTO source_systems (id, name, trust, created_at) "
+                    "VALUES (%s, %s, '{}'::jsonb, %s)",
+                    (sid, name, T0),
+                )
+        start = 0
+        while start < n:
+            stop = min(n, start + CHUNK)
+            recs, ents, vers, lnks, feats, keys = [], [], [], [], [], []
+            for i in range(start, stop):
+                rid = i + 1
+                sid = 1 + i % len(SYSTEMS)
+                skey = f"K{rid:09d}"
+                std = person(rng, i)
+                cid = new_canonical_id("citizen", f"bench/{i}".encode())
+                ref = f"{SYSTEMS[sid - 1]}/{skey}"
+                prov = {
+                    a: {"rule": "unanimous", "source_records": [ref], "conflict": False}
+                    for a in std
+                }
+                attrs_json = orjson.dumps(std).decode()
+                prov_json = orjson.dumps(prov).decode()
+                at = T0 + timedelta(seconds=i)
+                recs.append((rid, sid, skey, "citizen", 1, "active", at, at))
+                ents.append((rid, cid, "citizen", "active", 1, attrs_json, prov_json, at, at))
+                vers.append((rid, rid, 1, "active", attrs_json, prov_json, "created", "bench", at))
+                lnks.append((rid, rid, rid, "new", None, "bench", at, True))
+                f = build_features("citizen", str(rid), SYSTEMS[sid - 1], std)
+                ks = list(dict.fromkeys(blocking_keys(f, rules)))
+                feats.append((rid, "citizen", 1, f"h{rid}", orjson.dumps(f).decode()))
+                keys.extend(("citizen", k, rid) for k in ks)
+                if rng.random() < 20_000 / max(n, 1):
+                    samples["ids"].append(cid)
+                    samples["xrefs"].append((SYSTEMS[sid - 1], skey))
+                    samples["people"].append(std)
+            with conn.cursor() as cur:
+                for sql, rows in (
+                    (
+                        "COPY source_records (id, source_system_id, source_key, entity_type, "
+                        "current_version, status, first_seen_at, updated_at) FROM STDIN",
+                        recs,
+                    ),
+                    (
+                        "COPY entities (id, canonical_id, entity_type, status, version, "
+                        "attributes, provenance, created_at, updated_at) FROM STDIN",
+                        ents,
+                    ),
+                    (
+                        "COPY entity_versions (id, entity_id, version, status, attributes, "
+                        "provenance, change, changed_by, valid_from) FROM STDIN",
+                        vers,
+                    ),
+                    (
+                        "COPY links (id, source_record_id, entity_id, method, score, "
+                        "created_by, created_at, active) FROM STDIN",
+                        lnks,
+                    ),
+                    (
+                        "COPY match_features (source_record_id, entity_type, record_version, "
+                        "content_hash, features) FROM STDIN",
+                        feats,
+                    ),
+                    (
+                        "COPY blocking_keys (entity_type, blocking_key, source_record_id) "
+                        "FROM STDIN",
+                        keys,
+                    ),
+                ):
+                    with cur.copy(sql) as copy:
+                        for row in rows:
+                            copy.write_row(row)
+            conn.commit()
+            start = stop
+            print(f"  seeded {stop:,} / {n:,}", file=sys.stderr)
+        with conn.cursor() as cur:
+            for table in ("source_systems", "source_records", "entities", "entity_versions"):
+                cur.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}"
+                )
+            cur.execute("SELECT setval(pg_get_serial_sequence('links', 'id'), max(id)) FROM links")
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+    return samples
+
+
+def train_small_model(rules_dir: Path) -> None:
+    """A citizen model trained on a small `mdm synth` registry (scratch SQLite)."""
+    import yaml
+
+    from mdm.ingest.mapping import load_mapping
+    from mdm.services.ingest import ingest_file
+    from mdm.services.matching import run_batch, train_from_store
+    from mdm.store import migrate
+    from mdm.store.db import make_engine
+    from mdm.synth import SynthParams
+    from mdm.synth import generate as generate_synth
+
+    for entity in ("citizen", "organization", "dossier"):
+        doc = yaml.safe_load((ROOT / "matching_rules" / f"{entity}.yaml").read_text("utf-8"))
+        doc["training"] = {**doc.get("training", {}), "u_max_pairs": 5e5, "em_max_pairs": 5e5}
+        (rules_dir / f"{entity}.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    work = Path(tempfile.mkdtemp(prefix="bench-api-train-"))
+    try:
+        generate_synth(
+            work / "synth",
+            SynthParams(provinces=2, citizens=3000, organizations=10, dossiers=10, seed=3),
+        )
+        url = f"sqlite:///{work / 'train.db'}"
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        manifest = json.loads((work / "synth" / "manifest.json").read_text("utf-8"))
+        for entry in manifest["files"]:
+            if entry["entity_type"] == "citizen":
+                ingest_file(
+                    engine,
+                    load_mapping(work / "synth" / entry["mapping"]),
+                    work / "synth" / entry["path"],
+                    source_name=entry["source_system"],
+                    workers=1,
+                )
+        train_from_store(engine, "citizen", rules_dir=rules_dir, threads=2)
+        run_batch(engine, "citizen", rules_dir=rules_dir, threads=2)  # proves the model runs
+        engine.dispose()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def create_key(url: str) -> str:
+    from sqlalchemy.orm import Session
+
+    from mdm.services.clients import create_client
+    from mdm.store.db import make_engine
+
+    engine = make_engine(url)
+    with Session(engine) as session:
+        key = create_client(
+            session,
+            "bench",
+            ["*:read", "*:search", "*:pii"],
+            rate_limit_per_minute=100_000_000,
+        ).key
+        session.commit()
+    engine.dispose()
+    return key
+
+
+# ------------------------------------------------------------------ servers
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(
+    app: str, workers: int, env: dict[str, str], *, factory: bool = False
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Both apps through ``mdm serve``'s launcher (TCP_NODELAY also with workers)."""
+    port = free_port()
+    code = (
+        "from mdm.cli.serve import run_uvicorn; "
+        f"run_uvicorn({app!r}, factory={factory}, host='127.0.0.1', port={port}, "
+        f"workers={workers}, log_level='warning', access_log=False)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1).status_code < 500:
+                return proc, port
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"server {app} did not start:\n{err[-3000:]}")
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# ------------------------------------------------------------------ load
+
+
+def _request(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: bench"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _connection(
+    port: int,
+    requests: list[bytes],
+    offset: int,
+    warm_until: float,
+    stop_at: float,
+    out: dict[str, Any],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = offset
+    lat = out["latencies"]
+    try:
+        while True:
+            now = time.perf_counter()
+            if now >= stop_at:
+                return
+            writer.write(requests[i % len(requests)])
+            i += 1
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            done = time.perf_counter()
+            if now >= warm_until:
+                lat.append((done - now) * 1000)
+                out["status"][status] = out["status"].get(status, 0) + 1
+    finally:
+        writer.close()
+
+
+def _load_worker(
+    port: int, requests: list[bytes], connections: int, warmup: float, duration: float, seed: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"latencies": [], "status": {}}
+
+    async def main() -> None:
+        t0 = time.perf_counter()
+        await asyncio.gather(
+            *(
+                _connection(
+                    port,
+                    requests,
+                    seed * 7919 + c * 104729,
+                    t0 + warmup,
+                    t0 + warmup + duration,
+                    out,
+                )
+                for c in range(connections)
+            )
+        )
+
+    asyncio.run(main())
+    return out
+
+
+def load(
+    port: int,
+    requests: list[bytes],
+    *,
+    connections: int,
+    processes: int,
+    warmup: float,
+    duration: float,
+) -> dict[str, Any]:
+    processes = max(1, min(processes, connections))
+    per = [
+        connections // processes + (1 if p < connections % processes else 0)
+        for p in range(processes)
+    ]
+    with ProcessPoolExecutor(processes) as pool:
+        parts = list(
+            pool.map(
+                _load_worker,
+                [port] * processes,
+                [requests] * processes,
+                per,
+                [warmup] * processes,
+                [duration] * processes,
+                range(processes),
+            )
+        )
+    lat = sorted(x for p in parts for x in p["latencies"])
+    status: dict[int, int] = {}
+    for p in parts:
+        for k, v in p["status"].items():
+            status[k] = status.get(k, 0) + v
+
+    def pct(q: float) -> float:
+        return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+
+    return {
+        "requests": len(lat),
+        "rps": len(lat) / duration,
+        "p50": pct(0.50),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+        "status": status,
+    }
+
+
+def line(name: str, r: dict[str, Any], extra: str = "") -> str:
+    return (
+        f"{name:<34} {r['rps']:>9,.0f} req/s  p50 {r['p50']:6.1f} ms  p95 {r['p95']:6.1f} ms  "
+        f"p99 {r['p99']:6.1f} ms  status {dict(sorted(r['status'].items()))}{extra}"
+    )
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entities", type=int, default=1_000_000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--load-processes", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="uvicorn workers")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per test")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--rules-dir", type=Path, help="with a trained models/citizen.json")
+    args = parser.parse_args()
+
+    from sqlalchemy.engine import make_url
+
+    from mdm.store import migrate
+
+    print(f"machine: {machine()}")
+    rules_tmp = None
+    if args.rules_dir is None:
+        rules_tmp = Path(tempfile.mkdtemp(prefix="bench-api-rules-"))
+        t = time.perf_counter()
+        train_small_model(rules_tmp)
+        print(
+            f"trained a citizen model on a small synth registry in {time.perf_counter() - t:.0f} s"
+        )
+    rules_dir = args.rules_dir or rules_tmp
+    assert rules_dir is not None
+    try:
+        with scratch_postgres("mdm_bench_api") as url:
+            migrate.upgrade(url)
+            dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+            t = time.perf_counter()
+            samples = seed(dsn, args.entities)
+            print(f"seeded {args.entities:,} entities in {time.perf_counter() - t:.0f} s")
+            with psycopg.connect(dsn) as conn:
+                size = conn.execute(
+                    "SELECT pg_size_pretty(pg_database_size(current_database()))"
+                ).fetchone()
+                ent = conn.execute(
+                    "SELECT pg_size_pretty(pg_total_relation_size('entities'))"
+                ).fetchone()
+                keys = conn.execute("SELECT count(*) FROM blocking_keys").fetchone()
+            assert size and ent and keys
+            print(
+                f"data: {args.entities:,} entities (one source record each), {keys[0]:,} "
+                f"blocking keys; database {size[0]}, entities table with indexes {ent[0]}"
+            )
+            key = create_key(url)
+            auth = {"Authorization": f"Bearer {key}", "X-Purpose": "benchmark"}
+            env = {
+                "MDM_DATABASE_URL": url,
+                "MDM_MATCHING_RULES_DIR": str(rules_dir),
+                "MDM_DB_POOL_SIZE": "16",
+                "BENCH_PG_DSN": dsn,
+                "PYTHONPATH": str(Path(__file__).resolve().parent),
+            }
+            opts = {
+                "connections": args.connections,
+                "processes": args.load_processes,
+                "warmup": args.warmup,
+                "duration": args.duration,
+            }
+            print(
+                f"load: {args.connections} keep-alive connections from {args.load_processes} "
+                f"processes; {args.workers} uvicorn workers per app; {args.duration:.0f} s "
+                f"measured after {args.warmup:.0f} s warm-up"
+            )
+            ids = samples["ids"]
+            results: dict[str, dict[str, Any]] = {}
+
+            minimal, mport = start_server("_minimal_lookup_app:app", args.workers, env)
+            try:
+                reqs = [_request("GET", f"/entities/{c}", {}) for c in ids]
+                results["minimal"] = load(mport, reqs, **opts)
+                print(line("minimal FastAPI+psycopg lookup", results["minimal"]))
+            finally:
+                stop(minimal)
+
+            api, port = start_server("mdm.app:create_app", args.workers, env, factory=True)
+            try:
+                reqs = [_request("GET", f"/v1/entities/{c}", auth) for c in ids]
+                results["lookup"] = load(port, reqs, **opts)
+                ratio = results["lookup"]["rps"] / results["minimal"]["rps"]
+                print(line("GET /v1/entities/{id}", results["lookup"], f"  ratio {ratio:.2f}x"))
+
+                reqs = [_request("GET", f"/v1/xrefs/{s}/{k}", auth) for s, k in samples["xrefs"]]
+                results["xref"] = load(port, reqs, **opts)
+                ratio = results["xref"]["rps"] / results["minimal"]["rps"]
+                print(
+                    line("GET /v1/xrefs/{system}/{key}", results["xref"], f"  ratio {ratio:.2f}x")
+                )
+
+                rng = random.Random(1)
+                bodies = []
+                for _ in range(50):
+                    chosen = [ids[rng.randrange(len(ids))] for _ in range(1000)]
+                    body = orjson.dumps({"items": [{"id": c} for c in chosen]})
+                    bodies.append(_request("POST", "/v1/entities:batchGet", auth, body))
+                batch_opts = {**opts, "connections": min(8, args.connections)}
+                results["batch"] = load(port, bodies, **batch_opts)
+                print(
+                    line("POST /v1/entities:batchGet x1000", results["batch"])
+                    + f"  => {results['batch']['rps'] * 1000:,.0f} IDs/s"
+                )
+
+                from mdm.standardize import fold
+
+                searches = []
+                for p in samples["people"][:2000]:
+                    q = {
+                        "attributes": {
+                            "full_name": fold(p["full_name"]),
+                            "birth_year": int(p["date_of_birth"][:4]),
+                            "province_code": p["permanent_address"]["province_code"],
+                        },
+                        "limit": 10,
+                    }
+                    searches.append(_request("POST", "/v1/citizen/search", auth, orjson.dumps(q)))
+                for conns in (1, args.connections):
+                    r = load(port, searches, **{**opts, "connections": conns})
+                    results[f"search@{conns}"] = r
+                    print(line(f"POST /v1/citizen/search ({conns} conn)", r))
+            finally:
+                stop(api)
+            print(
+                "targets: lookup/xref >= 0.8x minimal and p99 <= 50 ms; batchGet >= 50,000 IDs/s;"
+            )
+            print("         search p95 <= 30 ms")
+            print(
+                json.dumps(
+                    {k: {m: v for m, v in r.items()} for k, r in results.items()}, default=str
+                )
+            )
+    finally:
+        if rules_tmp is not None:
+            shutil.rmtree(rules_tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""Golden-record lookup, history, cross-references and batch lookup.
+
+The current golden record is read from ``entities`` with set-based statements
+(:mod:`mdm.store.repositories.lookup`): a single lookup costs one indexed query, a
+batch of 1,000 a handful. Reads as of a moment (``as_of``) go through
+:func:`mdm.services.history.get_entity`, which follows the redirects in force then.
+A merged ID answers 200 with the surviving entity and ``redirected_from`` set, so a
+client need not follow anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from mdm.api.auth import Caller, Principal
+from mdm.api.errors import JsonResponse, responses
+from mdm.api.masking import mask_attributes, mask_provenance
+from mdm.api.schemas import BatchGetIn, BatchGetOut, EntityOut, HistoryOut, XrefOut
+from mdm.domain.canonical_id import PREFIX_TYPE, parse_canonical_id
+from mdm.exceptions import EntityNotFound, MalformedId, NotFound
+from mdm.services import history as history_svc
+from mdm.services.clients import ENTITY_TYPES
+from mdm.store.repositories import lookup
+from mdm.store.repositories.entities import decode_json
+
+router = APIRouter(tags=["entities"])
+
+IdPath = Annotated[str, Path(description="Canonical ID, e.g. P-7K2M9QX4D1RB5", max_length=64)]
+AsOf = Annotated[
+    datetime | None, Query(description="Read the golden record as of this moment (ISO 8601)")
+]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def entity_body(
+    principal: Principal,
+    *,
+    requested_id: str,
+    canonical_id: str,
+    entity_type: str,
+    status: str,
+    version: int,
+    attributes: dict[str, Any] | str,
+    provenance: dict[str, Any] | str,
+    valid_from: datetime | None,
+    redirected_from: str | None,
+) -> dict[str, Any]:
+    """The response body of one entity. ``attributes`` / ``provenance`` may be JSON
+    text straight from the database: an unmasked read embeds it without decoding
+    (``orjson.Fragment``); a masked read decodes, masks and re-encodes."""
+    masked: list[str] = []
+    attrs: Any = attributes
+    prov: Any = provenance
+    if principal.pii(entity_type):
+        attrs = orjson.Fragment(attributes) if isinstance(attributes, str) else attributes
+        prov = orjson.Fragment(provenance) if isinstance(provenance, str) else provenance
+    else:
+        if isinstance(attrs, str):
+            attrs = decode_json(attrs) or {}
+        attrs, masked = mask_attributes(entity_type, attrs)
+        if isinstance(prov, str):
+            # provenance quotes values only in conflicts' candidates
+            prov = decode_json(prov) if "candidates" in prov else orjson.Fragment(prov)
+        if isinstance(prov, dict):
+            prov = mask_provenance(entity_type, prov)
+    return {
+        "requested_id": requested_id,
+        "canonical_id": canonical_id,
+        "entity_type": entity_type,
+        "status": status,
+        "version": version,
+        "attributes": attrs,
+        "provenance": prov,
+        "valid_from": _iso(valid_from),
+        "redirected_from": redirected_from,
+        "masked": masked,
+    }
+
+
+def _current(
+    principal: Principal, conn: Connection, requested: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """requested canonical ID -> entity body, for the IDs that exist (set-based)."""
+    found = lookup.current_entities(conn, requested)
+    merged = [e.id for e in found.values() if e.status == "merged"]
+    targets = lookup.redirect_targets(conn, merged) if merged else {}
+    out: dict[str, dict[str, Any]] = {}
+    for cid in requested:
+        ent = found.get(cid)
+        if ent is None:
+            continue
+        redirected = None
+        if ent.status == "merged" and ent.id in targets:
+            redirected, ent = cid, targets[ent.id]
+        out[cid] = entity_body(
+            principal,
+            requested_id=cid,
+            canonical_id=ent.canonical_id,
+            entity_type=ent.entity_type,
+            status=ent.status,
+            version=ent.version,
+            attributes=ent.attributes_json,
+            provenance=ent.provenance_json,
+            valid_from=ent.updated_at,
+            redirected_from=redirected,
+        )
+    return out
+
+
+def _as_of(principal: Principal, conn: Connection, cid: str, as_of: datetime) -> dict[str, Any]:
+    with Session(bind=conn) as session:
+        view = history_svc.get_entity(session, cid, as_of)
+    return entity_body(
+        principal,
+        requested_id=view.requested_id,
+        canonical_id=view.canonical_id,
+        entity_type=view.entity_type,
+        status=view.status,
+        version=view.version,
+        attributes=view.attributes,
+        provenance=view.provenance,
+        valid_from=view.valid_from,
+        redirected_from=view.requested_id if view.redirected_from else None,
+    )
+
+
+def _served_ids(body: dict[str, Any]) -> list[str]:
+    ids = [body["canonical_id"]]
+    if body["redirected_from"]:
+        ids.append(body["redirected_from"])
+    return ids
+
+
+@router.get(
+    "/entities/{id}",
+    summary="The golden record of a canonical ID",
+    response_model=EntityOut,
+    responses=responses(
+        400, 404, r400="Malformed ID or missing purpose", r404="No entity has this ID"
+    ),
+)
+def get_entity(principal: Caller, id: IdPath, as_of: AsOf = None) -> JsonResponse:
+    entity_type, cid = parse_canonical_id(id)
+    principal.require(entity_type, "read")
+    principal.pii(entity_type)  # a pii client without purpose fails before any read
+    with principal.engine.connect() as conn:
+        if as_of is not None:
+            body = _as_of(principal, conn, cid, as_of)
+        else:
+            found = _current(principal, conn, [cid])
+            if cid not in found:
+                raise EntityNotFound(f"no entity has the canonical ID {cid}")
+            body = found[cid]
+    principal.audit(
+        "entity.read",
+        _served_ids(body),
+        as_of=_iso(as_of),
+        pii=not body["masked"] and principal.can(entity_type, "pii"),
+    )
+    return JsonResponse(body)
+
+
+@router.get(
+    "/entities/{id}/history",
+    summary="Every version of an entity (not following redirects), oldest first",
+    response_model=HistoryOut,
+    responses=responses(400, 404),
+)
+def get_history(principal: Caller, id: IdPath) -> JsonResponse:
+    entity_type, cid = parse_canonical_id(id)
+    principal.require(entity_type, "read")
+    pii = principal.pii(entity_type)
+    with principal.engine.connect() as conn, Session(bind=conn) as session:
+        versions = history_svc.history(session, cid)
+    out = []
+    for v in versions:
+        attributes, masked = (
+            (v["attributes"], []) if pii else mask_attributes(entity_type, v["attributes"])
+        )
+        provenance = v["provenance"] if pii else mask_provenance(entity_type, v["provenance"])
+        out.append(
+            {
+                "version": v["version"],
+                "status": v["status"],
+                "change": v["change"],
+                "changed_by": v["changed_by"],
+                "valid_from": _iso(v["valid_from"]),
+                "attributes": attributes,
+                "provenance": provenance,
+                "masked": masked,
+            }
+        )
+    principal.audit("entity.history", [cid], pii=pii)
+    return JsonResponse({"canonical_id": cid, "entity_type": entity_type, "versions": out})
+
+
+@router.get(
+    "/xrefs/{source_system}/{source_key}",
+    summary="The canonical ID for a source system's own key",
+    response_model=XrefOut,
+    responses=responses(404, r404="The source system has no such key (or it is not linked)"),
+)
+def get_xref(
+    principal: Caller,
+    source_system: Annotated[str, Path(max_length=100)],
+    source_key: Annotated[str, Path(max_length=200)],
+) -> JsonResponse:
+    with principal.engine.connect() as conn:
+        found = lookup.xrefs(conn, [(source_system, source_key)]).get((source_system, source_key))
+    if found is None:
+        raise NotFound(
+            f"{source_system} has no record {source_key!r} linked to an entity",
+            code="xref_not_found",
+        )
+    principal.require(found.entity_type, "read")
+    principal.audit("xref.read", [found.canonical_id], source_system=source_system)
+    return JsonResponse(
+        {
+            "source_system": found.source_system,
+            "source_key": found.source_key,
+            "canonical_id": found.canonical_id,
+            "entity_type": found.entity_type,
+            "status": found.status,
+        }
+    )
+
+
+def _error(code: str, detail: str) -> dict[str, Any]:
+    return {"ok": False, "error": code, "detail": detail}
+
+
+@router.post(
+    "/entities:batchGet",
+    summary="Up to 1,000 canonical IDs or cross-references in one call, results in order",
+    response_model=BatchGetOut,
+    responses=responses(400),
+)
+def batch_get(principal: Caller, body: BatchGetIn) -> JsonResponse:
+    # A key holding any pii scope states a purpose for every batch (the types of
+    # cross-referenced items are only known after the lookup).
+    for entity_type in ENTITY_TYPES:
+        principal.pii(entity_type)
+    results: list[dict[str, Any] | None] = [None] * len(body.items)
+    wanted: dict[int, str] = {}  # item index -> canonical ID to read
+    refs: dict[int, tuple[str, str]] = {}
+    for i, item in enumerate(body.items):
+        if item.id is not None:
+            try:
+                _t, wanted[i] = parse_canonical_id(item.id)
+            except MalformedId as exc:
+                results[i] = _error(exc.code, str(exc.detail))
+        else:
+            assert item.source_system is not None and item.source_key is not None
+            refs[i] = (item.source_system, item.source_key)
+    with principal.engine.connect() as conn:
+        if refs:
+            found_refs = lookup.xrefs(conn, list(refs.values()))
+            for i, ref in refs.items():
+                x = found_refs.get(ref)
+                if x is None:
+                    results[i] = _error("xref_not_found", f"{ref[0]} has no linked {ref[1]!r}")
+                else:
+                    wanted[i] = x.canonical_id
+        allowed: dict[int, str] = {}
+        for i, cid in wanted.items():
+            entity_type = PREFIX_TYPE[cid[0]]
+            if principal.can(entity_type, "read"):
+                allowed[i] = cid
+            else:
+                results[i] = _error("forbidden", f"this key lacks the scope {entity_type}:read")
+        bodies: dict[str, dict[str, Any]] = {}
+        if body.as_of is None:
+            bodies = _current(principal, conn, list(dict.fromkeys(allowed.values())))
+        else:
+            for cid in dict.fromkeys(allowed.values()):
+                try:
+                    bodies[cid] = _as_of(principal, conn, cid, body.as_of)
+                except EntityNotFound:
+                    continue
+    served: list[str] = []
+    for i, cid in allowed.items():
+        found = bodies.get(cid)
+        if found is None:
+            results[i] = _error("entity_not_found", f"no entity has the canonical ID {cid}")
+        else:
+            results[i] = {"ok": True, "entity": found}
+            served.extend(_served_ids(found))
+    principal.audit(
+        "entity.batch_get",
+        list(dict.fromkeys(served)),
+        items=len(body.items),
+        as_of=_iso(body.as_of),
+    )
+    return JsonResponse({"results": results})

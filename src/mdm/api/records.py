@@ -1,0 +1,117 @@
+"""Real-time registration: ``POST /v1/{entity_type}/records``.
+
+The route owns the transaction (:func:`mdm.services.registration.register_record`
+only flushes) and writes the audit row in that same transaction, so a registration
+is never committed without its audit row and vice versa. Races between concurrent
+registrations are retried as :func:`mdm.services.registration.register_with_retry`
+does.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Request
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mdm.api.auth import Caller
+from mdm.api.errors import JsonResponse, ValidationErrorBody, responses
+from mdm.api.schemas import EntityType, RecordIn, RecordOut, RejectedBody
+from mdm.exceptions import RecordRejected, RegistrationContended
+from mdm.services import audit
+from mdm.services import registration as reg
+from mdm.store.db import unit_of_work
+
+router = APIRouter(tags=["records"])
+
+
+@router.post(
+    "/{entity_type}/records",
+    summary="Register or update one source record; answers its canonical ID and the decision",
+    response_model=RecordOut,
+    responses={
+        **responses(
+            400,
+            404,
+            409,
+            r404="Unknown entity type",
+            r409="Idempotency-Key reused for another request, or concurrent registrations collided",
+        ),
+        422: {
+            "model": ValidationErrorBody | RejectedBody,
+            "description": "Payload validation failed, or the record was rejected "
+            "(record_rejected: its standardization found errors; kept in rejects)",
+        },
+    },
+)
+def register(
+    request: Request,
+    principal: Caller,
+    entity_type: Annotated[EntityType, Path(description="citizen, organization or dossier")],
+    body: RecordIn,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=200,
+            description="Same key + same request within 24 h: the first answer again",
+        ),
+    ] = None,
+) -> JsonResponse:
+    principal.require(entity_type, "write")
+    factory = sessionmaker(principal.engine, expire_on_commit=False)
+    attempts = reg.RETRY_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            with unit_of_work(factory) as session:
+                result = reg.register_record(
+                    session,
+                    entity_type,
+                    body.source_system,
+                    body.source_key,
+                    body.attributes,
+                    idempotency_key=idempotency_key,
+                    client_id=principal.client.id,
+                    actor=f"client:{principal.name}",
+                    rules_dir=getattr(request.app.state, "mdm_rules_dir", None),
+                )
+                _audit(session, principal, result)
+            return JsonResponse(result.as_dict())
+        except RecordRejected as exc:
+            with unit_of_work(factory) as session:
+                reg.record_reject(session, exc)
+            raise
+        except DBAPIError as exc:
+            if not reg._retryable(exc):
+                raise
+            if attempt == attempts:
+                raise RegistrationContended(
+                    "concurrent registrations collided; retry the request"
+                ) from exc
+            time.sleep(min(0.5, 0.01 * 2**attempt) * (0.5 + random.random()))
+        except Exception as exc:
+            if not reg._retryable(exc) or attempt == attempts:
+                raise
+            time.sleep(min(0.5, 0.01 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def _audit(session: Session, principal: Caller, result: reg.RegistrationResult) -> None:
+    session.flush()
+    audit.append(
+        session.connection(),
+        [
+            principal.audit_entry(
+                "record.register",
+                [result.canonical_id],
+                entity_type=result.entity_type,
+                source_system=result.source_system,
+                decision=result.decision,
+                replayed=result.replayed,
+                changed=result.changed,
+            )
+        ],
+    )

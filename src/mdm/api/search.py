@@ -1,0 +1,140 @@
+"""Probabilistic search by attributes, with the incremental matcher's model.
+
+The query's raw attributes are standardized like any source record
+(:func:`mdm.standardize.standardize_record`), turned into a feature row
+(:func:`mdm.matching.build_features`) and scored against the records sharing a
+blocking key with it (the same model, term frequencies and rules as
+:func:`mdm.services.matching.match_one`). Candidates are grouped by the entity their
+record is linked to (best pair per entity) and ranked by match weight.
+
+Partial queries work when some prediction blocking rule is fully known: for
+citizens a name plus a birth year (``surname_group + given_fold + birth_year``), a
+personal ID, an old ID or a phone each give a key; a province alone does not, but it
+adds to the address comparison. A query with no key finds nothing (and says so in
+``issues``).
+
+Convenience fields: ``birth_year`` (when no ``date_of_birth``) and ``province_code``
+(when no address) are accepted in ``attributes``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from sqlalchemy.orm import Session
+
+from mdm.api.auth import Caller
+from mdm.api.errors import JsonResponse, responses
+from mdm.api.masking import mask_attributes
+from mdm.api.schemas import EntityType, SearchIn, SearchOut
+from mdm.exceptions import ConfigError, MDMError
+from mdm.matching import IncrementalMatcher, blocking_keys, build_features
+from mdm.services.matching import SqlCandidateSource, loaded_model
+from mdm.standardize import standardize_record
+from mdm.store.repositories import lookup
+
+router = APIRouter(tags=["search"])
+
+
+class ModelNotTrained(MDMError):
+    """No trained matching model for this entity type; search is unavailable."""
+
+    status_code = 503
+    code = "model_not_trained"
+
+
+_ADDRESS_FIELD = {"citizen": "permanent_address", "organization": "address"}
+
+
+def _raw_attributes(entity_type: str, given: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    raw = {k: (str(v) if v is not None else None) for k, v in given.items()}
+    birth_year = raw.pop("birth_year", None)
+    province = raw.pop("province_code", None)
+    if entity_type == "citizen" and birth_year and not raw.get("date_of_birth"):
+        raw["date_of_birth"] = birth_year
+    return raw, province
+
+
+@router.post(
+    "/{entity_type}/search",
+    summary="Ranked candidate entities for raw attributes, with the match explanation",
+    response_model=SearchOut,
+    responses=responses(400, 503, r503="No trained model, or the database is unavailable"),
+)
+def search(
+    request: Request,
+    principal: Caller,
+    entity_type: Annotated[EntityType, Path(description="citizen, organization or dossier")],
+    body: SearchIn,
+) -> JsonResponse:
+    principal.require(entity_type, "search")
+    pii = principal.pii(entity_type)
+    raw, province = _raw_attributes(entity_type, body.attributes)
+    result = standardize_record(entity_type, raw)
+    issues = [
+        {"field": i.field, "code": i.code, "severity": str(i.severity), "message": i.message}
+        for i in result.issues
+        # a search is no record: a missing name is not an error here
+        if i.code != "name_empty"
+    ]
+    features = build_features(entity_type, "__query__", "api", result.standardized)
+    if province and features.get("province_code") is None and entity_type in _ADDRESS_FIELD:
+        features["province_code"] = province.strip()
+    with principal.engine.connect() as conn, Session(bind=conn) as session:
+        try:
+            rules_dir = getattr(request.app.state, "mdm_rules_dir", None)
+            model, tf = loaded_model(session, entity_type, rules_dir)
+        except ConfigError as exc:
+            raise ModelNotTrained(
+                f"search needs a trained {entity_type} model: run `mdm match train --entity "
+                f"{entity_type}` and `mdm match run --entity {entity_type}` ({exc.detail})"
+            ) from exc
+        if not blocking_keys(features, model.rules):
+            issues.append(
+                {
+                    "field": "",
+                    "code": "no_blocking_key",
+                    "severity": "warning",
+                    "message": "too few attributes to find candidates: give e.g. a name and "
+                    "a birth year, or an identifier",
+                }
+            )
+        matcher = IncrementalMatcher(model, tf, SqlCandidateSource(session, entity_type))
+        scored = matcher.match(features)
+        owners = lookup.entities_of_records(conn, [int(c.unique_id) for c in scored])
+    best: dict[str, dict[str, Any]] = {}
+    for cand in scored:
+        owner = owners.get(int(cand.unique_id))
+        if owner is None or cand.score is None:
+            continue
+        weight = cand.score.match_weight
+        if not math.isfinite(weight) or cand.score.match_probability < body.min_probability:
+            continue
+        seen = best.get(owner.canonical_id)
+        if seen is not None and seen["match_weight"] >= weight:
+            continue
+        attributes, masked = (
+            (owner.attributes, []) if pii else mask_attributes(entity_type, owner.attributes)
+        )
+        best[owner.canonical_id] = {
+            "canonical_id": owner.canonical_id,
+            "entity_type": owner.entity_type,
+            "status": owner.status,
+            "match_probability": cand.score.match_probability,
+            "match_weight": weight,
+            "decision": cand.decision,
+            "weights": {k: v for k, v in cand.score.weights.items() if math.isfinite(v)},
+            "attributes": attributes,
+            "masked": masked,
+        }
+    ranked = sorted(best.values(), key=lambda c: (-c["match_weight"], c["canonical_id"]))
+    ranked = ranked[: body.limit]
+    principal.audit(
+        "entity.search",
+        [c["canonical_id"] for c in ranked],
+        entity_type=entity_type,
+        fields=sorted(k for k, v in body.attributes.items() if v is not None),
+    )
+    return JsonResponse({"entity_type": entity_type, "candidates": ranked, "issues": issues})

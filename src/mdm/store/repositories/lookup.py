@@ -1,0 +1,198 @@
+"""Set-based reads for the agency API: golden records by canonical ID, redirects,
+cross-references. One statement per chunk of IDs (``= ANY(:array)`` on Postgres),
+JSON read as text and decoded with orjson: the API's hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, Text, and_, bindparam, func, select, true, tuple_
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from mdm.store.models import Entity, Link, Redirect, SourceRecord, SourceSystem
+from mdm.store.repositories.entities import chunks, decode_json, one_of
+
+entities = cast(Table, Entity.__table__)
+redirects = cast(Table, Redirect.__table__)
+links = cast(Table, Link.__table__)
+records = cast(Table, SourceRecord.__table__)
+systems = cast(Table, SourceSystem.__table__)
+
+
+@dataclass(slots=True)
+class CurrentEntity:
+    """An entity's current state; attributes and provenance as the JSON text the
+    database returned (decoded on demand: an unmasked read embeds the text as is)."""
+
+    id: int
+    canonical_id: str
+    entity_type: str
+    status: str
+    version: int
+    attributes_json: str
+    provenance_json: str
+    updated_at: datetime
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        return decode_json(self.attributes_json) or {}
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return decode_json(self.provenance_json) or {}
+
+
+def _columns() -> list[Any]:
+    return [
+        entities.c.id,
+        entities.c.canonical_id,
+        entities.c.entity_type,
+        entities.c.status,
+        entities.c.version,
+        sql_cast(entities.c.attributes, Text),
+        sql_cast(entities.c.provenance, Text),
+        entities.c.updated_at,
+    ]
+
+
+def _row(row: Any) -> CurrentEntity:
+    return CurrentEntity(
+        int(row[0]),
+        row[1],
+        row[2],
+        row[3],
+        int(row[4]),
+        row[5] or "{}",
+        row[6] or "{}",
+        row[7],
+    )
+
+
+_ONE = select(*_columns()).where(entities.c.canonical_id == bindparam("cid"))
+
+
+def current_entities(conn: Connection, canonical_ids: Sequence[str]) -> dict[str, CurrentEntity]:
+    """canonical ID -> the entity's current state (merged ones included, not followed)."""
+    out: dict[str, CurrentEntity] = {}
+    unique = list(dict.fromkeys(canonical_ids))
+    if len(unique) == 1:  # the single lookup: one prebuilt statement, cached plan
+        row = conn.execute(_ONE, {"cid": unique[0]}).first()
+        if row is not None:
+            out[unique[0]] = _row(row)
+        return out
+    for batch in chunks(conn, unique):
+        stmt = select(*_columns()).where(one_of(conn, entities.c.canonical_id, batch))
+        for row in conn.execute(stmt).all():
+            ent = _row(row)
+            out[ent.canonical_id] = ent
+    return out
+
+
+def redirect_targets(conn: Connection, entity_ids: Sequence[int]) -> dict[int, CurrentEntity]:
+    """merged entity id -> the entity it redirects to (redirects are flat: one hop)."""
+    out: dict[int, CurrentEntity] = {}
+    for batch in chunks(conn, sorted(set(entity_ids))):
+        stmt = (
+            select(redirects.c.from_entity_id, *_columns())
+            .join(entities, entities.c.id == redirects.c.to_entity_id)
+            .where(one_of(conn, redirects.c.from_entity_id, batch))
+        )
+        for row in conn.execute(stmt).all():
+            out[int(row[0])] = _row(row[1:])
+    return out
+
+
+@dataclass(slots=True)
+class Xref:
+    source_system: str
+    source_key: str
+    canonical_id: str
+    entity_type: str
+    status: str
+
+
+_ONE_XREF = (
+    select(
+        systems.c.name,
+        records.c.source_key,
+        entities.c.canonical_id,
+        entities.c.entity_type,
+        entities.c.status,
+    )
+    .select_from(records)
+    .join(systems, systems.c.id == records.c.source_system_id)
+    .join(links, and_(links.c.source_record_id == records.c.id, links.c.active == true()))
+    .join(entities, entities.c.id == links.c.entity_id)
+    .where(systems.c.name == bindparam("s"), records.c.source_key == bindparam("k"))
+)
+
+
+def xrefs(conn: Connection, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Xref]:
+    """(source system, source key) -> the entity its record is actively linked to."""
+    out: dict[tuple[str, str], Xref] = {}
+    unique = list(dict.fromkeys(refs))
+    if not unique:
+        return out
+    if len(unique) == 1:  # the single lookup: one prebuilt statement
+        found = conn.execute(_ONE_XREF, {"s": unique[0][0], "k": unique[0][1]}).first()
+        if found is not None:
+            out[unique[0]] = Xref(*found)
+        return out
+    size = 450 if conn.dialect.name != "postgresql" else 20_000
+    for start in range(0, len(unique), size):
+        part = unique[start : start + size]
+        if conn.dialect.name == "postgresql":
+            wanted = (
+                func.unnest(
+                    bindparam(None, [s for s, _k in part], type_=ARRAY(Text())),
+                    bindparam(None, [k for _s, k in part], type_=ARRAY(Text())),
+                )
+                .table_valued("s", "k")
+                .render_derived(name="wanted")
+            )
+            sel = (
+                select(systems.c.name, records.c.source_key)
+                .select_from(wanted)
+                .join(systems, systems.c.name == wanted.c.s)
+                .join(
+                    records,
+                    and_(
+                        records.c.source_system_id == systems.c.id,
+                        records.c.source_key == wanted.c.k,
+                    ),
+                )
+            )
+        else:
+            sel = (
+                select(systems.c.name, records.c.source_key)
+                .select_from(records)
+                .join(systems, systems.c.id == records.c.source_system_id)
+                .where(tuple_(systems.c.name, records.c.source_key).in_(part))
+            )
+        stmt = (
+            sel.add_columns(entities.c.canonical_id, entities.c.entity_type, entities.c.status)
+            .join(links, and_(links.c.source_record_id == records.c.id, links.c.active == true()))
+            .join(entities, entities.c.id == links.c.entity_id)
+        )
+        for name, key, cid, etype, status in conn.execute(stmt).all():
+            out[(name, key)] = Xref(name, key, cid, etype, status)
+    return out
+
+
+def entities_of_records(conn: Connection, record_ids: Sequence[int]) -> dict[int, CurrentEntity]:
+    """source record id -> the entity it is actively linked to."""
+    out: dict[int, CurrentEntity] = {}
+    for batch in chunks(conn, sorted(set(record_ids))):
+        stmt = (
+            select(links.c.source_record_id, *_columns())
+            .join(entities, entities.c.id == links.c.entity_id)
+            .where(one_of(conn, links.c.source_record_id, batch), links.c.active == true())
+        )
+        for row in conn.execute(stmt).all():
+            out[int(row[0])] = _row(row[1:])
+    return out
