@@ -34,8 +34,30 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None, description="Signing key for steward sessions; generated per process if unset"
     )
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024, description="Largest request body the API accepts (413 above)"
+    )
+    api_auth_cache_seconds: float = Field(
+        default=30.0, description="How long an authenticated API key is trusted without a query"
+    )
     log_level: str = "INFO"
     log_json: bool = False
+    # Event delivery (``mdm relay``): see docs/events.md.
+    relay_max_attempts: int = Field(default=15, description="Attempts before a dead letter")
+    relay_backoff_base_seconds: float = Field(
+        default=1.0, description="Backoff before the 2nd attempt; doubles each attempt"
+    )
+    relay_backoff_max_seconds: float = Field(default=3600.0, description="Largest backoff")
+    relay_http_timeout_seconds: float = Field(default=10.0, description="Webhook request timeout")
+    relay_lease_seconds: float = Field(
+        default=30.0, description="How long a claimed delivery is a relay's (> HTTP timeout)"
+    )
+    relay_batch_size: int = Field(default=200, description="Deliveries claimed per round")
+    relay_concurrency: int = Field(default=16, description="Webhook requests in flight")
+    relay_poll_seconds: float = Field(default=0.2, description="Idle wait between rounds")
+    relay_keep_delivered_days: float = Field(
+        default=7.0, description="Delivered deliveries are deleted after this long"
+    )
 
     @field_validator("database_url")
     @classmethod
