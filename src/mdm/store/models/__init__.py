@@ -2,8 +2,10 @@
 
 from mdm.store.models.access import ApiClient, AuditLog
 from mdm.store.models.base import Base, utcnow
+from mdm.store.models.console import STEWARD_ROLES, ReviewAction, Steward, StewardSession
 from mdm.store.models.entity import Entity, EntityVersion, Link, Redirect
-from mdm.store.models.events import OutboxEvent, Subscription
+from mdm.store.models.events import Delivery, EventCursor, OutboxEvent, Subscription
+from mdm.store.models.idempotency import IdempotencyKey
 from mdm.store.models.match import BlockingKey, MatchFeatures, MatchRun, TermFrequency
 from mdm.store.models.matching import MatchCandidate, StewardDecision
 from mdm.store.models.reference import AdminUnit, AdminUnitCrosswalk, AdminUnitDataset
@@ -19,6 +21,7 @@ from mdm.store.models.steward import AttributeOverride, EntityConflict
 
 __all__ = [
     "ENTITY_TYPES",
+    "STEWARD_ROLES",
     "AdminUnit",
     "AdminUnitCrosswalk",
     "AdminUnitDataset",
@@ -27,9 +30,12 @@ __all__ = [
     "AuditLog",
     "Base",
     "BlockingKey",
+    "Delivery",
     "Entity",
     "EntityConflict",
     "EntityVersion",
+    "EventCursor",
+    "IdempotencyKey",
     "IngestRun",
     "Link",
     "MatchCandidate",
@@ -38,10 +44,13 @@ __all__ = [
     "OutboxEvent",
     "Redirect",
     "Reject",
+    "ReviewAction",
     "SourceRecord",
     "SourceRecordVersion",
     "SourceSystem",
+    "Steward",
     "StewardDecision",
+    "StewardSession",
     "Subscription",
     "TermFrequency",
     "utcnow",

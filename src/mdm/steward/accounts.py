@@ -1,0 +1,297 @@
+"""Steward accounts and server-side sessions.
+
+Passwords are hashed with argon2id (``argon2-cffi`` defaults, re-hashed on login when
+the parameters change). Login is throttled two ways: per account (after
+``login_max_failures`` consecutive failures the account is locked for
+``login_lock_minutes``; the counter lives in the database, so it holds across
+processes) and per client address (an in-process sliding window). A failed login
+answers the same whether the user exists or not, and an unknown user still costs a
+hash verification, so timing does not reveal which usernames exist.
+
+A session's cookie carries a random token (256 bits); the database keeps its
+SHA-256 and a per-session CSRF token that every POST must echo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final, cast
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.orm import Session
+
+from mdm.exceptions import BadRequest, Conflict
+from mdm.services import audit
+from mdm.steward.settings import ConsoleSettings, get_console_settings
+from mdm.store.models import STEWARD_ROLES, Steward, StewardSession, utcnow
+
+stewards = cast(Table, Steward.__table__)
+sessions = cast(Table, StewardSession.__table__)
+
+_hasher = PasswordHasher()
+_DUMMY_HASH: Final = _hasher.hash("not a password of anyone")
+ROLE_RANK: Final = {"reviewer": 1, "senior": 2, "admin": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class StewardInfo:
+    id: int
+    username: str
+    display_name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        """How the steward appears in links, decisions, versions and the audit log."""
+        return f"steward:{self.username}"
+
+    def can(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    steward: StewardInfo
+    csrf_token: str
+    token_hash: str
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(15)
+
+
+def create_steward(
+    session: Session,
+    username: str,
+    role: str,
+    password: str,
+    *,
+    display_name: str | None = None,
+    actor: str = "system:cli",
+) -> StewardInfo:
+    """A new active steward. Flushes; the caller commits."""
+    username = username.strip()
+    if not username or len(username) > 100:
+        raise BadRequest("a steward needs a username of 1 to 100 characters")
+    if role not in STEWARD_ROLES:
+        raise BadRequest(f"unknown role {role!r}; expected one of {', '.join(STEWARD_ROLES)}")
+    if len(password) < 10:
+        raise BadRequest("a password needs at least 10 characters")
+    taken = session.execute(select(stewards.c.id).where(stewards.c.username == username)).scalar()
+    if taken is not None:
+        raise Conflict(f"a steward named {username!r} already exists", code="steward_exists")
+    sid = session.execute(
+        insert(stewards)
+        .values(
+            username=username,
+            display_name=display_name or username,
+            role=role,
+            password_hash=_hasher.hash(password),
+            active=True,
+            failed_logins=0,
+            locked_until=None,
+            created_at=utcnow(),
+        )
+        .returning(stewards.c.id)
+    ).scalar_one()
+    audit.append(
+        session.connection(),
+        [
+            audit.AuditEntry(
+                "system" if actor.startswith("system:") else "steward",
+                actor,
+                "steward.create",
+                details={"username": username, "role": role},
+            )
+        ],
+    )
+    return StewardInfo(int(sid), username, display_name or username, role)
+
+
+class _IpWindow:
+    """Attempts per address in the last minute (per process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hits: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, address: str, limit: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits[address]
+            while hits and hits[0] < now - 60:
+                hits.popleft()
+            if len(hits) >= limit:
+                return False
+            hits.append(now)
+            return True
+
+
+_ip_window = _IpWindow()
+
+
+class LoginThrottled(Exception):
+    pass
+
+
+def authenticate(
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    address: str = "?",
+    settings: ConsoleSettings | None = None,
+) -> StewardInfo | None:
+    """The steward if the password is right and the account usable, else ``None``.
+
+    Raises :class:`LoginThrottled` when the address or the account is locked out;
+    writes the counters in the caller's transaction (commit even on failure).
+    """
+    cfg = settings or get_console_settings()
+    if not _ip_window.allow(address, cfg.login_per_ip_per_minute):
+        raise LoginThrottled()
+    row = session.execute(select(stewards).where(stewards.c.username == username)).first()
+    now = utcnow()
+    if row is None or not row.active:
+        _verify(_DUMMY_HASH, password)
+        return None
+    if row.locked_until is not None and row.locked_until > now:
+        raise LoginThrottled()
+    if not _verify(row.password_hash, password):
+        failures = int(row.failed_logins) + 1
+        locked = None
+        if failures >= cfg.login_max_failures:
+            locked, failures = now + timedelta(minutes=cfg.login_lock_minutes), 0
+        session.execute(
+            update(stewards)
+            .where(stewards.c.id == row.id)
+            .values(failed_logins=failures, locked_until=locked)
+        )
+        return None
+    values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
+    if _hasher.check_needs_rehash(row.password_hash):
+        values["password_hash"] = _hasher.hash(password)
+    session.execute(update(stewards).where(stewards.c.id == row.id).values(**values))
+    return StewardInfo(int(row.id), row.username, row.display_name, row.role)
+
+
+def _verify(hashed: str, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(hashed, password))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def start_session(session: Session, steward: StewardInfo) -> tuple[str, str]:
+    """A new session; returns (cookie token, CSRF token). Only the token's hash is kept."""
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.execute(
+        insert(sessions).values(
+            token_hash=_hash_token(token),
+            steward_id=steward.id,
+            csrf_token=csrf,
+            created_at=now,
+            last_seen_at=now,
+            revoked_at=None,
+        )
+    )
+    return token, csrf
+
+
+def load_session(
+    session: Session, token: str | None, settings: ConsoleSettings | None = None
+) -> SessionInfo | None:
+    """The live session of ``token`` (touching its idle clock), or ``None`` if the
+    token is unknown, revoked, idle too long, past its absolute life, or its steward
+    was deactivated."""
+    if not token:
+        return None
+    cfg = settings or get_console_settings()
+    token_hash = _hash_token(token)
+    row = session.execute(
+        select(
+            sessions.c.csrf_token,
+            sessions.c.created_at,
+            sessions.c.last_seen_at,
+            sessions.c.revoked_at,
+            stewards.c.id,
+            stewards.c.username,
+            stewards.c.display_name,
+            stewards.c.role,
+            stewards.c.active,
+        )
+        .join(stewards, stewards.c.id == sessions.c.steward_id)
+        .where(sessions.c.token_hash == token_hash)
+    ).first()
+    if row is None or row.revoked_at is not None or not row.active:
+        return None
+    now = utcnow()
+    if _expired(row.created_at, row.last_seen_at, now, cfg):
+        return None
+    # Touch at most once a minute: a page view should not always be a write.
+    if now - row.last_seen_at > timedelta(seconds=60):
+        session.execute(
+            update(sessions).where(sessions.c.token_hash == token_hash).values(last_seen_at=now)
+        )
+    info = StewardInfo(int(row.id), row.username, row.display_name, row.role)
+    return SessionInfo(info, row.csrf_token, token_hash)
+
+
+def _expired(created: datetime, seen: datetime, now: datetime, cfg: ConsoleSettings) -> bool:
+    return now - seen > timedelta(minutes=cfg.session_idle_minutes) or now - created > timedelta(
+        hours=cfg.session_absolute_hours
+    )
+
+
+def end_session(session: Session, token_hash: str) -> None:
+    session.execute(
+        update(sessions)
+        .where(sessions.c.token_hash == token_hash, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def list_stewards(session: Session) -> list[tuple[StewardInfo, bool]]:
+    rows = session.execute(select(stewards).order_by(stewards.c.username))
+    return [(StewardInfo(int(r.id), r.username, r.display_name, r.role), r.active) for r in rows]
+
+
+def set_active(session: Session, username: str, active: bool, *, actor: str) -> None:
+    """(De)activate a steward; deactivation ends their sessions at once."""
+    row = session.execute(select(stewards.c.id).where(stewards.c.username == username)).first()
+    if row is None:
+        from mdm.exceptions import NotFound
+
+        raise NotFound(f"no steward named {username!r}", code="steward_not_found")
+    session.execute(update(stewards).where(stewards.c.id == row.id).values(active=active))
+    if not active:
+        session.execute(
+            update(sessions)
+            .where(sessions.c.steward_id == row.id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+    audit.append(
+        session.connection(),
+        [
+            audit.AuditEntry(
+                "steward",
+                actor,
+                "steward.activate" if active else "steward.deactivate",
+                details={"username": username},
+            )
+        ],
+    )
