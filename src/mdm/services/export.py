@@ -12,7 +12,7 @@ import csv
 import json
 from typing import Any, TextIO
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, true
 from sqlalchemy.orm import Session
 
 from mdm.store.repositories import entities as repo
@@ -27,7 +27,7 @@ def export_xrefs(session: Session, entity_type: str, out: TextIO) -> int:
         select(s.c.name, r.c.source_key, e.c.canonical_id)
         .select_from(r)
         .join(s, s.c.id == r.c.source_system_id)
-        .outerjoin(lk, and_(lk.c.source_record_id == r.c.id, lk.c.active.is_(True)))
+        .outerjoin(lk, and_(lk.c.source_record_id == r.c.id, lk.c.active == true()))
         .outerjoin(e, e.c.id == lk.c.entity_id)
         .where(r.c.entity_type == entity_type, r.c.status == "active")
         .order_by(s.c.name, r.c.source_key)

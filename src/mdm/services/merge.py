@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, true, update
 from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_id import parse_canonical_id
@@ -261,7 +261,7 @@ def _clear(session: Session, entity_id: int, attribute: str, actor: str, now: An
         select(repo.overrides.c.id).where(
             repo.overrides.c.entity_id == entity_id,
             repo.overrides.c.attribute == attribute,
-            repo.overrides.c.active.is_(True),
+            repo.overrides.c.active == true(),
         )
     ).scalar()
     if found is None:

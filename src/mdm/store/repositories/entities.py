@@ -30,10 +30,12 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    false,
     func,
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -186,7 +188,7 @@ def active_links(conn: Connection, entity_type: str) -> dict[int, int]:
     stmt = (
         select(links.c.source_record_id, links.c.entity_id)
         .join(entities, entities.c.id == links.c.entity_id)
-        .where(links.c.active.is_(True), entities.c.entity_type == entity_type)
+        .where(links.c.active == true(), entities.c.entity_type == entity_type)
     )
     return {int(r): int(e) for r, e in conn.execute(stmt)}
 
@@ -196,7 +198,7 @@ def members(conn: Connection, entity_ids: Sequence[int]) -> dict[int, list[int]]
     out: dict[int, list[int]] = {e: [] for e in entity_ids}
     for batch in chunks(conn, list(entity_ids)):
         stmt = select(links.c.entity_id, links.c.source_record_id).where(
-            one_of(conn, links.c.entity_id, batch), links.c.active.is_(True)
+            one_of(conn, links.c.entity_id, batch), links.c.active == true()
         )
         for e, r in conn.execute(stmt):
             out[int(e)].append(int(r))
@@ -340,7 +342,7 @@ def active_overrides(conn: Connection, entity_ids: Sequence[int]) -> dict[int, d
     out: dict[int, dict[str, Any]] = defaultdict(dict)
     for batch in chunks(conn, sorted(entity_ids)):
         stmt = select(overrides.c.entity_id, overrides.c.attribute, overrides.c.value).where(
-            one_of(conn, overrides.c.entity_id, batch), overrides.c.active.is_(True)
+            one_of(conn, overrides.c.entity_id, batch), overrides.c.active == true()
         )
         for e, attr, value in conn.execute(stmt):
             out[int(e)][attr] = value
@@ -356,7 +358,7 @@ def entities_with_newer_inputs(conn: Connection, entity_type: str) -> set[int]:
         .join(entities, entities.c.id == links.c.entity_id)
         .join(records, records.c.id == links.c.source_record_id)
         .where(
-            links.c.active.is_(True),
+            links.c.active == true(),
             entities.c.entity_type == entity_type,
             entities.c.status == "active",
             records.c.updated_at > entities.c.updated_at,
@@ -372,7 +374,7 @@ def steward_pairs(
     stmt = (
         select(decisions.c.kind, decisions.c.left_record_id, decisions.c.right_record_id)
         .join(records, records.c.id == decisions.c.left_record_id)
-        .where(decisions.c.active.is_(True), records.c.entity_type == entity_type)
+        .where(decisions.c.active == true(), records.c.entity_type == entity_type)
         .order_by(decisions.c.id)
     )
     must: list[tuple[int, int]] = []
@@ -405,7 +407,7 @@ def deactivate_links(conn: Connection, record_ids: Sequence[int], now: datetime)
     for batch in chunks(conn, sorted(record_ids)):
         conn.execute(
             update(links)
-            .where(one_of(conn, links.c.source_record_id, batch), links.c.active.is_(True))
+            .where(one_of(conn, links.c.source_record_id, batch), links.c.active == true())
             .values(active=False, deactivated_at=now)
         )
 
@@ -517,7 +519,7 @@ def previous_entity_of(conn: Connection, record_ids: Sequence[int], current: int
     for batch in chunks(conn, sorted(record_ids)):
         stmt = select(links.c.source_record_id, links.c.entity_id, links.c.id).where(
             one_of(conn, links.c.source_record_id, batch),
-            links.c.active.is_(False),
+            links.c.active == false(),
             links.c.entity_id != current,
         )
         for rid, eid, lid in conn.execute(stmt):
@@ -566,7 +568,7 @@ def deactivate_decisions(
                 update(decisions)
                 .where(
                     decisions.c.kind == kind,
-                    decisions.c.active.is_(True),
+                    decisions.c.active == true(),
                     or_(
                         and_(
                             one_of(conn, decisions.c.left_record_id, batch_a),
