@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from mdm.matching.clustering import Edge, cluster
-from mdm.matching.deterministic import decide_pair, exclusive_conflict
+from mdm.matching.deterministic import decide_pair, exclusive_conflict, guard_conflict
 from mdm.matching.features import build_features
 from mdm.matching.rules import load_rules
 
@@ -63,7 +63,10 @@ def test_different_ids_are_exclusive() -> None:
     b = cit("b", personal_id="001090012346")
     assert decide_pair(rules, a, b) is None
     assert exclusive_conflict(rules, a, b) == "personal_id"
+    assert exclusive_conflict(rules, a, cit("c", date_of_birth="1990-02-03")) is None
+    # a record without any birth year may not be linked on the model's word alone
     assert exclusive_conflict(rules, a, cit("c")) is None
+    assert guard_conflict(rules, a, cit("c")) == "guard:no_birth_year"
 
 
 def test_organization_branch_is_not_parent() -> None:

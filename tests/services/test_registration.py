@@ -64,8 +64,14 @@ AN = {
     "phone": "0912345678",
     "permanent_address": "12 Hàng Bạc, phường Hoàn Kiếm, Hà Nội",
 }
-# The same name and birth year, nothing else: the model's review band.
-AN_MAYBE = {"full_name": "Nguyễn Văn An", "date_of_birth": "1985", "sex": "nam"}
+# The same name at the same address, no birth date and no ID: could be An, his
+# father or his son (the rules never auto-link a pair without a birth year on both
+# sides), so a steward decides.
+AN_MAYBE = {
+    "full_name": "Nguyễn Văn An",
+    "sex": "nam",
+    "permanent_address": "12 Hàng Bạc, phường Hoàn Kiếm, Hà Nội",
+}
 BINH = {
     "full_name": "Trần Thị Bình",
     "date_of_birth": "1972-11-30",
@@ -269,7 +275,7 @@ def test_a_review_band_record_gets_an_entity_and_pending_candidates(
     assert maybe.reason
     (cand,) = maybe.candidates
     assert cand.canonical_id == first.canonical_id and cand.decision == "review"
-    assert cand.match_probability is not None and 0.5 < cand.match_probability < 0.995
+    assert cand.match_probability is not None and cand.match_probability > 0.5
     assert cand.weights["name"] > 0
     with db.connect() as conn:
         pending = conn.execute(

@@ -7,7 +7,12 @@ candidates fetched by :func:`blocking_keys`, with the same weights as Splink.
 
 from mdm.matching.batch import BatchResult, Candidate, predict_and_cluster, tf_lookup_from_arrow
 from mdm.matching.clustering import ClusterResult, Edge, cluster
-from mdm.matching.deterministic import RuleDecision, decide_pair, exclusive_conflict
+from mdm.matching.deterministic import (
+    RuleDecision,
+    decide_pair,
+    exclusive_conflict,
+    guard_conflict,
+)
 from mdm.matching.features import FEATURE_COLUMNS, build_features, fold_text
 from mdm.matching.incremental import (
     CandidateSource,
@@ -47,6 +52,7 @@ __all__ = [
     "decide_pair",
     "exclusive_conflict",
     "fold_text",
+    "guard_conflict",
     "load_features",
     "load_rules",
     "load_rules_file",

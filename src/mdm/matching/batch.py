@@ -113,7 +113,7 @@ def _rule_groups(
 def _exclusive_values(
     con: duckdb.DuckDBPyConnection, rules: MatchingRules, table: str, ids: set[str]
 ) -> dict[str, dict[str, Any]]:
-    cols = rules.deterministic.exclusive
+    cols = rules.deterministic.constrained_columns
     if not cols or not ids:
         return {}
     con.register("__mdm_ids", pa.table({"unique_id": pa.array(sorted(ids), pa.string())}))
@@ -162,13 +162,10 @@ def predict_and_cluster(
     comparisons = [c.name for c in rules.comparisons]
     tf_comps = {c.name for c in rules.comparisons if any(lv.tf for lv in c.levels)}
     mw_cols = ", ".join(
-        f'"mw_{c}"' + (f' + "mw_tf_adj_{c}"' if c in tf_comps else "") + f' AS "w_{c}"'
+        f'p."mw_{c}"' + (f' + p."mw_tf_adj_{c}"' if c in tf_comps else "") + f' AS "w_{c}"'
         for c in comparisons
     )
-    scored = con.sql(
-        f"SELECT unique_id_l, unique_id_r, match_weight, match_probability, {mw_cols} "
-        f"FROM {predictions.physical_name}"
-    ).to_arrow_table()
+    scored = con.sql(_scored_sql(rules, predictions.physical_name, table, mw_cols)).to_arrow_table()
     predictions.drop_table_from_database_and_remove_from_cache()
     timings["predict"] = time.perf_counter() - t0
 
@@ -178,9 +175,11 @@ def predict_and_cluster(
 
     t0 = time.perf_counter()
     model_pairs: dict[tuple[str, str], Candidate] = {}
+    guarded: dict[tuple[str, str], str] = {}  # pairs a guard forbids to link automatically
     for row in _iter_rows(scored):
-        a, b = str(row["unique_id_l"]), str(row["unique_id_r"])
-        key = (a, b) if a < b else (b, a)
+        key = _key(str(row["unique_id_l"]), str(row["unique_id_r"]))
+        if row["guard"] is not None:
+            guarded[key] = str(row["guard"])
         model_pairs[key] = Candidate(
             key[0],
             key[1],
@@ -195,14 +194,18 @@ def predict_and_cluster(
     ]
     edges += [
         Edge(c.left, c.right, c.match_weight or 0.0, "model")
-        for c in model_pairs.values()
-        if c.match_weight is not None and c.match_weight >= auto_w
+        for key, c in model_pairs.items()
+        if c.match_weight is not None and c.match_weight >= auto_w and key not in guarded
     ]
     must = list(must_link)
     nodes = {n for e in edges for n in (e.left, e.right)} | {n for p in must for n in p}
     exclusive = _exclusive_values(con, rules, table, nodes)
     result = cluster(
-        edges, must_link=must, cannot_link=[*cannot_link, *conflicts], exclusive=exclusive
+        edges,
+        must_link=must,
+        cannot_link=[*cannot_link, *conflicts],
+        exclusive=exclusive,
+        max_gap={g.column: g.max for g in rules.deterministic.max_gap},
     )
     where = result.cluster_of()
 
@@ -212,7 +215,9 @@ def predict_and_cluster(
     candidates: dict[tuple[str, str], Candidate] = {}
     refused = {(min(e.left, e.right), max(e.left, e.right)): why for e, why in result.refused}
     for key, cand in model_pairs.items():
-        if key in refused:
+        if key in guarded and (cand.match_weight or 0.0) >= auto_w:
+            candidates[key] = _with(cand, forbidden=guarded[key])
+        elif key in refused:
             candidates[key] = _with(cand, forbidden=refused[key])
         elif (cand.match_weight or 0.0) < auto_w and not same_cluster(*key):
             candidates[key] = cand
@@ -236,6 +241,28 @@ def predict_and_cluster(
             "seconds": time.perf_counter() - started,
             "step_seconds": timings,
         },
+    )
+
+
+def _key(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a < b else (b, a)
+
+
+def _scored_sql(rules: MatchingRules, predictions: str, table: str, mw_cols: str) -> str:
+    """The scored pairs with their per-comparison weights and, per pair, the first
+    guard that forbids an automatic link (``guard:<name>``) or NULL."""
+    head = f"SELECT p.unique_id_l, p.unique_id_r, p.match_weight, p.match_probability, {mw_cols}"
+    guards = rules.deterministic.guards
+    if not guards:
+        return f"{head}, NULL::VARCHAR AS guard FROM {predictions} p"
+    cols = list(dict.fromkeys(c for g in guards for c in g.columns))
+    sides = ", ".join(f'l."{c}" AS "{c}_l", r."{c}" AS "{c}_r"' for c in cols)
+    case = " ".join(f"WHEN {g.sql()} THEN 'guard:{g.name}'" for g in guards)
+    return (
+        f"{head}, CASE {case} END AS guard FROM ("
+        f"SELECT p.*, {sides} FROM {predictions} p "
+        f'JOIN "{table}" l ON l.unique_id = p.unique_id_l '
+        f'JOIN "{table}" r ON r.unique_id = p.unique_id_r) p'
     )
 
 

@@ -8,7 +8,9 @@ checked against the constraints of *both whole clusters*:
 
 * cannot-link pairs (steward decisions, deterministic conflicts): refused if any
   member of one cluster has a cannot-link with any member of the other;
-* exclusive keys (e.g. personal ID): refused if the clusters hold different values.
+* exclusive keys (e.g. personal ID): refused if the clusters hold different values;
+* maximum gaps (e.g. birth year, 14): refused if the joined cluster's values would
+  span more than the gap, so parent and child never meet through a third record.
 
 So no constraint is ever violated, through chains or otherwise. A refused automatic
 edge is returned so the caller can queue it for review. A must-link that conflicts
@@ -45,6 +47,7 @@ class ConstrainedUnionFind:
         self,
         cannot_link: Iterable[tuple[str, str]] = (),
         exclusive: Mapping[str, Mapping[str, Hashable]] | None = None,
+        max_gap: Mapping[str, float] | None = None,
     ) -> None:
         self._parent: dict[str, str] = {}
         self._size: dict[str, int] = {}
@@ -58,14 +61,24 @@ class ConstrainedUnionFind:
             self._cannot.setdefault(a, set()).add(b)
             self._cannot.setdefault(b, set()).add(a)
         self._exclusive = exclusive or {}
+        self._max_gap = dict(max_gap or {})
+        # per root: gap column → (smallest, largest) value its cluster holds
+        self._spans: dict[str, dict[str, tuple[float, float]]] = {}
 
     def _add(self, node: str) -> None:
         if node not in self._parent:
             self._parent[node] = node
             self._size[node] = 1
             self._members[node] = [node]
-            keys = self._exclusive.get(node)
-            self._keys[node] = {k: v for k, v in keys.items() if v is not None} if keys else {}
+            keys = self._exclusive.get(node) or {}
+            self._keys[node] = {
+                k: v for k, v in keys.items() if v is not None and k not in self._max_gap
+            }
+            self._spans[node] = {
+                k: (float(v), float(v))
+                for k, v in keys.items()
+                if k in self._max_gap and isinstance(v, int | float)
+            }
 
     def find(self, node: str) -> str:
         self._add(node)
@@ -86,6 +99,11 @@ class ConstrainedUnionFind:
             other = keys_b.get(col)
             if other is not None and other != value:
                 return f"exclusive:{col}"
+        spans_a, spans_b = self._spans[ra], self._spans[rb]
+        for col, (low, high) in spans_a.items():
+            span = spans_b.get(col)
+            if span is not None and max(high, span[1]) - min(low, span[0]) > self._max_gap[col]:
+                return f"max_gap:{col}"
         small, big = (ra, rb) if self._size[ra] <= self._size[rb] else (rb, ra)
         for member in self._members[small]:
             for partner in self._cannot.get(member, ()):
@@ -108,6 +126,11 @@ class ConstrainedUnionFind:
         self._members[ra].extend(self._members.pop(rb))
         for col, value in self._keys.pop(rb).items():
             self._keys[ra].setdefault(col, value)
+        for col, (low, high) in self._spans.pop(rb).items():
+            old = self._spans[ra].get(col)
+            self._spans[ra][col] = (
+                (low, high) if old is None else (min(low, old[0]), max(high, old[1]))
+            )
         return None
 
     def clusters(self, min_size: int = 2) -> list[frozenset[str]]:
@@ -122,15 +145,17 @@ def cluster(
     must_link: Iterable[tuple[str, str]] = (),
     cannot_link: Iterable[tuple[str, str]] = (),
     exclusive: Mapping[str, Mapping[str, Hashable]] | None = None,
+    max_gap: Mapping[str, float] | None = None,
     min_size: int = 2,
 ) -> ClusterResult:
     """Cluster ``edges`` (already filtered to auto-link strength) under constraints.
 
-    ``exclusive`` maps record id → {column: value} for the exclusive columns; only
-    records that appear in some edge need an entry. Records in no accepted edge are
+    ``exclusive`` maps record id → {column: value} for the exclusive columns and the
+    ``max_gap`` columns (column → largest allowed spread); only records that appear
+    in some edge need an entry. Records in no accepted edge are
     singletons and are left out unless ``min_size`` is 1.
     """
-    uf = ConstrainedUnionFind(cannot_link, exclusive)
+    uf = ConstrainedUnionFind(cannot_link, exclusive, max_gap)
     result = ClusterResult(clusters=[])
     steward = [Edge(a, b, float("inf"), "steward") for a, b in must_link]
     ordered = sorted(edges, key=lambda e: (-e.score, min(e.left, e.right), max(e.left, e.right)))

@@ -15,6 +15,13 @@ Two kinds, both configured in the rules file (``deterministic:``):
   is a different organization from its parent" hold; the clustering enforces it
   per cluster (see :mod:`mdm.matching.clustering`), so no quadratic pair list is
   ever built.
+* **maximum gaps** (``max_gap``): numeric values further apart than the gap never
+  meet in one automatic cluster, also through chains (a birth year, from the date
+  or from the personal ID, more than 14 years away: parent and child).
+* **guards** (``guards``): pair-level vetoes on an automatic link, in the level
+  predicates' vocabulary (twins' different given names, a record without any birth
+  year), lifted only by an identifier. The batch path evaluates them in DuckDB
+  (:meth:`mdm.matching.rules.Guard.sql`), the incremental path here; both agree.
 
 :func:`decide_pair` is the single implementation used by the batch path (over the
 groups DuckDB finds) and by the incremental path.
@@ -28,6 +35,7 @@ from itertools import combinations
 from typing import Literal
 
 from mdm.matching.features import FeatureValue
+from mdm.matching.model import compile_predicate
 from mdm.matching.rules import MatchingRules, SameKeyRule
 
 Outcome = Literal["link", "review", "conflict"]
@@ -95,11 +103,42 @@ def decide_pair(
 def exclusive_conflict(
     rules: MatchingRules, left: Mapping[str, FeatureValue], right: Mapping[str, FeatureValue]
 ) -> str | None:
-    """The exclusive column whose two different values forbid linking this pair."""
+    """Why these two records may never be in one automatic cluster: the exclusive
+    column whose two different values forbid it, or ``max_gap:<column>`` when two
+    values are further apart than the rule allows (birth years a generation apart).
+
+    These are cluster constraints: an entity refuses a record that conflicts with
+    any of its members. The pair-level vetoes are :func:`guard_conflict`.
+    """
     for col in rules.deterministic.exclusive:
         a, b = left.get(col), right.get(col)
         if a is not None and b is not None and a != b:
             return col
+    for gap in rules.deterministic.max_gap:
+        x, y = left.get(gap.column), right.get(gap.column)
+        if isinstance(x, int | float) and isinstance(y, int | float) and abs(x - y) > gap.max:
+            return f"max_gap:{gap.column}"
+    return None
+
+
+def guard_conflict(
+    rules: MatchingRules, left: Mapping[str, FeatureValue], right: Mapping[str, FeatureValue]
+) -> str | None:
+    """``guard:<name>`` of the first guard that forbids this pair, else ``None``;
+    the same verdict as :meth:`mdm.matching.rules.Guard.sql` gives in DuckDB."""
+    for guard in rules.deterministic.guards:
+        if guard.known and any(left.get(c) is None or right.get(c) is None for c in guard.known):
+            continue
+        if guard.unknown and all(
+            left.get(c) is not None and right.get(c) is not None for c in guard.unknown
+        ):
+            continue
+        row_l = {c: left.get(c) for c in guard.columns}
+        row_r = {c: right.get(c) for c in guard.columns}
+        if not all(compile_predicate(p)(row_l, row_r) for p in guard.when):
+            continue
+        if not any(compile_predicate(p)(row_l, row_r) for p in guard.unless):
+            return f"guard:{guard.name}"
     return None
 
 

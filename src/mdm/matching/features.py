@@ -50,12 +50,17 @@ FEATURE_COLUMNS: Final[dict[str, dict[str, str]]] = {
         "surname_group": "VARCHAR",
         "name_core": "VARCHAR",
         "name_variant": "VARCHAR",
+        "given_known": "VARCHAR",
+        "given_marked": "VARCHAR",
         "dob": "VARCHAR",
         "dob_full": "VARCHAR",
         "birth_year": "INTEGER",
         "birth_month": "INTEGER",
         "birth_day": "INTEGER",
         "dob_is_partial": "BOOLEAN",
+        "birth_md": "VARCHAR",
+        "id_birth_year": "INTEGER",
+        "birth_year_any": "INTEGER",
         "sex": "VARCHAR",
         "phone": "VARCHAR",
         "email": "VARCHAR",
@@ -119,6 +124,18 @@ def _resolve_fold() -> Callable[[str], str]:
 
 
 _fold: Callable[[str], str] = _resolve_fold()
+
+
+def _resolve_tones() -> Callable[[str], str]:
+    """The standardizers' tone placement (``Hòa`` → ``Hoà``), else NFC only."""
+    try:
+        from mdm.standardize.text import canonical_tones
+    except ImportError:  # pragma: no cover - the standardizers ship it
+        return lambda text: unicodedata.normalize("NFC", text)
+    return canonical_tones
+
+
+_tones: Callable[[str], str] = _resolve_tones()
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
@@ -144,6 +161,22 @@ def _clean(value: object) -> str | None:
 
 #: Regional spellings of one historical surname: similar, not equal (DOMAIN.md).
 SURNAME_GROUPS: Final[dict[str, str]] = {"huynh": "hoang", "vo": "vu"}
+#: Common Vietnamese given names, folded. Two records whose given names are two
+#: *different* names of this list are two people (twins are named An and Anh, Loan
+#: and Lan), not one person and a typo: ``given_known`` carries the given name only
+#: when it is listed, so a guard can tell a sibling's name from a clerk's slip.
+_COMMON_GIVEN_NAMES_TEXT: Final = """
+    an anh bach bang bao bich binh cam canh chau chi chien chinh cuc cuong dai dan dang
+    danh dao dat diem diep dieu dinh doan dong duc dung duong duy giang ha hai han hang
+    hanh hao hau hien hieu hoa hoai hoan hoang hong hue hung huong huu huy huyen kha
+    khang khanh khoa khoi khuong kien kim lam lan lang le lien linh loan loc loi long
+    luan luong ly mai manh minh my nam nga ngan nghia ngoc nguyen nhan nhat nhi nhu
+    nhung ninh oanh phat phong phu phuc phuong quan quang que quoc quy quyen quynh sang
+    son tai tam tan thach thai thang thanh thao the thi thien thinh tho thoa thu thuan
+    thuc thuong thuy tien tin toan trang tri trinh trung truong tu tuan tue tung tuong
+    tuyen tuyet uyen van vi viet vinh vu vuong vy xuan yen
+"""
+COMMON_GIVEN_NAMES: Final[frozenset[str]] = frozenset(_COMMON_GIVEN_NAMES_TEXT.split())
 #: Middle names that one system writes and another drops.
 COMMON_MIDDLE_NAMES: Final[frozenset[str]] = frozenset({"van", "thi"})
 
@@ -160,6 +193,8 @@ def _name_features(full_name: object) -> dict[str, FeatureValue]:
                 "surname_group",
                 "name_core",
                 "name_variant",
+                "given_known",
+                "given_marked",
             )
         )
     words = folded.split()
@@ -178,7 +213,20 @@ def _name_features(full_name: object) -> dict[str, FeatureValue]:
         "surname_group": group,
         "name_core": core,
         "name_variant": variant,
+        "given_known": given if given in COMMON_GIVEN_NAMES else None,
+        "given_marked": _marked_given(full_name) if given else None,
     }
+
+
+def _marked_given(full_name: object) -> str | None:
+    """The given name with its tone marks (canonical placement, lower case), only when
+    the record kept its diacritics: Hoa and Hòa are two names (twins get both), which
+    folding makes one. ``None`` for names written without any mark."""
+    text = unicodedata.normalize("NFC", str(full_name)).strip()
+    if text.isascii():
+        return None
+    words = text.split()
+    return _tones(words[-1].lower()) if len(words) > 1 else None
 
 
 # -------------------------------------------------------------------------- dates
@@ -209,6 +257,7 @@ def _dob_features(value: object) -> dict[str, FeatureValue]:
             "birth_month": None,
             "birth_day": None,
             "dob_is_partial": None,
+            "birth_md": None,
         }
     full = f"{year:04d}-{month:02d}-{day:02d}" if month and day else None
     # 01/01/yyyy is what several legacy systems wrote for "year only": keep the
@@ -222,7 +271,31 @@ def _dob_features(value: object) -> dict[str, FeatureValue]:
         "birth_month": None if placeholder else month,
         "birth_day": None if placeholder or full is None else day,
         "dob_is_partial": full is None or placeholder,
+        # month and day as an unordered pair: a day/month swap is a clerk's slip,
+        # not a different birth date (the same-ID rule compares this, not the parts)
+        "birth_md": None
+        if placeholder or full is None or month is None or day is None
+        else f"{min(month, day):02d}-{max(month, day):02d}",
     }
+
+
+def personal_id_birth_year(pid: str | None) -> int | None:
+    """The birth year a 12-digit personal ID encodes: digit 4 is sex and century
+    (0/1 → 1900s, 2/3 → 2000s, 4/5 → 2100s, …), digits 5–6 the year's last two."""
+    if pid is None or len(pid) != 12 or not pid.isdigit():
+        return None
+    return 1900 + 100 * (int(pid[3]) // 2) + int(pid[4:6])
+
+
+def _birth_year_features(row: FeatureRow) -> None:
+    """``id_birth_year`` from the personal ID; ``birth_year_any``: the date's year, else
+    the ID's. A record with no date of birth but an ID counts as a partial date."""
+    pid = row["personal_id"]
+    id_year = personal_id_birth_year(pid if isinstance(pid, str) else None)
+    row["id_birth_year"] = id_year
+    row["birth_year_any"] = row["birth_year"] if row["birth_year"] is not None else id_year
+    if row["birth_year"] is None and id_year is not None:
+        row["dob_is_partial"] = True
 
 
 _EPOCH = date(1970, 1, 1).toordinal()
@@ -256,8 +329,33 @@ def _address(value: object) -> dict[str, FeatureValue]:
         # an ambiguous (split) commune has no 2025 code; never guess one
         "commune_code": None if ambiguous else _clean(value.get("commune_code")),
         "legacy_commune_code": _clean(value.get("legacy_commune_code")),
-        "street_fold": fold_text(value.get("street")),
+        "street_fold": street_key(value.get("street")),
     }
+
+
+#: Words for a rural hamlet; regions and clerks use them interchangeably for one place.
+_HAMLET_WORDS: Final[frozenset[str]] = frozenset({"thon", "xom", "ap"})
+#: Words a clerk may add between a house number and the street name.
+_STREET_WORDS: Final[frozenset[str]] = frozenset({"duong", "pho"})
+
+
+def street_key(value: object) -> str | None:
+    """The street part folded, without the words clerks add or drop:
+    ``Số 36, đường Lạc Long Quân`` → ``36 lac long quan``; ``Xóm 9`` → ``thon 9``."""
+    folded = fold_text(value)
+    if folded is None:
+        return None
+    words = folded.split()
+    if len(words) > 1 and words[0] == "so" and words[1][0].isdigit():
+        words = words[1:]
+    i = 0
+    while i < len(words) and words[i][0].isdigit():
+        i += 1
+    if 0 < i < len(words) - 1 and words[i] in _STREET_WORDS:
+        del words[i]
+    if len(words) > 1 and words[0] in _HAMLET_WORDS:
+        words[0] = "thon"
+    return " ".join(words)
 
 
 def _first_address(raw: Mapping[str, Any], *keys: str) -> object:
@@ -305,7 +403,8 @@ def citizen_features(unique_id: str, source_system: str, std: Mapping[str, Any])
         if isinstance(pob, Mapping)
         else None,
     }
-    return row
+    _birth_year_features(row)
+    return {name: row[name] for name in FEATURE_COLUMNS["citizen"]}
 
 
 _LEGAL_FORM_WORDS: Final[tuple[str, ...]] = (

@@ -19,7 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from mdm.matching.deterministic import RuleDecision, decide_pair, exclusive_conflict
+from mdm.matching.deterministic import (
+    RuleDecision,
+    decide_pair,
+    exclusive_conflict,
+    guard_conflict,
+)
 from mdm.matching.features import FeatureRow, FeatureValue
 from mdm.matching.model import MatchModel, weight_to_prob
 from mdm.matching.rules import MatchingRules
@@ -181,7 +186,9 @@ class IncrementalMatcher:
     def decide(self, record: Row, cand: Row) -> ScoredCandidate:
         cand_id = str(cand["unique_id"])
         rule = decide_pair(self.rules, record, cand)
-        forbidden = exclusive_conflict(self.rules, record, cand)
+        forbidden = exclusive_conflict(self.rules, record, cand) or guard_conflict(
+            self.rules, record, cand
+        )
         if rule is not None and rule.outcome == "conflict":
             forbidden = forbidden or f"rule:{rule.rule}"
         score = self.scorer.score(record, cand)

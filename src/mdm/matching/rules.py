@@ -23,6 +23,11 @@ A level's predicates are ANDed. Null levels (``is_null: [cols]``) test
 ``c_l IS NULL OR c_r IS NULL`` for any listed column. Arbitrary SQL is deliberately
 not accepted: it could not be reproduced by the incremental scorer.
 
+The same predicates express the deterministic ``guards`` (pair-level vetoes on an
+automatic link, e.g. twins' given names), whose SQL the batch path runs in DuckDB
+and whose Python the incremental path runs; ``max_gap`` bounds how far apart a
+numeric column may be inside one automatic cluster (birth years: parent and child).
+
 Thresholds (``thresholds.unit``) are match probabilities (0–1, exclusive) or match
 weights (log2 Bayes factors, prior included); both are converted to weights for
 comparisons, since the weight is what Splink filters on.
@@ -263,11 +268,78 @@ class SameKeyRule(_Strict):
     agree_when_known: list[str] = Field(default_factory=list)
 
 
+class MaxGap(_Strict):
+    """Numeric values further apart than ``max`` forbid an automatic link, even
+    through a chain of links: a cluster's values span at most ``max``."""
+
+    column: str
+    max: float = Field(ge=0)
+
+
+class Guard(_Strict):
+    """A pair whose ``known`` columns are known on both sides may not be linked
+    automatically unless one of the ``unless`` predicates holds (NULL: does not hold).
+
+    Twins share surname, birth date, address and often a family phone: only the
+    given name tells them apart, so given names further apart than a typo forbid an
+    automatic link unless an identifier says it is one person.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str | None = None
+    #: the guard applies when every listed column is known on both sides ...
+    known: list[str] = Field(default_factory=list)
+    #: ... or when any listed column is unknown on either side
+    unknown: list[str] = Field(default_factory=list)
+    #: ... and every one of these predicates holds (NULL: does not hold) ...
+    when: list[Predicate] = Field(default_factory=list)
+    #: ... and none of these does
+    unless: list[Predicate] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Guard:
+        if bool(self.known) == bool(self.unknown):
+            raise ValueError("a guard has exactly one of 'known' or 'unknown'")
+        return self
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        preds = [*self.when, *self.unless]
+        cols = [*self.known, *self.unknown, *(c for p in preds for c in p.columns)]
+        return tuple(dict.fromkeys(cols))
+
+    def sql(self) -> str:
+        """TRUE when the guard forbids the pair (columns ``<c>_l`` / ``<c>_r``)."""
+        if self.known:
+            applies = " AND ".join(
+                f'"{c}_l" IS NOT NULL AND "{c}_r" IS NOT NULL' for c in self.known
+            )
+        else:
+            applies = (
+                "(" + " OR ".join(f'"{c}_l" IS NULL OR "{c}_r" IS NULL' for c in self.unknown) + ")"
+            )
+        if self.when:
+            applies += "".join(f" AND coalesce({p.sql()}, FALSE)" for p in self.when)
+        if not self.unless:
+            return f"({applies})"
+        unless = " OR ".join(f"coalesce({p.sql()}, FALSE)" for p in self.unless)
+        return f"({applies} AND NOT ({unless}))"
+
+
 class Deterministic(_Strict):
     same_key: list[SameKeyRule] = Field(default_factory=list)
     #: Columns whose different non-null values forbid an automatic link, even
     #: through a chain of links (a cluster holds at most one value of each).
     exclusive: list[str] = Field(default_factory=list)
+    #: e.g. birth years a generation apart (parent and child of one name and address)
+    max_gap: list[MaxGap] = Field(default_factory=list)
+    #: pairs that may never be linked automatically (checked pair by pair)
+    guards: list[Guard] = Field(default_factory=list)
+
+    @property
+    def constrained_columns(self) -> list[str]:
+        """Every column the clustering needs per record to enforce the constraints."""
+        return list(dict.fromkeys([*self.exclusive, *(g.column for g in self.max_gap)]))
 
 
 class MatchingRules(_Strict):
@@ -376,6 +448,13 @@ def _check_columns(rules: MatchingRules, where: str) -> None:
     for i, rule in enumerate(rules.deterministic.same_key):
         check([*rule.key, *rule.agree, *rule.agree_when_known], f"deterministic.same_key[{i}]")
     check(rules.deterministic.exclusive, "deterministic.exclusive")
+    types = FEATURE_COLUMNS[rules.entity_type]
+    for i, guard in enumerate(rules.deterministic.guards):
+        check(guard.columns, f"deterministic.guards[{i}]")
+    for i, gap in enumerate(rules.deterministic.max_gap):
+        check([gap.column], f"deterministic.max_gap[{i}]")
+        if gap.column in types and types[gap.column] != "INTEGER":
+            problems.append(f"deterministic.max_gap[{i}]: column {gap.column!r} is not numeric")
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
 

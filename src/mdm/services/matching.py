@@ -1147,7 +1147,7 @@ def _entity_refuses(
     for member in members:
         col = exclusive_conflict(rules, record, member)
         if col is not None:
-            return f"exclusive:{col}"
+            return col if ":" in col else f"exclusive:{col}"
         rule = decide_pair(rules, record, member)
         if rule is not None and rule.outcome == "conflict":
             return f"rule:{rule.rule}"
@@ -1163,11 +1163,13 @@ def add_record_features(
     source_system: str,
     record_version: int = 1,
     rules_dir: Path | None = None,
+    rules: MatchingRules | None = None,
 ) -> list[str]:
     """Put one record's feature row and blocking keys in the candidate index
     (replacing earlier ones), so the next :func:`match_one` finds it. Flushes in
-    the caller's transaction; returns the keys."""
-    rules = load_rules(entity_type, rules_dir)
+    the caller's transaction; returns the keys. ``rules`` spares reading the rules
+    file (e.g. the cached model's, see :func:`loaded_model`)."""
+    rules = rules or load_rules(entity_type, rules_dir)
     feats = build_features(entity_type, str(source_record_id), source_system, standardized)
     keys = list(dict.fromkeys(blocking_keys(feats, rules)))
     remove_record_features(session, source_record_id)
