@@ -138,6 +138,10 @@ class Arrivals:
 @contextmanager
 def receiver(arrivals: Arrivals) -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
+        # keep-alive: the relays reuse their connections instead of a TCP handshake
+        # (and a thread) per request
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             arrivals.add(self.rfile.read(int(self.headers["Content-Length"])))
             self.send_response(200)
@@ -147,7 +151,10 @@ def receiver(arrivals: Arrivals) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 128  # the default backlog of 5 resets connections
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

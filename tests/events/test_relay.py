@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from mdm.events.relay import RelayConfig, WebhookRelay, backoff_seconds
 from mdm.services import subscriptions as subs
 from mdm.store.db import unit_of_work
-from mdm.store.models import Delivery
+from mdm.store.models import Delivery, utcnow
+from mdm.store.repositories import events as repo
 from tests.events.conftest import (
     FAST,
     Receiver,
@@ -170,3 +171,37 @@ def test_prune_deletes_only_old_delivered_deliveries(db: Engine, receiver: Recei
         keep.close()
         drop.close()
     assert statuses(db) == {}
+
+
+def test_a_claim_takes_one_head_per_entity_and_a_lost_lease_is_not_recorded(
+    db: Engine, receiver: Receiver
+) -> None:
+    subscribe(db, receiver)  # never started: nothing is sent here
+    ids = make_entities(db, 3)
+    for i, cid in enumerate(ids):
+        update_entity(db, cid, i)
+    a, b = WebhookRelay(db, FAST), WebhookRelay(db, FAST)
+    try:
+        while a.tick() > 0:
+            pass
+        first = a.claim(100)
+        assert sorted(str(d.payload["canonical_id"]) for d in first) == sorted(ids)
+        assert b.claim(100) == []  # the heads are leased; their successors wait
+        # b took over the first one (as after a's lease ran out)
+        with db.begin() as conn:
+            conn.execute(
+                update(Delivery).where(Delivery.id == first[0].id).values(lease_owner=b.owner)
+            )
+        outcomes = [repo.Outcome(d.id, "delivered", d.attempts + 1, status_code=200) for d in first]
+        with db.begin() as conn:
+            kept = repo.complete_many(conn, outcomes, a.owner, utcnow())
+        assert kept == {d.id for d in first[1:]}
+        second = a.claim(100)
+        assert sorted(str(d.payload["canonical_id"]) for d in second) == sorted(
+            str(d.payload["canonical_id"]) for d in first[1:]
+        )
+        before = {str(d.payload["canonical_id"]): d.feed_position for d in first}
+        assert all(d.feed_position > before[str(d.payload["canonical_id"])] for d in second)
+    finally:
+        a.close()
+        b.close()
