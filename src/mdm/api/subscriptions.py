@@ -88,7 +88,7 @@ def _out(view: svc.SubscriptionView, secret: str | None = None) -> dict[str, Any
 
 def _session(principal: Principal) -> Any:
     require_scope(principal, SUBSCRIPTIONS_MANAGE)
-    return unit_of_work(sessionmaker(principal.engine, expire_on_commit=False))
+    return unit_of_work(sessionmaker(principal.engine, expire_on_commit=False), write=True)
 
 
 def _audit(principal: Principal, action: str, subscription_id: int) -> None:

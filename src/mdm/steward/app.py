@@ -173,7 +173,7 @@ def create_console() -> FastAPI:
         request: Request, *, role: str | None = None, csrf: str | None = None
     ) -> Iterator[Ctx]:
         """Authenticate (and for POSTs check CSRF) inside one unit of work."""
-        with unit_of_work() as db:
+        with unit_of_work(write=True) as db:
             info = accounts.load_session(db, request.cookies.get(COOKIE), cfg)
             if info is None:
                 raise LoginRequired(expired=bool(request.cookies.get(COOKIE)))
@@ -255,7 +255,7 @@ def create_console() -> FastAPI:
         if not cookie or not hmac.compare_digest(cookie, csrf_token):
             return error_page(request, 403, translate("error.csrf", lang))
         address = request.client.host if request.client else "?"
-        with unit_of_work() as db:
+        with unit_of_work(write=True) as db:
             try:
                 steward = accounts.authenticate(
                     db, username, password, address=address, settings=cfg

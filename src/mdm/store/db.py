@@ -33,7 +33,11 @@ def _sqlite_connect_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # A deferred transaction that reads and then writes fails at once (busy
+        # snapshot, not covered by busy_timeout) when another connection committed in
+        # between; units of work that will write ask for the write lock up front.
+        immediate = conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE"
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str | None = None, settings: Settings | None = None, **kwargs: Any) -> Engine:
@@ -86,13 +90,20 @@ def reset_engine() -> None:
 
 
 @contextmanager
-def unit_of_work(factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
+def unit_of_work(
+    factory: sessionmaker[Session] | None = None, *, write: bool = False
+) -> Iterator[Session]:
     """The edge's transaction: commit on success, roll back on any error.
 
     Services only flush; the caller that opened the unit of work decides the
-    transaction's fate (STYLE.md habit 1).
+    transaction's fate (STYLE.md habit 1). ``write=True`` takes SQLite's write lock
+    when the transaction begins (``BEGIN IMMEDIATE``), so a read-then-write unit of
+    work cannot fail because another connection committed in between; on Postgres
+    it changes nothing.
     """
     session = (factory or get_sessionmaker())()
+    if write:
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     try:
         yield session
         session.commit()
