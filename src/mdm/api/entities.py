@@ -212,8 +212,8 @@ def get_history(principal: Caller, id: IdPath) -> JsonResponse:
 )
 def get_xref(
     principal: Caller,
-    source_system: Annotated[str, Path(max_length=100)],
-    source_key: Annotated[str, Path(max_length=200)],
+    source_system: Annotated[str, Path(max_length=100, pattern=r"^[^\x00]*$")],
+    source_key: Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")],
 ) -> JsonResponse:
     with principal.engine.connect() as conn:
         found = lookup.xrefs(conn, [(source_system, source_key)]).get((source_system, source_key))

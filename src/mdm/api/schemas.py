@@ -8,11 +8,15 @@ response conforms).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EntityType = Literal["citizen", "organization", "dossier"]
+
+#: No NUL character: Postgres can store it neither in text nor in JSON.
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, Field(pattern=NO_NUL)]
 
 
 class EntityOut(BaseModel):
@@ -60,9 +64,9 @@ class BatchItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, max_length=64)
-    source_system: str | None = Field(None, max_length=100)
-    source_key: str | None = Field(None, max_length=200)
+    id: str | None = Field(None, max_length=64, pattern=NO_NUL)
+    source_system: str | None = Field(None, max_length=100, pattern=NO_NUL)
+    source_key: str | None = Field(None, max_length=200, pattern=NO_NUL)
 
     @model_validator(mode="after")
     def _one_kind(self) -> BatchItem:
@@ -102,7 +106,7 @@ class SearchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    attributes: dict[str, str | int | None] = Field(
+    attributes: dict[Text, Text | int | None] = Field(
         description="Standard field names; also birth_year and province_code"
     )
     limit: int = Field(10, ge=1, le=100)
@@ -139,9 +143,9 @@ class RecordIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source_system: str = Field(min_length=1, max_length=100)
-    source_key: str = Field(min_length=1, max_length=200)
-    attributes: dict[str, str | None]
+    source_system: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
+    source_key: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    attributes: dict[Text, Text | None]
 
 
 class RecordCandidateOut(BaseModel):

@@ -32,13 +32,15 @@ EntityTypeName = Literal["citizen", "organization", "dossier"]
 EventTypeName = Literal[
     "entity.created", "entity.updated", "entity.merged", "entity.unmerged", "entity.retired"
 ]
-URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$"
+# Printable ASCII only after the host: no spaces, no control characters (a NUL cannot
+# be stored in Postgres text or JSON).
+URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[\x21-\x7e]*)?$"
 
 
 class FiltersIn(BaseModel):
     entity_types: list[EntityTypeName] = Field(default_factory=list, max_length=3)
     event_types: list[EventTypeName] = Field(default_factory=list, max_length=5)
-    canonical_ids: list[Annotated[str, Field(max_length=64)]] = Field(
+    canonical_ids: list[Annotated[str, Field(max_length=64, pattern=r"^[\x21-\x7e]+$")]] = Field(
         default_factory=list, max_length=10_000, description="Watch list (follows merges)"
     )
 
