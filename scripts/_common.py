@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import platform
+import random
 import subprocess
 import sys
 import threading
@@ -12,10 +13,45 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 from sqlalchemy import create_engine, text
+
+SURNAMES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng"]
+SURNAMES += ["Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý"]
+MIDDLES = ["Văn", "Thị", "Hữu", "Đức", "Minh", "Ngọc", "Thanh", "Quang", "Kim", "Xuân"]
+GIVEN = ["An", "Bình", "Cường", "Dũng", "Hà", "Hải", "Hạnh", "Hoa", "Hùng", "Hương"]
+GIVEN += ["Lan", "Linh", "Long", "Mai", "Nam", "Nga", "Phong", "Phương", "Quân", "Sơn"]
+GIVEN += ["Tâm", "Thảo", "Thắng", "Trang", "Trung", "Tuấn", "Vy", "Yến", "Khoa", "Đạt"]
+STREETS = ["Lê Lợi", "Trần Hưng Đạo", "Nguyễn Huệ", "Hai Bà Trưng", "Lý Thường Kiệt"]
+STREETS += ["Phan Đình Phùng", "Điện Biên Phủ", "Hùng Vương", "Quang Trung", "Bạch Đằng"]
+
+
+def person(
+    rng: random.Random, i: int, *, provinces: int = 96, streets: list[str] = STREETS
+) -> dict[str, Any]:
+    """A standardized citizen (the shape the standardizers produce), for seeding a
+    store directly; province codes 01..``provinces``."""
+    sex = rng.choice(("male", "female"))
+    middle = "Thị" if sex == "female" and rng.random() < 0.6 else rng.choice(MIDDLES)
+    dob = datetime(1930, 1, 1) + timedelta(days=rng.randrange(0, 33_000))
+    province = f"{rng.randrange(1, provinces + 1):02d}"
+    return {
+        "full_name": f"{rng.choice(SURNAMES)} {middle} {rng.choice(GIVEN)}",
+        "date_of_birth": dob.strftime("%Y-%m-%d"),
+        "sex": sex,
+        "personal_id": f"0{province}{rng.randrange(0, 2)}{dob.year % 100:02d}{i % 1_000_000:06d}",
+        "permanent_address": {
+            "province_code": province,
+            "commune_code": f"{rng.randrange(1, 32_000):05d}",
+            "street": f"{rng.randrange(1, 300)} {rng.choice(streets)}",
+        },
+        "phone": f"+849{rng.randrange(0, 100_000_000):08d}",
+    }
+
 
 PG_ADMIN = os.environ.get(
     "MDM_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -42,16 +42,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import orjson
 import psycopg
-from _common import machine, scratch_postgres
+from _common import STREETS, machine, scratch_postgres
+from _common import person as common_person
 
 ROOT = Path(__file__).resolve().parents[1]
-SURNAMES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng"]
-SURNAMES += ["Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý"]
-MIDDLES = ["Văn", "Thị", "Hữu", "Đức", "Minh", "Ngọc", "Thanh", "Quang", "Kim", "Xuân"]
-GIVEN = ["An", "Bình", "Cường", "Dũng", "Hà", "Hải", "Hạnh", "Hoa", "Hùng", "Hương"]
-GIVEN += ["Lan", "Linh", "Long", "Mai", "Nam", "Nga", "Phong", "Phương", "Quân", "Sơn"]
-GIVEN += ["Tâm", "Thảo", "Thắng", "Trang", "Trung", "Tuấn", "Vy", "Yến", "Khoa", "Đạt"]
-STREETS = ["Lê Lợi", "Trần Hưng Đạo", "Nguyễn Huệ", "Hai Bà Trưng", "Lý Thường Kiệt"]
 SYSTEMS = ["hn-legacy-2019", "hcm-legacy-2020", "national-portal", "moh-insurance"]
 T0 = datetime(2025, 7, 1, tzinfo=UTC)
 CHUNK = 50_000
@@ -61,22 +55,8 @@ CHUNK = 50_000
 
 
 def person(rng: random.Random, i: int) -> dict[str, Any]:
-    sex = rng.choice(("male", "female"))
-    middle = "Thị" if sex == "female" and rng.random() < 0.6 else rng.choice(MIDDLES)
-    dob = datetime(1930, 1, 1) + timedelta(days=rng.randrange(0, 33_000))
-    province = f"{rng.randrange(1, 35):02d}"
-    return {
-        "full_name": f"{rng.choice(SURNAMES)} {middle} {rng.choice(GIVEN)}",
-        "date_of_birth": dob.strftime("%Y-%m-%d"),
-        "sex": sex,
-        "personal_id": f"0{province}{rng.randrange(0, 2)}{dob.year % 100:02d}{i % 1_000_000:06d}",
-        "permanent_address": {
-            "province_code": province,
-            "commune_code": f"{rng.randrange(1, 32_000):05d}",
-            "street": f"{rng.randrange(1, 300)} {rng.choice(STREETS)}",
-        },
-        "phone": f"+849{rng.randrange(0, 100_000_000):08d}",
-    }
+    """A citizen in one of the 34 provinces of 2025."""
+    return common_person(rng, i, provinces=34, streets=STREETS[:5])
 
 
 def seed(dsn: str, n: int, seed_value: int = 7) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PeakRss, machine, scratch_postgres
+from _common import STREETS, PeakRss, machine, person, scratch_postgres
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -39,14 +39,6 @@ from mdm.services.identity import apply_partition
 from mdm.store import migrate
 from mdm.store.db import make_engine
 
-SURNAMES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng"]
-SURNAMES += ["Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý"]
-MIDDLES = ["Văn", "Thị", "Hữu", "Đức", "Minh", "Ngọc", "Thanh", "Quang", "Kim", "Xuân"]
-GIVEN = ["An", "Bình", "Cường", "Dũng", "Hà", "Hải", "Hạnh", "Hoa", "Hùng", "Hương"]
-GIVEN += ["Lan", "Linh", "Long", "Mai", "Nam", "Nga", "Phong", "Phương", "Quân", "Sơn"]
-GIVEN += ["Tâm", "Thảo", "Thắng", "Trang", "Trung", "Tuấn", "Vy", "Yến", "Khoa", "Đạt"]
-STREETS = ["Lê Lợi", "Trần Hưng Đạo", "Nguyễn Huệ", "Hai Bà Trưng", "Lý Thường Kiệt"]
-STREETS += ["Phan Đình Phùng", "Điện Biên Phủ", "Hùng Vương", "Quang Trung", "Bạch Đằng"]
 SYSTEMS = [
     ("hn-legacy-2019", {"default": 0.6, "personal_id": 0.8}),
     ("hcm-legacy-2020", {"default": 0.6}),
@@ -57,25 +49,6 @@ SYSTEMS = [
 ]
 T0 = datetime(2025, 7, 1, tzinfo=UTC)
 COPY_CHUNK = 50_000
-
-
-def person(rng: random.Random, i: int) -> dict[str, Any]:
-    sex = rng.choice(("male", "female"))
-    middle = "Thị" if sex == "female" and rng.random() < 0.6 else rng.choice(MIDDLES)
-    dob = datetime(1930, 1, 1) + timedelta(days=rng.randrange(0, 33_000))
-    province = f"{rng.randrange(1, 97):02d}"
-    return {
-        "full_name": f"{rng.choice(SURNAMES)} {middle} {rng.choice(GIVEN)}",
-        "date_of_birth": dob.strftime("%Y-%m-%d"),
-        "sex": sex,
-        "personal_id": f"0{province}{rng.randrange(0, 2)}{dob.year % 100:02d}{i % 1_000_000:06d}",
-        "permanent_address": {
-            "province_code": province,
-            "commune_code": f"{rng.randrange(1, 32_000):05d}",
-            "street": f"{rng.randrange(1, 300)} {rng.choice(STREETS)}",
-        },
-        "phone": f"+849{rng.randrange(0, 100_000_000):08d}",
-    }
 
 
 def variant(
