@@ -8,13 +8,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from mdm import __version__
 from mdm.exceptions import MDMError
-from mdm.store.db import get_engine
+from mdm.store.db import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, get_engine
 
 log = logging.getLogger(__name__)
+
+#: What makes ``/readyz`` answer 503: any driver error, a missing SQLite volume, and
+#: the errors that mean the database cannot be used right now (a pool timeout too).
+_NOT_READY: tuple[type[Exception], ...] = (DBAPIError, OSError, *UNAVAILABLE_ERRORS)
 
 
 def error_body(code: str, detail: Any) -> dict[str, Any]:
@@ -30,20 +34,12 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(MDMError)
     async def _mdm_error(_request: Request, exc: MDMError) -> JSONResponse:
-        headers = {"Retry-After": "5"} if exc.status_code == 503 else None
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code == 503 else None
         return JSONResponse(
             error_body(exc.code, exc.detail), status_code=exc.status_code, headers=headers
         )
 
-    @app.exception_handler(OperationalError)
-    async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
-        # Never echo the driver's message: it may carry connection details.
-        log.warning("database unavailable: %s", type(exc.orig).__name__)
-        return JSONResponse(
-            error_body("database_unavailable", "The database is unavailable; retry later."),
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+    # Database outages (503 database_unavailable + Retry-After): mdm.api.errors.
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the process is up")
     def healthz() -> dict[str, str]:
@@ -60,7 +56,7 @@ def create_app() -> FastAPI:
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-        except (DBAPIError, OSError) as exc:
+        except _NOT_READY as exc:
             log.warning("readiness check failed: %s", type(exc).__name__)
             return JSONResponse(
                 error_body(
@@ -69,7 +65,7 @@ def create_app() -> FastAPI:
                     f"{type(getattr(exc, 'orig', exc)).__name__}. Retry later.",
                 ),
                 status_code=503,
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         return JSONResponse({"status": "ready", "database": engine.dialect.name})
 

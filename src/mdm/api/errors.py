@@ -5,18 +5,30 @@ methods (405 ``method_not_allowed``), and payload validation (422
 ``validation_error``, whose ``detail`` lists ``{"pointer", "message"}`` with the JSON
 pointer of the offending field in the body, or ``/<name>`` for a path, query or
 header parameter, with ``in`` saying which).
+
+A database that cannot be used right now (down, restarting, a connection lost
+mid-request, the pool exhausted: :data:`mdm.store.db.UNAVAILABLE_ERRORS`) is 503
+``database_unavailable`` with ``Retry-After``, never a 500, wherever the error is
+raised (authentication, a route, the audit writer's driver connection); the driver's
+message is logged by class name only (it may carry connection details).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from mdm.store.db import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, is_unavailable
+
+log = logging.getLogger(__name__)
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -87,7 +99,31 @@ def validation_detail(errors: list[Any]) -> list[dict[str, str]]:
     return out
 
 
+def database_unavailable(exc: BaseException) -> JsonResponse:
+    """503 ``database_unavailable`` with ``Retry-After`` for an error that
+    :func:`mdm.store.db.is_unavailable` accepts."""
+    log.warning("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is unavailable; retry later.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    async def _db_unavailable(_request: Request, exc: Exception) -> Response:
+        return database_unavailable(exc)
+
+    for cls in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(cls, _db_unavailable)
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(_request: Request, exc: DBAPIError) -> Response:
+        if is_unavailable(exc):  # e.g. a driver error SQLAlchemy saw as a disconnect
+            return database_unavailable(exc)
+        raise exc  # a bug, not an outage: the server's 500
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
         return JsonResponse(

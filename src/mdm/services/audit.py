@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ audit = cast(Table, AuditLog.__table__)
 GENESIS: Final = "0" * 64
 #: Advisory-lock key of the chain (any constant; "audit" in ASCII).
 _LOCK_KEY: Final = 0x6175646974
+#: Seconds after which the group-commit writer's idle connection is pinged (by the
+#: pool) before its next batch.
+_IDLE_PING: Final = 1.0
 
 
 class AuditUnavailable(MDMError):
@@ -226,6 +230,7 @@ class AuditWriter:
         self.timeout = timeout
         self._queue: queue.Queue[tuple[AuditEntry, Future[None]] | None] = queue.Queue()
         self._conn: Connection | None = None
+        self._used = 0.0  # time.monotonic() of the kept connection's last batch
         self._thread = threading.Thread(target=self._run, name="mdm-audit-writer", daemon=True)
         self._thread.start()
 
@@ -262,12 +267,20 @@ class AuditWriter:
                 batch.append(more)
             try:
                 # One connection kept by the thread: no pool checkout (and its ping)
-                # per batch; a failed batch drops it and the next one reconnects.
+                # per batch; a failed batch drops it and the next one reconnects. A
+                # connection idle for a while goes back to the pool and is checked
+                # out again (pre-ping): the database may have restarted meanwhile,
+                # and the first batch after an outage must not fail on a dead socket.
+                if self._conn is not None and time.monotonic() - self._used > _IDLE_PING:
+                    self._drop_connection()
                 if self._conn is None:
                     self._conn = self.engine.connect()
                 with self._conn.begin():
                     append(self._conn, [e for e, _f in batch])
+                self._used = time.monotonic()
             except Exception as exc:
+                # The thread lives on; the batch's requests answer 503
+                # audit_unavailable and are not served (nothing unaudited).
                 self._drop_connection()
                 for _e, f in batch:
                     f.set_exception(exc)

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_id import parse_canonical_id
@@ -36,7 +37,12 @@ from mdm.steward import accounts, charts
 from mdm.steward import search as console_search
 from mdm.steward.i18n import DEFAULT_LANG, LANGS, translate
 from mdm.steward.settings import get_console_settings
-from mdm.store.db import unit_of_work
+from mdm.store.db import (
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE_ERRORS,
+    is_unavailable,
+    unit_of_work,
+)
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
 
@@ -216,7 +222,22 @@ def create_console() -> FastAPI:
     async def _mdm_error(request: Request, exc: MDMError) -> Response:
         lang = _lang(request)
         message = translate("error.forbidden", lang) if exc.status_code == 403 else ""
-        return error_page(request, exc.status_code, f"{message} {exc.detail}".strip())
+        response = error_page(request, exc.status_code, f"{message} {exc.detail}".strip())
+        if exc.status_code == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    async def _db_unavailable(request: Request, exc: Exception) -> Response:
+        # A mounted app's errors never reach the API's handlers: without this, a
+        # database outage is a 500 (and a reset connection) on every console page.
+        if not is_unavailable(exc):
+            raise exc
+        response = error_page(request, 503, translate("error.database_unavailable", _lang(request)))
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    for cls in (*UNAVAILABLE_ERRORS, DBAPIError):
+        console.add_exception_handler(cls, _db_unavailable)
 
     # --- login -------------------------------------------------------------------
 

@@ -139,6 +139,10 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "Biểu mẫu đã hết hạn hoặc không hợp lệ. Vui lòng tải lại trang.",
         "The form expired or is invalid. Please reload the page.",
     ),
+    "error.database_unavailable": (
+        "Cơ sở dữ liệu tạm thời không truy cập được. Vui lòng thử lại sau ít phút.",
+        "The database is temporarily unavailable. Please try again in a few moments.",
+    ),
     "error.back": ("Quay lại", "Back"),
     "lang.switch": ("English", "Tiếng Việt"),
 }

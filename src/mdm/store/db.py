@@ -5,7 +5,12 @@ foreign keys on, real transactions (pysqlite's implicit BEGIN handling is disabl
 SAVEPOINTs and transactional DDL work), WAL for concurrent readers, and a busy
 timeout instead of instant "database is locked" errors. Postgres engines use
 ``pool_pre_ping`` so that a restarted database is reconnected without restarting the
-process.
+process: a connection that died with the server is noticed at checkout and replaced,
+and SQLAlchemy invalidates the pool on a disconnect error.
+
+:data:`UNAVAILABLE_ERRORS` are the errors that mean "the database cannot be used right
+now" rather than "this request is wrong" or "the code is wrong": the edges answer them
+with 503 and ``Retry-After`` (never 500) and never echo the driver's message.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from mdm.config import Settings, get_settings, normalize_database_url
@@ -38,6 +45,34 @@ def _sqlite_connect_hooks(engine: Engine) -> None:
         # between; units of work that will write ask for the write lock up front.
         immediate = conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE"
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+#: Unreachable, restarting or shut-down server, a connection lost mid-request, a
+#: connection pool exhausted for ``pool_timeout``, a busy SQLite past its timeout.
+#: The raw driver classes are listed too: hot paths that use the driver connection
+#: directly (the audit append on Postgres) raise them unwrapped.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+
+#: Seconds the edges tell a client to wait (``Retry-After``) when the database is
+#: unavailable: about the time a restarted server needs to accept connections again.
+RETRY_AFTER_SECONDS = 5
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be used right now (see
+    :data:`UNAVAILABLE_ERRORS`); also any driver error SQLAlchemy recognized as a
+    disconnect (``connection_invalidated``)."""
+    if isinstance(exc, UNAVAILABLE_ERRORS):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
 
 
 def make_engine(url: str | None = None, settings: Settings | None = None, **kwargs: Any) -> Engine:
