@@ -382,6 +382,105 @@ def load(
     }
 
 
+_WRK_LUA = r"""
+-- Requests are prebuilt raw HTTP/1.1 messages, length-prefixed in a file.
+local reqs = {}
+local f = assert(io.open(os.getenv("BENCH_WRK_REQUESTS"), "rb"))
+local data = f:read("*a")
+f:close()
+local pos = 1
+while pos <= #data do
+  local nl = data:find("\n", pos, true)
+  local len = tonumber(data:sub(pos, nl - 1))
+  reqs[#reqs + 1] = data:sub(nl + 1, nl + len)
+  pos = nl + len + 1
+end
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("offset", counter * 7919)
+end
+local i = 0
+function request()
+  i = i + 1
+  return reqs[((offset or 0) + i) % #reqs + 1]
+end
+function done(summary, latency, requests)
+  io.write(string.format(
+    "WRK {\"requests\": %d, \"duration_us\": %d, \"non2xx\": %d, \"socket_errors\": %d, "
+    .. "\"p50\": %.3f, \"p95\": %.3f, \"p99\": %.3f}\n",
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000))
+end
+"""
+
+
+def load_wrk(
+    port: int,
+    requests: list[bytes],
+    *,
+    connections: int,
+    processes: int,
+    warmup: float,
+    duration: float,
+) -> dict[str, Any]:
+    """The same load with wrk (C, event loop): it leaves the servers more of the two
+    cores than the Python generator. ``processes`` becomes wrk's threads."""
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
+        lua = Path(tmp) / "raw.lua"
+        lua.write_text(_WRK_LUA)
+        data = Path(tmp) / "requests.bin"
+        data.write_bytes(b"".join(str(len(r)).encode() + b"\n" + r for r in requests))
+        env = {**os.environ, "BENCH_WRK_REQUESTS": str(data)}
+        threads = max(1, min(processes, connections))
+
+        def run(seconds: float) -> dict[str, Any]:
+            out = subprocess.run(
+                [
+                    "wrk",
+                    "-t",
+                    str(threads),
+                    "-c",
+                    str(connections),
+                    "-d",
+                    f"{max(1, round(seconds))}s",
+                    "--timeout",
+                    "10s",
+                    "-s",
+                    str(lua),
+                    f"http://127.0.0.1:{port}",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if out.returncode != 0:
+                raise SystemExit(f"wrk failed: {out.stderr or out.stdout}")
+            found = [ln for ln in out.stdout.splitlines() if ln.startswith("WRK ")]
+            if not found:
+                raise SystemExit(f"wrk printed no summary:\n{out}")
+            return dict(json.loads(found[-1][4:]))
+
+        if warmup > 0:
+            run(max(1.0, warmup))
+        r = run(duration)
+    seconds = r["duration_us"] / 1e6
+    ok = r["requests"] - r["non2xx"]
+    status = {"2xx": ok, "other": r["non2xx"]}
+    if r["socket_errors"]:
+        status["socket_errors"] = r["socket_errors"]
+    return {
+        "requests": r["requests"],
+        "rps": r["requests"] / seconds,
+        "p50": r["p50"],
+        "p95": r["p95"],
+        "p99": r["p99"],
+        "status": status,
+    }
+
+
 def line(name: str, r: dict[str, Any], extra: str = "") -> str:
     return (
         f"{name:<34} {r['rps']:>9,.0f} req/s  p50 {r['p50']:6.1f} ms  p95 {r['p95']:6.1f} ms  "
@@ -401,7 +500,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per test")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rules-dir", type=Path, help="with a trained models/citizen.json")
+    parser.add_argument(
+        "--loadgen",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="wrk when installed (apt-get install wrk), else the Python generator",
+    )
     args = parser.parse_args()
+    use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk"))
+    run_load = load_wrk if use_wrk else load
 
     from sqlalchemy.engine import make_url
 
@@ -454,8 +561,9 @@ def main() -> None:
                 "duration": args.duration,
             }
             print(
-                f"load: {args.connections} keep-alive connections from {args.load_processes} "
-                f"processes; {args.workers} uvicorn workers per app; {args.duration:.0f} s "
+                f"load: {'wrk' if use_wrk else 'Python generator'}, {args.connections} "
+                f"keep-alive connections from {args.load_processes} "
+                f"threads/processes; {args.workers} uvicorn workers per app; {args.duration:.0f} s "
                 f"measured after {args.warmup:.0f} s warm-up"
             )
             ids = samples["ids"]
@@ -464,7 +572,7 @@ def main() -> None:
             minimal, mport = start_server("_minimal_lookup_app:app", args.workers, env)
             try:
                 reqs = [_request("GET", f"/entities/{c}", {}) for c in ids]
-                results["minimal"] = load(mport, reqs, **opts)
+                results["minimal"] = run_load(mport, reqs, **opts)
                 print(line("minimal FastAPI+psycopg lookup", results["minimal"]))
             finally:
                 stop(minimal)
@@ -472,12 +580,12 @@ def main() -> None:
             api, port = start_server("mdm.app:create_app", args.workers, env, factory=True)
             try:
                 reqs = [_request("GET", f"/v1/entities/{c}", auth) for c in ids]
-                results["lookup"] = load(port, reqs, **opts)
+                results["lookup"] = run_load(port, reqs, **opts)
                 ratio = results["lookup"]["rps"] / results["minimal"]["rps"]
                 print(line("GET /v1/entities/{id}", results["lookup"], f"  ratio {ratio:.2f}x"))
 
                 reqs = [_request("GET", f"/v1/xrefs/{s}/{k}", auth) for s, k in samples["xrefs"]]
-                results["xref"] = load(port, reqs, **opts)
+                results["xref"] = run_load(port, reqs, **opts)
                 ratio = results["xref"]["rps"] / results["minimal"]["rps"]
                 print(
                     line("GET /v1/xrefs/{system}/{key}", results["xref"], f"  ratio {ratio:.2f}x")
@@ -490,7 +598,7 @@ def main() -> None:
                     body = orjson.dumps({"items": [{"id": c} for c in chosen]})
                     bodies.append(_request("POST", "/v1/entities:batchGet", auth, body))
                 batch_opts = {**opts, "connections": min(8, args.connections)}
-                results["batch"] = load(port, bodies, **batch_opts)
+                results["batch"] = run_load(port, bodies, **batch_opts)
                 print(
                     line("POST /v1/entities:batchGet x1000", results["batch"])
                     + f"  => {results['batch']['rps'] * 1000:,.0f} IDs/s"
@@ -510,7 +618,7 @@ def main() -> None:
                     }
                     searches.append(_request("POST", "/v1/citizen/search", auth, orjson.dumps(q)))
                 for conns in (1, args.connections):
-                    r = load(port, searches, **{**opts, "connections": conns})
+                    r = run_load(port, searches, **{**opts, "connections": conns})
                     results[f"search@{conns}"] = r
                     print(line(f"POST /v1/citizen/search ({conns} conn)", r))
             finally:

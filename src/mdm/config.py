@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     api_auth_cache_seconds: float = Field(
         default=30.0, description="How long an authenticated API key is trusted without a query"
     )
+    api_fast_reads: bool = Field(
+        default=True,
+        description="Dispatch shortcut for entity and xref lookups (mdm.api.fastpath)",
+    )
     log_level: str = "INFO"
     log_json: bool = False
     # Event delivery (``mdm relay``): see docs/events.md.

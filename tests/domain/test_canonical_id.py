@@ -71,3 +71,18 @@ def test_seeded_ids_are_deterministic_and_distinct() -> None:
 def test_shapes_that_are_not_ids(text: str) -> None:
     with pytest.raises(MalformedId):
         parse_canonical_id(text)
+
+
+def test_table_check_equals_the_luhn_loop() -> None:
+    """The table-driven check used by parsing is the Luhn mod-32 loop, for every type
+    letter and many bodies (including all-same and alternating characters)."""
+    import random
+
+    from mdm.domain.canonical_id import ALPHABET, _check_char, _check_of, _codes
+
+    rng = random.Random(5)
+    bodies = ["".join(rng.choice(ALPHABET) for _ in range(12)) for _ in range(20_000)]
+    bodies += [c * 12 for c in ALPHABET] + [(a + b) * 6 for a in ALPHABET for b in "0Z"]
+    for prefix in "POD":
+        for body in bodies:
+            assert _check_of(prefix, body) == _check_char(_codes(prefix, body))

@@ -44,6 +44,10 @@ def install(app: FastAPI) -> None:
         )
 
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().api_max_body_bytes)
+    if get_settings().api_fast_reads:
+        from mdm.api.fastpath import FastReads
+
+        app.add_middleware(FastReads, fastapi_app=app)  # outermost: added last
 
     inner: Callable[[Any], Any] = app.router.lifespan_context
 

@@ -26,6 +26,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import Engine
 
 from mdm.config import get_settings
@@ -207,9 +208,27 @@ async def principal(
         client = await run_in_threadpool(_lookup, engine, key, digest)
     if client is None:
         raise Unauthorized("the API key is unknown or revoked")
+    return admit(client, x_purpose, engine)
+
+
+def admit(client: ClientInfo, x_purpose: str | None, engine: Engine) -> Principal:
+    """The request's principal once its key is known: takes a rate-limit token."""
     _take(client)
     purpose = x_purpose.strip()[:500] if x_purpose and x_purpose.strip() else None
     return Principal(client, purpose, engine)
+
+
+def cached_client(authorization: str | None, x_api_key: str | None) -> ClientInfo | None:
+    """The client of a request's key headers if the cache knows it, else None (no
+    database access): the same reading of the headers as :func:`principal`'s."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if authorization and scheme and credentials and scheme.lower() == "bearer":
+        key: str | None = credentials
+    else:
+        key = x_api_key or None
+    if not key or not key.strip():
+        return None
+    return _cached(hash_key(key.strip()))
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -3,10 +3,11 @@
 SQLite is configured so that it behaves like the production store where it matters:
 foreign keys on, real transactions (pysqlite's implicit BEGIN handling is disabled so
 SAVEPOINTs and transactional DDL work), WAL for concurrent readers, and a busy
-timeout instead of instant "database is locked" errors. Postgres engines use
-``pool_pre_ping`` so that a restarted database is reconnected without restarting the
-process: a connection that died with the server is noticed at checkout and replaced,
-and SQLAlchemy invalidates the pool on a disconnect error.
+timeout instead of instant "database is locked" errors. Postgres engines ping a pooled
+connection that sat idle before handing it out (:func:`_ping_when_idle`), so that a
+restarted database is reconnected without restarting the process: a connection that
+died with the server is noticed at checkout and replaced, and SQLAlchemy invalidates
+the pool on a disconnect error.
 
 :data:`UNAVAILABLE_ERRORS` are the errors that mean "the database cannot be used right
 now" rather than "this request is wrong" or "the code is wrong": the edges answer them
@@ -15,6 +16,7 @@ with 503 and ``Retry-After`` (never 500) and never echo the driver's message.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -83,7 +85,6 @@ def make_engine(url: str | None = None, settings: Settings | None = None, **kwar
         _sqlite_connect_hooks(engine)
         return engine
     options: dict[str, Any] = {
-        "pool_pre_ping": True,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": 10,
@@ -93,7 +94,40 @@ def make_engine(url: str | None = None, settings: Settings | None = None, **kwar
         for key in ("pool_size", "max_overflow", "pool_timeout"):
             options.pop(key)
     options.update(kwargs)
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    if "pool_pre_ping" not in kwargs:
+        _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled connection idle longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping``, but only for connections that sat idle in the pool.
+
+    A ping is a round trip per checkout: on the API's point lookups it cost as much as
+    the lookup itself. A connection returned less than :data:`IDLE_PING_SECONDS` ago
+    is handed out as is; if the server died in that second, the statement fails with
+    a disconnect error, SQLAlchemy invalidates the whole pool, and the request answers
+    503 (``UNAVAILABLE_ERRORS``) like any request during an outage. A connection that
+    fails its ping is replaced at once (``DisconnectionError``: the pool retries).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_connection: Any, record: Any) -> None:
+        record.info["mdm_returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        returned = record.info.get("mdm_returned_at")
+        if returned is not None and time.monotonic() - returned < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa_exc.DisconnectionError("the pooled connection failed its ping") from exc
 
 
 _engine: Engine | None = None

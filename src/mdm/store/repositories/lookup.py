@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, Text, and_, bindparam, func, select, true, tuple_
@@ -75,13 +75,34 @@ def _row(row: Any) -> CurrentEntity:
 
 _ONE = select(*_columns()).where(entities.c.canonical_id == bindparam("cid"))
 
+_driver_sql: dict[int, str] = {}
+
+
+def _first(conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
+    """The first row of a prebuilt single-row statement. On Postgres the statement's
+    SQL (compiled once) runs on the driver connection: SQLAlchemy's execution
+    machinery cost more CPU than the indexed lookup (the API's hottest path); psycopg
+    prepares it server-side after a few executions. Timestamps come back in UTC, as
+    through :class:`~mdm.store.models.base.UTCDateTime`."""
+    if conn.dialect.name != "postgresql":
+        return conn.execute(stmt, params).first()
+    sql = _driver_sql.get(id(stmt))
+    if sql is None:
+        sql = _driver_sql[id(stmt)] = str(stmt.compile(dialect=conn.dialect))
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    row = dbapi.execute(sql, params).fetchone()
+    if row is None:
+        return None
+    return tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in row)
+
 
 def current_entities(conn: Connection, canonical_ids: Sequence[str]) -> dict[str, CurrentEntity]:
     """canonical ID -> the entity's current state (merged ones included, not followed)."""
     out: dict[str, CurrentEntity] = {}
     unique = list(dict.fromkeys(canonical_ids))
     if len(unique) == 1:  # the single lookup: one prebuilt statement, cached plan
-        row = conn.execute(_ONE, {"cid": unique[0]}).first()
+        row = _first(conn, _ONE, {"cid": unique[0]})
         if row is not None:
             out[unique[0]] = _row(row)
         return out
@@ -139,7 +160,7 @@ def xrefs(conn: Connection, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, 
     if not unique:
         return out
     if len(unique) == 1:  # the single lookup: one prebuilt statement
-        found = conn.execute(_ONE_XREF, {"s": unique[0][0], "k": unique[0][1]}).first()
+        found = _first(conn, _ONE_XREF, {"s": unique[0][0], "k": unique[0][1]})
         if found is not None:
             out[unique[0]] = Xref(*found)
         return out
