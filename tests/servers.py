@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,10 +26,13 @@ def running_server(
 ) -> Iterator[str]:
     port = free_port()
     environ = {**os.environ, "MDM_DATABASE_URL": database_url, **(env or {})}
+    # The server's output goes to a file, not a pipe: nobody reads a pipe while the
+    # test runs, and a server that logs a lot (an outage) would block once it filled.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
         [sys.executable, "-m", "mdm", "serve", "--port", str(port), "--no-migrate", *extra_args],
         env=environ,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -40,7 +44,8 @@ def running_server(
                 break
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
+                    log.seek(0)
+                    out = log.read().decode(errors="replace")[-20_000:]
                     raise RuntimeError(f"server did not start:\n{out}") from None
                 time.sleep(0.1)
         yield base
@@ -50,3 +55,4 @@ def running_server(
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
