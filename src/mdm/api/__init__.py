@@ -14,6 +14,7 @@ from starlette.responses import Response
 from mdm.api.auth import RateLimited, clear_auth_cache
 from mdm.api.errors import error_response, install_error_handlers
 from mdm.api.middleware import BodySizeLimit
+from mdm.api.openapi_links import install_links
 from mdm.config import get_settings
 from mdm.services.audit import close_writers
 
@@ -36,6 +37,7 @@ def install(app: FastAPI) -> None:
     """Mount the ``/v1`` routers, the error rendering and the body-size limit."""
     app.include_router(_router())
     install_error_handlers(app)
+    install_links(app)
 
     @app.exception_handler(RateLimited)
     async def _rate_limited(_request: Request, exc: RateLimited) -> Response:

@@ -190,11 +190,14 @@ class ChainReport:
 
 
 def iter_rows(conn: Connection, batch: int = 5000) -> Iterator[Any]:
-    last = 0
+    """Every row in id order, in pages. The first page has no lower bound: a row
+    forged with an id at or below zero must be checked like any other."""
+    last: int | None = None
     while True:
-        rows = conn.execute(
-            select(audit).where(audit.c.id > last).order_by(audit.c.id).limit(batch)
-        ).all()
+        stmt = select(audit).order_by(audit.c.id).limit(batch)
+        if last is not None:
+            stmt = stmt.where(audit.c.id > last)
+        rows = conn.execute(stmt).all()
         if not rows:
             return
         yield from rows

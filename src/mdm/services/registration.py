@@ -436,7 +436,10 @@ def register_record(
             reason=reason,
             **common,
         )
-        log.debug("registered %s/%s: %s (%d queued)", source_system, source_key, outcome, queued)
+        # never the source key: it may be a personal ID (national-portal keys are)
+        log.debug(
+            "registered a %s record as %s: %s (%d queued)", source_system, cid, outcome, queued
+        )
 
     if idempotency_key is not None:
         repo.store_idempotency_key(
@@ -693,7 +696,8 @@ def register_with_retry(
                     f"{source_system}/{source_key}: concurrent registrations collided "
                     f"{attempts} times; retry the request"
                 ) from exc
-            log.info("registration of %s/%s retried: %s", source_system, source_key, exc)
+            # not the key, not str(exc): the driver's message quotes the statement's values
+            log.info("registration of a %s record retried: %s", source_system, type(exc).__name__)
             time.sleep(min(0.5, 0.01 * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
 

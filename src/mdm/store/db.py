@@ -80,6 +80,9 @@ def is_unavailable(exc: BaseException) -> bool:
 def make_engine(url: str | None = None, settings: Settings | None = None, **kwargs: Any) -> Engine:
     settings = settings or get_settings()
     url = normalize_database_url(url or settings.database_url)
+    # Never put statement parameters (personal data) into exception messages, which
+    # end up in logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         _sqlite_connect_hooks(engine)
