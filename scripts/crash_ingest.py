@@ -1,9 +1,11 @@
 """Crash test: kill -9 an ingest of 1,000,000 rows at random moments, resume each
 time, and compare the final database with an uninterrupted run.
 
-Both runs go to their own scratch databases on the local Postgres. Compared: the
-counts of source records, versions and rejects, and a digest over every (source key,
-current version, status, version, content hash) and every reject (line, reasons).
+Both runs go to their own scratch databases on the local Postgres, cloned from one
+migrated database. Compared, per table (source records, their versions, rejects,
+ingest runs): the row count and an order-independent digest of every column that must
+be identical (`_crash.INGEST_TABLES`). The kill loop and the digests are shared with
+`crash_jobs.py`, which does the same for every long job at a smaller scale.
 
     .venv/bin/python scripts/crash_ingest.py --rows 1000000 --kills 5
 """
@@ -11,45 +13,23 @@ current version, status, version, content hash) and every reject (line, reasons)
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, replicate_csv, scratch_postgres, synth_citizen_file
+import _crash
+from _common import machine, replicate_csv, synth_citizen_file
 
 
 def fingerprint(url: str) -> dict[str, object]:
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    digest = hashlib.sha256()
-    with engine.connect() as conn:
-        counts = {
-            t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
-            for t in ("source_records", "source_record_versions", "rejects")
-        }
-        rows = conn.execution_options(stream_results=True, yield_per=50_000).execute(
-            text(
-                "SELECT r.source_key, r.current_version, r.status, v.version, v.content_hash "
-                "FROM source_records r JOIN source_record_versions v ON v.source_record_id = r.id "
-                "ORDER BY r.source_key, v.version"
-            )
-        )
-        for row in rows:
-            digest.update("|".join(map(str, row)).encode())
-        for row in conn.execute(
-            text("SELECT location, source_key, reasons FROM rejects ORDER BY source_key, id")
-        ):
-            digest.update(repr(tuple(row)).encode())
-    engine.dispose()
-    return {**counts, "digest": digest.hexdigest()[:16]}
+    """Per table: rows and an order-independent digest (see `_crash.INGEST_TABLES`)."""
+    return {
+        name: f"{n:,} rows {d}"
+        for name, (n, d) in _crash.digests(url, _crash.INGEST_TABLES).items()
+    }
 
 
 def main() -> None:
@@ -66,8 +46,8 @@ def main() -> None:
     source, mapping = synth_citizen_file(workdir)
     data = replicate_csv(source, workdir / f"citizens-{args.rows}.csv", args.rows)
 
-    def command(url: str) -> tuple[list[str], dict[str, str]]:
-        cmd = [
+    def command(label: str) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "mdm",
@@ -79,42 +59,47 @@ def main() -> None:
             str(data),
             "--json",
             "--report-dir",
-            str(workdir / "reports"),
+            str(workdir / "reports" / label),
         ]
-        return cmd, {**os.environ, "MDM_DATABASE_URL": url}
 
-    with scratch_postgres("mdm_crash_ref") as ref_url, scratch_postgres("mdm_crash") as url:
-        cmd, env = command(ref_url)
-        started = time.monotonic()
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
-        full = time.monotonic() - started
+    with _crash.scratch("postgres", workdir, "mdm_crash_ingest") as dbs:
+        empty = dbs.create("empty")
+        env = {**os.environ, "MDM_DATABASE_URL": empty}
+        _crash.timed_run(
+            [sys.executable, "-m", "mdm", "db", "upgrade"], env, cwd=workdir, log=workdir / "log"
+        )
+        ref_url, url = dbs.create("ref", empty), dbs.create("run", empty)
+        full = _crash.timed_run(
+            command("ref"),
+            {**os.environ, "MDM_DATABASE_URL": ref_url},
+            cwd=workdir,
+            log=workdir / "ref.log",
+        )
         print(f"uninterrupted run: {args.rows:,} rows in {full:.0f} s")
         reference = fingerprint(ref_url)
 
-        cmd, env = command(url)
-        subprocess.run(
-            [sys.executable, "-m", "mdm", "db", "upgrade"], env=env, check=True, capture_output=True
+        def committed() -> int:
+            return int(_crash.scalar(url, "SELECT count(*) FROM source_records") or 0)
+
+        log = _crash.kill_and_resume(
+            command("run"),
+            {**os.environ, "MDM_DATABASE_URL": url},
+            cwd=workdir,
+            log=workdir / "run.log",
+            kills=args.kills,
+            rng=rng,
+            full_seconds=full,
+            remaining=lambda: 1.0 - committed() / max(1, args.rows),
+            min_delay=3.0,
+            on_kill=lambda k: print(f"  kill -9 #{k}: {committed():,} source records committed"),
         )
-        kills = 0
-        while kills < args.kills:
-            proc = subprocess.Popen(
-                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            delay = rng.uniform(3, max(4.0, full / (args.kills + 1)))
-            time.sleep(delay)
-            if proc.poll() is not None:
-                print("  the run finished before the kill; stopping the kill loop")
-                break
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            committed = fingerprint(url)["source_records"]
-            print(f"  kill -9 #{kills} after {delay:.1f} s: {committed:,} source records committed")
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        if log.error is not None:
+            print(log.error)
+            raise SystemExit(1)
         final = fingerprint(url)
 
     print(f"uninterrupted: {reference}")
-    print(f"after {kills} kills and resumes: {final}")
+    print(f"after {log.kills} kills and {len(log.runs)} runs: {final}")
     same = final == reference
     print("IDENTICAL" if same else "DIFFERENT")
     raise SystemExit(0 if same else 1)

@@ -142,7 +142,7 @@ def ingest(
     """
     from mdm.config import get_settings
     from mdm.ingest.mapping import load_mapping
-    from mdm.services.ingest import ingest_file
+    from mdm.services.ingest import abandon_run, completed_summary, ingest_file
     from mdm.store.db import get_engine
     from mdm.store.migrate import upgrade
 
@@ -166,23 +166,38 @@ def ingest(
     started = time.monotonic()
     summaries: list[dict[str, Any]] = []
     failures: list[dict[str, str]] = []
-    for job in jobs:
+    planned = _open_runs(engine, jobs, source, full_snapshot) if len(jobs) > 1 else {}
+    for i, job in enumerate(jobs):
+        plan = planned.get(i)
         try:
             loaded = load_mapping(job["mapping"])
-            with _Reporter(Path(job["path"]).name, quiet=as_json) as reporter:
-                summary = ingest_file(
+            if plan is not None and plan.done:  # finished before a crash: not read again
+                summary = completed_summary(
                     engine,
                     loaded,
                     Path(job["path"]),
-                    source_name=source or job["source"],
+                    plan.run_id,
+                    source_name=source or job["source"] or loaded.source_system or "",
                     encoding=encoding or job["encoding"],
-                    full_snapshot=full_snapshot,
                     report_dir=out_dir,
-                    chunk_rows=chunk_rows,
-                    progress=reporter,
-                    workers=workers,
                 )
+            else:
+                with _Reporter(Path(job["path"]).name, quiet=as_json) as reporter:
+                    summary = ingest_file(
+                        engine,
+                        loaded,
+                        Path(job["path"]),
+                        source_name=source or job["source"],
+                        encoding=encoding or job["encoding"],
+                        full_snapshot=full_snapshot,
+                        report_dir=out_dir,
+                        chunk_rows=chunk_rows,
+                        progress=reporter,
+                        workers=workers,
+                    )
         except MDMError as exc:
+            if plan is not None and not plan.done:
+                abandon_run(engine, plan.run_id, str(exc.detail))
             failures.append({"file": str(job["path"]), "error": str(exc.detail)})
             if not as_json:
                 typer.echo(f"error: {exc.detail}", err=True)
@@ -211,6 +226,30 @@ def ingest(
         _print_summary({"file": f"total ({len(summaries)} files)", **total})
     if failures:
         raise typer.Exit(1)
+
+
+def _open_runs(
+    engine: Any, jobs: list[dict[str, Any]], source: str | None, full_snapshot: bool
+) -> dict[int, Any]:
+    """The runs of a command of several files, opened together so that the same
+    command run again after a crash resumes it instead of reading finished files again
+    (:func:`mdm.services.ingest.open_runs`). Files that cannot be opened are left out
+    (they fail in the loop, with their message)."""
+    from mdm.ingest.mapping import load_mapping
+    from mdm.services.ingest import open_runs
+
+    ready: list[tuple[int, Any, Path, str]] = []
+    for i, job in enumerate(jobs):
+        path = Path(job["path"])
+        try:
+            loaded = load_mapping(job["mapping"])
+        except MDMError:
+            continue
+        name = source or job["source"] or loaded.source_system
+        if name and path.is_file():
+            ready.append((i, loaded, path, name))
+    runs = open_runs(engine, [(m, p, n) for _i, m, p, n in ready], full_snapshot=full_snapshot)
+    return {i: run for (i, *_rest), run in zip(ready, runs, strict=True)}
 
 
 def _print_summary(s: dict[str, Any]) -> None:

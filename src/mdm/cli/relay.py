@@ -46,9 +46,15 @@ def relay(
     signal.signal(signal.SIGTERM, _stop)
 
     if nats is not None:
+        from mdm.config import get_settings
         from mdm.events.jetstream import NatsRelay
 
-        publisher = NatsRelay(engine, stream=stream, subject_prefix=subject_prefix)
+        publisher = NatsRelay(
+            engine,
+            stream=stream,
+            subject_prefix=subject_prefix,
+            lease_seconds=get_settings().relay_lease_seconds,
+        )
 
         async def _main() -> None:
             done = asyncio.Event()

@@ -60,6 +60,8 @@ from mdm.store.repositories import events as repo
 log = logging.getLogger(__name__)
 
 USER_AGENT = "mdm-relay/1"
+#: a fan-out this large refreshes the queue's planner statistics (see fan_out)
+ANALYZE_AFTER = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,8 @@ def fan_out(conn: Connection, *, limit: int = 5000) -> int:
         new_filters = {**sub.filters, **filters.to_json()} if followed else None
         repo.set_subscription_cursor(conn, sub.id, last, new_filters)
     repo.insert_deliveries(conn, rows)
+    if len(rows) >= ANALYZE_AFTER:
+        repo.analyze_deliveries(conn)
     return len(rows)
 
 

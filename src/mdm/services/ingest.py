@@ -609,3 +609,149 @@ def _write_report(engine: Engine, summary: IngestSummary, report_dir: Path) -> N
     summary_path.write_text(
         json.dumps(summary.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
+
+
+# ------------------------------------------------------- several files, one command
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRun:
+    """A file's run in a command of several files (``mdm ingest --manifest``)."""
+
+    run_id: int
+    #: finished by the same command before it was interrupted: nothing to read again
+    done: bool = False
+
+
+def open_runs(
+    engine: Engine,
+    files: list[tuple[Mapping, Path, str]],
+    *,
+    full_snapshot: bool = False,
+) -> list[PlannedRun]:
+    """Open the runs of one command's files (mapping, path, source name) together.
+
+    A single file resumes by its unfinished run. A command of several files killed
+    *between* two files left no unfinished run behind, so run again it could not tell
+    "resume" from "ingest again": it read the files already done a second time (a
+    second run and second rejects for each, a summary of unchanged rows instead of
+    the uninterrupted one). So every file's run is opened up front, in one
+    transaction, and stays ``running`` until that file is done. Run again, the
+    command finds unfinished runs among its files: it resumes those, and a file with
+    none was finished by the interrupted command (its last completed run stands,
+    :func:`completed_summary`). With no unfinished run among them, every file gets a
+    new run: an ordinary re-ingest (unchanged rows).
+    """
+    keys: list[tuple[int, str, str, str]] = []
+    with engine.begin() as conn:
+        for mapping, path, source in files:
+            system_id = repo.get_or_create_source_system(conn, source)
+            keys.append((system_id, mapping.entity_type, file_sha256(path), _mapping_hash(mapping)))
+
+        def latest(key: tuple[int, str, str, str], status: str) -> int | None:
+            system_id, entity_type, sha, mapping_sha = key
+            found = conn.execute(
+                select(runs.c.id)
+                .where(
+                    runs.c.source_system_id == system_id,
+                    runs.c.entity_type == entity_type,
+                    runs.c.file_sha256 == sha,
+                    runs.c.mapping_sha256 == mapping_sha,
+                    runs.c.full_snapshot == full_snapshot,
+                    runs.c.status == status,
+                )
+                .order_by(runs.c.id.desc())
+                .limit(1)
+            ).scalar()
+            return None if found is None else int(found)
+
+        def start(key: tuple[int, str, str, str], path: Path) -> PlannedRun:
+            system_id, entity_type, sha, mapping_sha = key
+            run_id = conn.execute(
+                insert(runs)
+                .values(
+                    source_system_id=system_id,
+                    entity_type=entity_type,
+                    file_name=str(path),
+                    file_sha256=sha,
+                    mapping_sha256=mapping_sha,
+                    full_snapshot=full_snapshot,
+                    status="running",
+                    rows_committed=0,
+                    counts={},
+                    started_at=datetime.now(UTC),
+                )
+                .returning(runs.c.id)
+            ).scalar_one()
+            return PlannedRun(int(run_id))
+
+        unfinished = [latest(k, "running") for k in keys]
+        if not any(r is not None for r in unfinished):
+            return [start(k, path) for k, (_m, path, _s) in zip(keys, files, strict=True)]
+        planned = []
+        for key, (_m, path, _s), running in zip(keys, files, unfinished, strict=True):
+            if running is not None:
+                planned.append(PlannedRun(running))
+                continue
+            completed = latest(key, "completed")
+            planned.append(
+                PlannedRun(completed, True) if completed is not None else start(key, path)
+            )
+        return planned
+
+
+def completed_summary(
+    engine: Engine,
+    mapping: Mapping,
+    path: Path,
+    run_id: int,
+    *,
+    source_name: str,
+    encoding: str | None = None,
+    report_dir: Path | None = None,
+) -> IngestSummary:
+    """The summary of a completed run, from the database (a file that an interrupted
+    command had finished: see :func:`open_runs`)."""
+    with engine.connect() as conn:
+        counts = conn.execute(select(runs.c.counts).where(runs.c.id == run_id)).scalar_one()
+    counts = counts if isinstance(counts, dict) else json.loads(counts or "{}")
+    model = mapping.model
+    _header, rows, used_encoding = open_rows(
+        path,
+        fmt=model.format if path.suffix.lower() not in (".jsonl", ".parquet", ".ndjson") else None,
+        encoding=encoding or model.encoding,
+        delimiter=model.csv.delimiter if model.format == "csv" else None,
+        quotechar=model.csv.quotechar,
+        skip_rows=model.csv.skip_rows,
+    )
+    close = getattr(rows, "close", None)
+    if close is not None:
+        close()
+    summary = IngestSummary(
+        file=str(path),
+        source_system=source_name,
+        entity_type=mapping.entity_type,
+        run_id=run_id,
+        rejected_by_reason=dict(counts.get("rejected_by_reason", {})),
+        encoding=used_encoding,
+        read=int(counts.get("read", 0)),
+        new=int(counts.get("new", 0)),
+        changed=int(counts.get("changed", 0)),
+        unchanged=int(counts.get("unchanged", 0)),
+        rejected=int(counts.get("rejected", 0)),
+        withdrawn=int(counts.get("withdrawn", 0)),
+    )
+    if report_dir is not None:
+        _write_report(engine, summary, report_dir)
+    return summary
+
+
+def abandon_run(engine: Engine, run_id: int, error: str) -> None:
+    """Close a run opened by :func:`open_runs` whose file was refused before any row
+    was read (so that the next command does not take it for an interrupted one)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status == "running", runs.c.rows_committed == 0)
+            .values(status="failed", finished_at=datetime.now(UTC), counts={"error": error[:2000]})
+        )

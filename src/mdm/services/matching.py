@@ -46,13 +46,14 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     true,
     update,
 )
 from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_json import canonical_json
-from mdm.exceptions import BadRequest, ConfigError
+from mdm.exceptions import BadRequest, ConfigError, Conflict
 from mdm.matching import (
     BatchResult,
     Candidate,
@@ -165,31 +166,83 @@ def _duckdb(threads: int | None, memory_limit: str | None) -> Any:
 # ------------------------------------------------------------------ the run log
 
 
+_run_locks: dict[int, Connection] = {}
+
+
 def _start_run(engine: Engine, entity_type: str, kind: str, backend: str) -> int:
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                insert(runs)
-                .values(
-                    entity_type=entity_type,
-                    kind=kind,
-                    backend=backend,
-                    status="running",
-                    started_at=_now(),
-                    counts={},
-                )
-                .returning(runs.c.id)
-            ).scalar_one()
+    """Log a new run. A run that a crash (``kill -9``, a power cut) left ``running``
+    can never finish: the next run of the same entity type and kind marks it
+    ``failed`` (interrupted), so the log never shows a dead run as running.
+
+    On Postgres one run per (entity type, kind) at a time (a session advisory lock,
+    released by :func:`_finish_run`; the server drops it with a dead client's
+    session), so a ``running`` row found here is certainly dead. SQLite has no such
+    lock: do not start two runs of one entity type at once.
+    """
+    lock = None
+    if engine.dialect.name == "postgresql":
+        key = int.from_bytes(
+            hashlib.sha256(f"mdm-match:{kind}:{entity_type}".encode()).digest()[:8],
+            "big",
+            signed=True,
         )
+        lock = engine.connect()
+        if not lock.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            lock.close()
+            raise Conflict(f"another match {kind} of {entity_type!r} is running; try again later")
+        lock.commit()
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(
+                    runs.c.entity_type == entity_type,
+                    runs.c.kind == kind,
+                    runs.c.status == "running",
+                )
+                .values(
+                    status="failed",
+                    finished_at=_now(),
+                    error="interrupted (found unfinished when the next run started)",
+                )
+            )
+            run_id = int(
+                conn.execute(
+                    insert(runs)
+                    .values(
+                        entity_type=entity_type,
+                        kind=kind,
+                        backend=backend,
+                        status="running",
+                        started_at=_now(),
+                        counts={},
+                    )
+                    .returning(runs.c.id)
+                ).scalar_one()
+            )
+    except BaseException:
+        if lock is not None:
+            lock.invalidate()  # closes the session, and its advisory lock with it
+            lock.close()
+        raise
+    if lock is not None:
+        _run_locks[run_id] = lock
+    return run_id
 
 
 def _finish_run(engine: Engine, run_id: int, status: str, **values: Any) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == run_id)
-            .values(status=status, finished_at=_now(), **values)
-        )
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=status, finished_at=_now(), **values)
+            )
+    finally:
+        lock = _run_locks.pop(run_id, None)
+        if lock is not None:
+            lock.invalidate()  # closes the session, and its advisory lock with it
+            lock.close()
 
 
 # ----------------------------------------------------------- reading the store
