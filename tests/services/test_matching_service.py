@@ -294,9 +294,36 @@ def test_rerun_changes_nothing(registry: Registry) -> None:
     assert _snapshot(registry.engine) == before
 
 
-def test_spark_backend_is_refused_clearly(registry: Registry) -> None:
-    with pytest.raises(BadRequest, match="not available yet"):
-        svc.run_batch(registry.engine, "citizen", "spark", rules_dir=registry.rules_dir)
+def test_unknown_backend_is_refused_clearly(registry: Registry) -> None:
+    with pytest.raises(BadRequest, match="unknown backend"):
+        svc.run_batch(registry.engine, "citizen", "polars", rules_dir=registry.rules_dir)
+
+
+def test_spark_backend_changes_nothing(
+    registry: Registry, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Spark scores what DuckDB scored: on the store DuckDB has just matched, a
+    ``--backend spark`` run writes nothing (links, candidates, entities, events).
+    One database is enough: the engine that scores pairs does not touch the store."""
+    if backend != "sqlite":
+        pytest.skip("Spark replaces only the scoring engine; checked on SQLite")
+    spark = request.getfixturevalue("spark")  # only now: no JVM for a skipped test
+    before = _snapshot(registry.engine)
+    summary = svc.run_batch(
+        registry.engine,
+        "citizen",
+        "spark",
+        rules_dir=registry.rules_dir,
+        threads=2,
+        spark_session=spark,
+    )
+    assert summary.scored_pairs > 0
+    assert summary.features_written == 0
+    assert not summary.tf_changed
+    assert summary.candidates.get("new", 0) == 0
+    assert summary.identity["entities_created"] == 0
+    assert summary.identity["links_moved"] == 0
+    assert _snapshot(registry.engine) == before
 
 
 # ------------------------------------------------------------------ match_one

@@ -85,18 +85,57 @@ def _p(value: float | None) -> str:
 @app.command("run")
 def run_cmd(
     entity: str = typer.Option(..., "--entity", help=_ENTITY_HELP),
-    backend: str = typer.Option("duckdb", "--backend", help="duckdb (spark: a later issue)"),
+    backend: str = typer.Option(
+        "duckdb",
+        "--backend",
+        help="duckdb, or spark: Splink on Spark (the spark extra, Java 17; docs/spark.md)",
+    ),
     threads: int | None = typer.Option(None, "--threads", min=1, help="DuckDB threads"),
     memory_limit: str | None = typer.Option(None, "--memory-limit", help="DuckDB, e.g. 6GB"),
+    spark_master: str = typer.Option(
+        "local[*]",
+        "--spark-master",
+        envvar="MDM_SPARK_MASTER",
+        help="--backend spark: local[N], spark://host:7077, yarn, k8s://https://host:443",
+    ),
+    spark_conf: list[str] = typer.Option(
+        [],
+        "--spark-conf",
+        help="--backend spark: a Spark setting key=value (repeatable), "
+        "e.g. spark.executor.memory=8g",
+    ),
+    spark_staging: str | None = typer.Option(
+        None,
+        "--spark-staging",
+        help="--backend spark: directory for the Parquet exchanged with Spark, at the same "
+        "path on the executors (required unless local; default a temporary one)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object"),
 ) -> None:
     """Deduplicate every active record of ENTITY: links, review candidates, new
     entities. Idempotent: a rerun on unchanged data changes nothing."""
+    from mdm.matching.spark import SparkOptions, parse_conf
     from mdm.services.matching import run_batch
 
-    engine = _setup()
     try:
-        summary = run_batch(engine, entity, backend, threads=threads, memory_limit=memory_limit)
+        spark = SparkOptions(
+            master=spark_master, conf=parse_conf(spark_conf), staging_dir=spark_staging
+        )
+    except MDMError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    engine = _setup()
+    if backend == "spark":
+        logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        summary = run_batch(
+            engine,
+            entity,
+            backend,
+            threads=threads,
+            memory_limit=memory_limit,
+            spark=spark,
+        )
     except MDMError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from None

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +48,7 @@ from mdm.matching.tables import (
 )
 from mdm.matching.training import make_linker
 
-Backend = Literal["duckdb"]
+Backend = Literal["duckdb", "spark"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,15 +139,24 @@ def predict_and_cluster(
     must_link: Iterable[tuple[str, str]] = (),
     cannot_link: Iterable[tuple[str, str]] = (),
     backend: Backend = "duckdb",
+    spark: Any = None,
+    spark_staging: str | Path | None = None,
 ) -> BatchResult:
     """Score every blocked pair, apply the rules and cluster under constraints.
 
     ``must_link``/``cannot_link`` are the steward decisions (record-id pairs); they
     are obeyed absolutely (a must-link that contradicts a cannot-link is refused and
     reported in ``stats["refused"]`` rather than resolved by the machine).
+
+    ``backend="spark"`` generates and scores the blocked pairs with Splink on the
+    SparkSession ``spark`` (see :mod:`mdm.matching.spark`), staging Parquet in a
+    fresh directory under ``spark_staging`` (default: the system's temporary
+    directory; it must be visible to the executors); all the rest is the same.
     """
-    if backend != "duckdb":
-        raise NotImplementedError(f"backend {backend!r} is not available yet (duckdb only)")
+    if backend not in ("duckdb", "spark"):
+        raise ValueError(f"unknown backend {backend!r}; expected duckdb or spark")
+    if backend == "spark" and spark is None:
+        raise ValueError("backend 'spark' needs a SparkSession (spark=...)")
     started = time.perf_counter()
     timings: dict[str, float] = {}
     con = con if con is not None else duckdb.connect()
@@ -155,18 +166,32 @@ def predict_and_cluster(
 
     t0 = time.perf_counter()
     tf_names = compute_tf_tables(con, table, rules.tf_columns)
-    linker = make_linker(con, table, _model_settings(model), tf_names)
     review_w = rules.thresholds.review_weight
     auto_w = rules.thresholds.auto_link_weight
-    predictions = linker.inference.predict(threshold_match_weight=review_w, warning_mode="never")
     comparisons = [c.name for c in rules.comparisons]
     tf_comps = {c.name for c in rules.comparisons if any(lv.tf for lv in c.levels)}
     mw_cols = ", ".join(
         f'p."mw_{c}"' + (f' + p."mw_tf_adj_{c}"' if c in tf_comps else "") + f' AS "w_{c}"'
         for c in comparisons
     )
-    scored = con.sql(_scored_sql(rules, predictions.physical_name, table, mw_cols)).to_arrow_table()
-    predictions.drop_table_from_database_and_remove_from_cache()
+    if backend == "spark":
+        staging = Path(tempfile.mkdtemp(prefix="mdm-spark-", dir=spark_staging))
+        try:
+            found = _predict_on_spark(
+                con, rules, _model_settings(model), table, tf_names, review_w, spark, staging
+            )
+            scored = con.sql(_scored_sql(rules, found, table, mw_cols)).to_arrow_table()
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    else:
+        linker = make_linker(con, table, _model_settings(model), tf_names)
+        predictions = linker.inference.predict(
+            threshold_match_weight=review_w, warning_mode="never"
+        )
+        scored = con.sql(
+            _scored_sql(rules, predictions.physical_name, table, mw_cols)
+        ).to_arrow_table()
+        predictions.drop_table_from_database_and_remove_from_cache()
     timings["predict"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -242,6 +267,34 @@ def predict_and_cluster(
             "step_seconds": timings,
         },
     )
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _predict_on_spark(
+    con: duckdb.DuckDBPyConnection,
+    rules: MatchingRules,
+    settings: dict[str, Any],
+    table: str,
+    tf_names: Mapping[str, str],
+    review_w: float,
+    spark: Any,
+    staging: Path,
+) -> str:
+    """Features and TF tables out to Parquet, Splink on Spark, predictions back:
+    returns a DuckDB relation (``read_parquet(...)``) over the scored pairs."""
+    from mdm.matching.spark import spark_predictions
+
+    features = staging / "features.parquet"
+    con.execute(f"COPY \"{table}\" TO '{_sql_path(features)}' (FORMAT parquet)")
+    tf_paths: dict[str, Path] = {}
+    for column, name in tf_names.items():
+        tf_paths[column] = staging / f"tf_{column}.parquet"
+        con.execute(f"COPY \"{name}\" TO '{_sql_path(tf_paths[column])}' (FORMAT parquet)")
+    out = spark_predictions(spark, rules, settings, features, tf_paths, review_w, staging)
+    return f"read_parquet('{_sql_path(out / '*.parquet')}')"
 
 
 def _key(a: str, b: str) -> tuple[str, str]:

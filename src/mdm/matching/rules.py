@@ -19,6 +19,11 @@ predicate               SQL (DuckDB)                                   Python
 ``either_true: c``      ``(c_l OR c_r)``                               ``or``
 ======================  =============================================  ==============
 
+On Spark (``mdm match run --backend spark``) the same levels are written in Spark
+SQL (backquoted identifiers; Jaro and Jaro-Winkler through rapidfuzz UDFs that
+:mod:`mdm.matching.spark` registers, Damerau-Levenshtein from Splink's jar): see
+``sql(dialect="spark")``.
+
 A level's predicates are ANDed. Null levels (``is_null: [cols]``) test
 ``c_l IS NULL OR c_r IS NULL`` for any listed column. Arbitrary SQL is deliberately
 not accepted: it could not be reproduced by the incremental scorer.
@@ -62,6 +67,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+SqlDialect = Literal["duckdb", "spark"]
+_QUOTE: dict[str, str] = {"duckdb": '"', "spark": "`"}
+#: Spark has no Jaro(-Winkler) of DuckDB's: Splink's jar computes other values (it
+#: counts transpositions differently), so mdm.matching.spark registers rapidfuzz's
+#: (DuckDB's values) under these names; Splink's jar supplies damerau_levenshtein.
+SPARK_JARO_WINKLER = "mdm_jaro_winkler_similarity"
+SPARK_JARO = "mdm_jaro_similarity"
+_FUNCTIONS: dict[str, dict[str, str]] = {
+    "duckdb": {
+        "jaro_winkler": "jaro_winkler_similarity",
+        "jaro": "jaro_similarity",
+        "levenshtein": "levenshtein",
+        "damerau_levenshtein": "damerau_levenshtein",
+    },
+    "spark": {
+        "jaro_winkler": SPARK_JARO_WINKLER,
+        "jaro": SPARK_JARO,
+        "levenshtein": "levenshtein",
+        "damerau_levenshtein": "damerau_levenshtein",
+    },
+}
+
+
 class Predicate(_Strict):
     """One condition on a pair; exactly one operator key is set."""
 
@@ -101,22 +129,22 @@ class Predicate(_Strict):
         value = getattr(self, self.op)
         return tuple(value) if isinstance(value, tuple) else (value,)
 
-    def sql(self) -> str:
+    def sql(self, dialect: SqlDialect = "duckdb") -> str:
         op, cols = self.op, self.columns
+        q = _QUOTE[dialect]
         c = cols[0]
         if op == "exact":
-            return f'"{c}_l" = "{c}_r"'
+            return f"{q}{c}_l{q} = {q}{c}_r{q}"
         if op == "cross":
-            return f'"{cols[0]}_l" = "{cols[1]}_r"'
-        if op == "jaro_winkler":
-            return f'jaro_winkler_similarity("{c}_l", "{c}_r") >= {self.min!r}'
-        if op == "jaro":
-            return f'jaro_similarity("{c}_l", "{c}_r") >= {self.min!r}'
-        if op in ("levenshtein", "damerau_levenshtein"):
-            return f'{op}("{c}_l", "{c}_r") <= {_int_or_float(self.max)}'
+            return f"{q}{cols[0]}_l{q} = {q}{cols[1]}_r{q}"
+        if op in ("jaro_winkler", "jaro", "levenshtein", "damerau_levenshtein"):
+            fn = _FUNCTIONS[dialect][op]
+            if op in ("jaro_winkler", "jaro"):
+                return f"{fn}({q}{c}_l{q}, {q}{c}_r{q}) >= {self.min!r}"
+            return f"{fn}({q}{c}_l{q}, {q}{c}_r{q}) <= {_int_or_float(self.max)}"
         if op == "abs_diff":
-            return f'abs("{c}_l" - "{c}_r") <= {_int_or_float(self.max)}'
-        return f'("{c}_l" OR "{c}_r")'  # either_true
+            return f"abs({q}{c}_l{q} - {q}{c}_r{q}) <= {_int_or_float(self.max)}"
+        return f"({q}{c}_l{q} OR {q}{c}_r{q})"  # either_true
 
 
 def _int_or_float(value: float | None) -> str:
@@ -169,11 +197,12 @@ class Level(_Strict):
             cols.append(self.tf.column)
         return tuple(cols)
 
-    def sql(self) -> str:
+    def sql(self, dialect: SqlDialect = "duckdb") -> str:
+        q = _QUOTE[dialect]
         if self.is_null:
-            return " OR ".join(f'"{c}_l" IS NULL OR "{c}_r" IS NULL' for c in self.is_null)
+            return " OR ".join(f"{q}{c}_l{q} IS NULL OR {q}{c}_r{q} IS NULL" for c in self.is_null)
         if self.when:
-            return " AND ".join(p.sql() for p in self.when)
+            return " AND ".join(p.sql(dialect) for p in self.when)
         return "ELSE"
 
     def display_label(self) -> str:
@@ -486,6 +515,10 @@ def load_rules_file(path: str | Path) -> MatchingRules:
         raise ConfigError(f"{path}: cannot read matching rules ({exc})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise ConfigError(f"{path}: invalid YAML (nested too deeply)") from None
     return parse_rules(data, str(path))
 
 

@@ -78,6 +78,7 @@ from mdm.matching import (
 from mdm.matching.features import FeatureRow, FeatureValue
 from mdm.matching.model import weight_to_prob
 from mdm.matching.rules import default_rules_dir
+from mdm.matching.spark import SparkOptions, check_staging, start_session
 from mdm.store.models import (
     BlockingKey,
     Entity,
@@ -133,12 +134,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def _check_backend(backend: str) -> None:
-    if backend == "spark":
-        raise BadRequest(
-            "the spark backend is not available yet (a later issue); use --backend duckdb",
-            code="backend_unavailable",
-        )
-    if backend != "duckdb":
+    if backend not in BACKENDS:
         raise BadRequest(f"unknown backend {backend!r}; expected one of {BACKENDS}")
 
 
@@ -721,12 +717,25 @@ def run_batch(
     threads: int | None = None,
     memory_limit: str | None = None,
     apply_partition: PartitionFn | None = None,
+    spark: SparkOptions | None = None,
+    spark_session: Any = None,
 ) -> BatchSummary:
-    """Deduplicate every active record of ``entity_type``; see the module docstring."""
+    """Deduplicate every active record of ``entity_type``; see the module docstring.
+
+    ``backend="spark"``: blocked pairs are generated and scored by Splink on Spark
+    (``spark_session``, else one started from ``spark`` and stopped at the end);
+    everything else, and what is written, is the DuckDB backend's.
+    """
     _check_backend(backend)
     started = time.perf_counter()
     rules = load_rules(entity_type, rules_dir)
     model, path = _load_model(rules, rules_dir)
+    spark_options = spark or SparkOptions()
+    owned_session = None
+    if backend == "spark":
+        check_staging(spark_options)
+        if spark_session is None:
+            spark_session = owned_session = start_session(spark_options)
     apply = apply_partition or _apply_partition_fn()
     run_id = _start_run(engine, entity_type, "run", backend)
     summary = BatchSummary(entity_type, run_id)
@@ -753,11 +762,17 @@ def run_batch(
                     con=con,
                     must_link=[(str(a), str(b)) for a, b in must],
                     cannot_link=[(str(a), str(b)) for a, b in cannot],
+                    backend="spark" if backend == "spark" else "duckdb",
+                    spark=spark_session,
+                    spark_staging=spark_options.staging_dir,
                 )
                 steps.update({f"batch:{k}": v for k, v in result.stats["step_seconds"].items()})
                 queued = _review_band(con, model, result, must, cannot)
             finally:
                 con.close()
+                if owned_session is not None:
+                    owned_session.stop()  # no JVM outlives the scoring
+                    owned_session = None
 
         t0 = time.perf_counter()
         summary.tf_changed, tf_hash = _persist_tf(engine, entity_type, result.tf_table)
@@ -803,6 +818,9 @@ def run_batch(
     except BaseException as exc:
         _finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
+    finally:
+        if owned_session is not None:
+            owned_session.stop()
 
 
 def _json_safe(value: Any) -> Any:
