@@ -6,9 +6,11 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mdm.exceptions import ConfigError
-from mdm.ingest.mapping import load_mapping, parse_mapping
+from mdm.ingest.mapping import _NOT_PARSED, _split_date, load_mapping, parse_mapping
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "schemas" / "mappings"
 
@@ -174,3 +176,28 @@ def test_column_and_columns_exclusive() -> None:
 def test_shipped_mappings_load(path: Path) -> None:
     m = load_mapping(path)
     assert m.required_columns()
+
+
+_DATE_TEXT = st.one_of(
+    st.from_regex(r"\A[0-9]{1,3}[/.\-][0-9]{1,3}[/.\-][0-9]{1,5}\Z"),
+    st.from_regex(r"\A[0-9]{4}[/\-][0-9]{1,2}[/\-][0-9]{1,2}\Z"),
+    st.dates().map(lambda d: d.strftime("%d/%m/%Y")),
+    st.text(alphabet="0123456789/-.٣ ", max_size=12),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    value=_DATE_TEXT,
+    fmt=st.sampled_from(["%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%Y-%m-%d", "%Y/%m/%d"]),
+)
+def test_split_date_agrees_with_strptime(value: str, fmt: str) -> None:
+    """The split fast path answers exactly what strptime answers, or defers to it."""
+    fast = _split_date(value, fmt)
+    if fast is _NOT_PARSED:
+        return
+    try:
+        expected: str | None = dt.datetime.strptime(value, fmt).date().isoformat()
+    except ValueError:
+        expected = None
+    assert fast == expected

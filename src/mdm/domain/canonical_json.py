@@ -9,10 +9,25 @@ call, which was a large part of the cost at national scale.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(value)
+
+
+def canonical_text_map(value: Mapping[str, str | None]) -> str:
+    """``canonical_json`` of a flat map of text to text or null (a source row), three
+    times faster. orjson writes the same bytes for such a map (same escapes, keys in
+    code point order, UTF-8 kept: ``tests/domain/test_canonical_json.py``); what it
+    refuses (a lone surrogate from undecodable input) goes through the standard path.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return _CANONICAL.encode(value)

@@ -25,8 +25,10 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
+import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -34,9 +36,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Engine, Table, insert, select, text, update
 
-from mdm.domain.canonical_json import canonical_json
+from mdm.domain.canonical_json import canonical_json, canonical_text_map
 from mdm.ingest.mapping import Mapping, MappingModel
 from mdm.ingest.readers import InputFileError, Row, file_sha256, open_rows, to_text
 from mdm.standardize.records import standardize_record
@@ -103,16 +106,25 @@ def _mapping_hash(mapping: Mapping) -> str:
     ).hexdigest()
 
 
-@dataclass(slots=True)
-class _Accepted:
-    """A row ready to store, already serialized: the JSON and the hash are made in the
-    worker processes so that the writing process only streams text into COPY."""
+# A row ready to store, already serialized: the JSON and the hash are made in the
+# worker processes so that the writing process only streams text into COPY. A plain
+# tuple (key, raw JSON, standardized JSON, issues JSON, SHA-256 of the raw JSON):
+# chunks of them cross a process boundary, and tuples pickle several times faster
+# than objects.
+_Accepted = tuple[str, str, str, str, str]
+_Prepared = _Accepted | dict[str, Any]
+_KEY, _RAW, _STD, _ISSUES, _HASH = range(5)
 
-    key: str
-    raw_json: str  # canonical JSON of the row as the source wrote it
-    standardized_json: str
-    issues_json: str
-    chash: str  # SHA-256 of raw_json
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _compact_json(value: Any) -> str:
+    """Compact JSON text, UTF-8 kept (orjson; the standard encoder for what orjson
+    refuses, such as a lone surrogate)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return _COMPACT.encode(value)
 
 
 def _reject(
@@ -144,7 +156,7 @@ class _Context:
         return datetime.now(UTC)
 
 
-def _prepare(row: Row, mapping: Mapping, ctx: _Context) -> _Accepted | dict[str, Any]:
+def _prepare(row: Row, mapping: Mapping, ctx: _Context) -> _Prepared:
     """Map and standardize one row; a reject dict when it cannot be kept."""
     if row.error is not None or row.values is None:
         return _reject(
@@ -194,12 +206,12 @@ def _prepare(row: Row, mapping: Mapping, ctx: _Context) -> _Accepted | dict[str,
     issues = [i.as_dict() for i in result.issues]
     if result.rejected:
         return _reject(row, key, issues, ctx)
-    raw_json = canonical_json({str(k): to_text(v) for k, v in row.values.items()})
-    return _Accepted(
+    raw_json = canonical_text_map({str(k): to_text(v) for k, v in row.values.items()})
+    return (
         key,
         raw_json,
-        json.dumps(result.standardized, ensure_ascii=False, separators=(",", ":")),
-        json.dumps(issues, ensure_ascii=False, separators=(",", ":")),
+        _compact_json(result.standardized),
+        _compact_json(issues) if issues else "[]",
         hashlib.sha256(raw_json.encode()).hexdigest(),
     )
 
@@ -214,9 +226,15 @@ def _init_worker(model: MappingModel, path: Path | None, ctx: _Context) -> None:
     _worker_ctx = ctx
 
 
-def _prepare_chunk(rows: list[Row]) -> list[_Accepted | dict[str, Any]]:
+def _prepare_chunk(rows: list[Row]) -> list[_Prepared]:
     assert _worker_mapping is not None and _worker_ctx is not None
     return [_prepare(row, _worker_mapping, _worker_ctx) for row in rows]
+
+
+def _prepare_fields(rows: list[tuple[Any, ...]]) -> list[_Prepared]:
+    """``_prepare_chunk`` for rows sent to a worker as tuples of Row's fields (they
+    pickle at half the cost of Row objects)."""
+    return _prepare_chunk([Row(*fields) for fields in rows])
 
 
 def _default_workers(file_size: int) -> int:
@@ -229,7 +247,7 @@ def _default_workers(file_size: int) -> int:
 def _write_chunk(
     engine: Engine,
     ctx: _Context,
-    prepared: list[_Accepted | dict[str, Any]],
+    prepared: list[_Prepared],
     rows_done: int,
     totals: Counter[str],
     reasons: Counter[str],
@@ -237,12 +255,12 @@ def _write_chunk(
     """One transaction: the chunk's records, versions, rejects and the run's progress."""
     delta: Counter[str] = Counter()
     reason_delta: Counter[str] = Counter()
-    accepted = [p for p in prepared if isinstance(p, _Accepted)]
-    rejects = [p for p in prepared if isinstance(p, dict)]
+    accepted = [p for p in prepared if type(p) is tuple]
+    rejects = [p for p in prepared if type(p) is dict]
     now = ctx.now()
     with engine.begin() as conn:
         repo.relax_commit_durability(conn)
-        keys = list(dict.fromkeys(a.key for a in accepted))
+        keys = list(dict.fromkeys(a[_KEY] for a in accepted))
         state = repo.current_states(conn, ctx.system_id, keys)
         new_keys: list[str] = []
         versions: list[tuple[str, int, _Accepted]] = []  # key, version, data
@@ -251,24 +269,25 @@ def _write_chunk(
         reactivated: set[int] = set()
         pending: dict[str, tuple[int, str]] = {}  # keys new in this chunk: version, hash
         for a in accepted:
+            key, chash = a[_KEY], a[_HASH]
             delta["read"] += 1
-            if a.key in pending:  # the same key twice in one chunk
-                version, chash = pending[a.key]
-                if chash == a.chash:
+            if key in pending:  # the same key twice in one chunk
+                version, pending_hash = pending[key]
+                if pending_hash == chash:
                     delta["unchanged"] += 1
                 else:
-                    pending[a.key] = (version + 1, a.chash)
-                    versions.append((a.key, version + 1, a))
+                    pending[key] = (version + 1, chash)
+                    versions.append((key, version + 1, a))
                     delta["changed"] += 1
                 continue
-            current = state.get(a.key)
+            current = state.get(key)
             if current is None:
-                new_keys.append(a.key)
-                pending[a.key] = (1, a.chash)
-                versions.append((a.key, 1, a))
+                new_keys.append(key)
+                pending[key] = (1, chash)
+                versions.append((key, 1, a))
                 delta["new"] += 1
                 continue
-            if current.content_hash == a.chash:
+            if current.content_hash == chash:
                 if current.status != "active":
                     reactivated.add(current.record_id)
                     delta["changed"] += 1
@@ -277,10 +296,10 @@ def _write_chunk(
                 seen.add(current.record_id)
                 continue
             current.version += 1
-            current.content_hash = a.chash
+            current.content_hash = chash
             current.status = "active"
-            bumps[current.record_id] = (current.version, a.chash)
-            versions.append((a.key, current.version, a))
+            bumps[current.record_id] = (current.version, chash)
+            versions.append((key, current.version, a))
             delta["changed"] += 1
 
         # A key new in this chunk is inserted once, pointing at its last version here.
@@ -298,18 +317,11 @@ def _write_chunk(
         repo.insert_versions(
             conn,
             [
-                {
-                    "source_record_id": state[key].record_id,
-                    "version": version,
-                    "raw": a.raw_json,
-                    "standardized": a.standardized_json,
-                    "issues": a.issues_json,
-                    "content_hash": a.chash,
-                    "ingest_run_id": ctx.run_id,
-                    "received_at": now,
-                }
+                (state[key].record_id, version, a[_RAW], a[_STD], a[_ISSUES], a[_HASH])
                 for key, version, a in versions
             ],
+            ctx.run_id,
+            now,
         )
         repo.bump_versions(conn, [(rid, v, h) for rid, (v, h) in bumps.items()], ctx.run_id, now)
         repo.reactivate(conn, sorted(reactivated), now)
@@ -435,6 +447,59 @@ def _source_unlock(conn: Any, name: str) -> None:
         conn.close()
 
 
+def _pipeline(
+    chunks: Iterator[tuple[int, list[Row]]],
+    write: Callable[[int, list[_Prepared]], None],
+    mapping: Mapping,
+    ctx: _Context,
+    n_workers: int,
+) -> None:
+    """Three stages at once: this thread reads the file and hands chunks to worker
+    processes, which standardize them (the costly, pure part); a writer thread
+    commits the results in file order. The writer waits on Postgres most of the time
+    (the GIL is free then), so reading and COPY overlap instead of taking turns.
+
+    The order of commits is the order of the file, so ``rows_committed`` still means
+    "every row before this one is stored", which is what resume relies on.
+    """
+    results: queue.Queue[tuple[int, Future[list[_Prepared]]] | None] = queue.Queue(
+        maxsize=2 * n_workers
+    )
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            while (item := results.get()) is not None:
+                end, fut = item
+                write(end, fut.result())
+        except BaseException as exc:  # handed to the reading thread, re-raised there
+            failure.append(exc)
+            while results.get() is not None:  # unblock the reader until it stops
+                pass
+
+    with ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_init_worker,
+        initargs=(mapping.model, mapping.path, ctx),
+    ) as pool:
+        thread = threading.Thread(target=writer, name="ingest-writer", daemon=True)
+        thread.start()
+        try:
+            for end, batch in chunks:
+                if failure:
+                    break
+                fields = [(r.number, r.values, r.raw, r.error, r.error_code) for r in batch]
+                results.put((end, pool.submit(_prepare_fields, fields)))
+        finally:
+            results.put(None)
+            thread.join()
+            if failure:
+                pool.shutdown(wait=True, cancel_futures=True)
+    if failure:
+        raise failure[0]
+
+
 def ingest_file(
     engine: Engine,
     mapping: Mapping,
@@ -504,7 +569,7 @@ def ingest_file(
                     batch = []
             yield done, batch
 
-        def write(end: int, prepared: list[_Accepted | dict[str, Any]]) -> None:
+        def write(end: int, prepared: list[_Prepared]) -> None:
             _write_chunk(engine, ctx, prepared, end, totals, reasons)
             _maybe_analyze(engine, ctx)
             if progress is not None:
@@ -517,23 +582,7 @@ def ingest_file(
             for end, batch in chunks():
                 write(end, _prepare_chunk(batch))
         else:
-            # Standardizing is the costly part and is pure: workers do it, in order,
-            # while this process reads the file and writes each chunk as it returns.
-            with ProcessPoolExecutor(
-                max_workers=n_workers,
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_init_worker,
-                initargs=(mapping.model, mapping.path, ctx),
-            ) as pool:
-                pending: deque[tuple[int, Future[list[_Accepted | dict[str, Any]]]]] = deque()
-                for end, batch in chunks():
-                    pending.append((end, pool.submit(_prepare_chunk, batch)))
-                    while len(pending) > 2 * n_workers:
-                        first_end, fut = pending.popleft()
-                        write(first_end, fut.result())
-                while pending:
-                    first_end, fut = pending.popleft()
-                    write(first_end, fut.result())
+            _pipeline(chunks(), write, mapping, ctx, n_workers)
 
         with engine.begin() as conn:
             withdrawn = 0

@@ -28,6 +28,10 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 # JSONB on Postgres (indexable, compact); JSON text on SQLite.
 Json = JSON().with_variant(JSONB(), "postgresql")
+# Immutable documents stored and read whole, never queried inside with jsonb operators
+# (source record versions): Postgres ``json`` keeps the text as written and costs half
+# of ``jsonb`` to store.
+JsonText = JSON()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from mdm.store.models.base import Base, BigId, Json, UTCDateTime, utcnow
+from mdm.store.models.base import Base, BigId, Json, JsonText, UTCDateTime, utcnow
 
 ENTITY_TYPES = ("citizen", "organization", "dossier")
 _ENTITY_TYPE_CHECK = "entity_type IN ('citizen', 'organization', 'dossier')"
@@ -101,9 +101,9 @@ class SourceRecordVersion(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source_record_id: Mapped[int] = mapped_column(ForeignKey("source_records.id"))
     version: Mapped[int] = mapped_column(Integer)
-    raw: Mapped[dict[str, Any]] = mapped_column(Json)
-    standardized: Mapped[dict[str, Any]] = mapped_column(Json)
-    issues: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    raw: Mapped[dict[str, Any]] = mapped_column(JsonText)
+    standardized: Mapped[dict[str, Any]] = mapped_column(JsonText)
+    issues: Mapped[list[dict[str, Any]]] = mapped_column(JsonText, default=list)
     content_hash: Mapped[str] = mapped_column(String(64))
     ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
