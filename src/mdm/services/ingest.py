@@ -389,23 +389,56 @@ def _find_or_start_run(
         ).first()
         if found is not None:
             return int(found[0]), int(found[1]), dict(found[2] or {})
-        run_id = conn.execute(
-            insert(runs)
-            .values(
-                source_system_id=system_id,
-                entity_type=entity_type,
-                file_name=str(path),
-                file_sha256=sha,
-                mapping_sha256=mapping_sha,
-                full_snapshot=full_snapshot,
-                status="running",
-                rows_committed=0,
-                counts={},
-                started_at=datetime.now(UTC),
-            )
-            .returning(runs.c.id)
-        ).scalar_one()
-        return int(run_id), 0, {}
+        return (
+            _insert_run(conn, system_id, entity_type, path, sha, mapping_sha, full_snapshot),
+            0,
+            {},
+        )
+
+
+def _open(
+    mapping: Mapping, path: Path, encoding: str | None
+) -> tuple[list[str] | None, Iterator[Row], str]:
+    """The file's header, rows and encoding as the mapping says to read it (a file
+    named .jsonl/.ndjson/.parquet is read by its extension)."""
+    model = mapping.model
+    return open_rows(
+        path,
+        fmt=model.format if path.suffix.lower() not in (".jsonl", ".parquet", ".ndjson") else None,
+        encoding=encoding or model.encoding,
+        delimiter=model.csv.delimiter if model.format == "csv" else None,
+        quotechar=model.csv.quotechar,
+        skip_rows=model.csv.skip_rows,
+    )
+
+
+def _insert_run(
+    conn: Any,
+    system_id: int,
+    entity_type: str,
+    path: Path,
+    sha: str,
+    mapping_sha: str,
+    full_snapshot: bool,
+) -> int:
+    """A new ``running`` ingest run of one file; its id."""
+    run_id = conn.execute(
+        insert(runs)
+        .values(
+            source_system_id=system_id,
+            entity_type=entity_type,
+            file_name=str(path),
+            file_sha256=sha,
+            mapping_sha256=mapping_sha,
+            full_snapshot=full_snapshot,
+            status="running",
+            rows_committed=0,
+            counts={},
+            started_at=datetime.now(UTC),
+        )
+        .returning(runs.c.id)
+    ).scalar_one()
+    return int(run_id)
 
 
 def _source_lock_key(name: str) -> int:
@@ -520,14 +553,7 @@ def ingest_file(
             f"{path}: no source system: pass --source or set source_system in the mapping"
         )
     model = mapping.model
-    header, rows, used_encoding = open_rows(
-        path,
-        fmt=model.format if path.suffix.lower() not in (".jsonl", ".parquet", ".ndjson") else None,
-        encoding=encoding or model.encoding,
-        delimiter=model.csv.delimiter if model.format == "csv" else None,
-        quotechar=model.csv.quotechar,
-        skip_rows=model.csv.skip_rows,
-    )
+    header, rows, used_encoding = _open(mapping, path, encoding)
     if header is not None:
         missing = [c for c in mapping.required_columns() if c not in header]
         if missing:
@@ -716,23 +742,9 @@ def open_runs(
 
         def start(key: tuple[int, str, str, str], path: Path) -> PlannedRun:
             system_id, entity_type, sha, mapping_sha = key
-            run_id = conn.execute(
-                insert(runs)
-                .values(
-                    source_system_id=system_id,
-                    entity_type=entity_type,
-                    file_name=str(path),
-                    file_sha256=sha,
-                    mapping_sha256=mapping_sha,
-                    full_snapshot=full_snapshot,
-                    status="running",
-                    rows_committed=0,
-                    counts={},
-                    started_at=datetime.now(UTC),
-                )
-                .returning(runs.c.id)
-            ).scalar_one()
-            return PlannedRun(int(run_id))
+            return PlannedRun(
+                _insert_run(conn, system_id, entity_type, path, sha, mapping_sha, full_snapshot)
+            )
 
         unfinished = [latest(k, "running") for k in keys]
         if not any(r is not None for r in unfinished):
@@ -764,15 +776,7 @@ def completed_summary(
     with engine.connect() as conn:
         counts = conn.execute(select(runs.c.counts).where(runs.c.id == run_id)).scalar_one()
     counts = counts if isinstance(counts, dict) else json.loads(counts or "{}")
-    model = mapping.model
-    _header, rows, used_encoding = open_rows(
-        path,
-        fmt=model.format if path.suffix.lower() not in (".jsonl", ".parquet", ".ndjson") else None,
-        encoding=encoding or model.encoding,
-        delimiter=model.csv.delimiter if model.format == "csv" else None,
-        quotechar=model.csv.quotechar,
-        skip_rows=model.csv.skip_rows,
-    )
+    _header, rows, used_encoding = _open(mapping, path, encoding)
     close = getattr(rows, "close", None)
     if close is not None:
         close()
