@@ -323,6 +323,7 @@ def kill_and_resume(
     spread: float = 0.6,
     timeout: float | None = None,
     on_kill: Callable[[int], None] | None = None,
+    finished: Callable[[], bool] | None = None,
 ) -> KillLog:
     """Run ``cmd`` and ``kill -9`` it (its process group) up to ``kills`` times, each
     after a random delay, then run it to completion.
@@ -337,6 +338,13 @@ def kill_and_resume(
     unknown), so that kills land while there is work (``spread`` < 1: a reference run
     on a loaded machine can take longer than the next). A run that completes before
     its kill ends the loop.
+
+    ``finished()`` (batch jobs) tells whether the job's work is all committed: a kill
+    that lands after the last commit (while the command writes its report or exits)
+    leaves a finished job, and running the command again then is not a resume but a
+    new, deliberate run (for ingest: a re-ingest with its own run and rejects). Such a
+    kill ends the loop, recorded as ``killed after its last commit``, and the state is
+    compared as it is.
     """
     result = KillLog()
     limit = timeout if timeout is not None else max(120.0, 10 * full_seconds)
@@ -360,6 +368,11 @@ def kill_and_resume(
             killpg(proc)
             proc.wait()
             result.kill_times.append(time.time())
+            if finished is not None and finished():
+                result.runs.append(Run(started, time.time(), "killed after its last commit"))
+                if on_kill is not None:
+                    on_kill(result.kills)
+                return result
             result.runs.append(Run(started, time.time(), "killed"))
             if on_kill is not None:
                 on_kill(result.kills)
