@@ -550,7 +550,10 @@ def main() -> None:
             env = {
                 "MDM_DATABASE_URL": url,
                 "MDM_MATCHING_RULES_DIR": str(rules_dir),
-                "MDM_DB_POOL_SIZE": "16",
+                # a pool that covers the concurrent requests: past pool_size, every
+                # burst opens and closes overflow connections (measured: -30% req/s)
+                "MDM_DB_POOL_SIZE": "32",
+                "MDM_DB_MAX_OVERFLOW": "8",
                 "BENCH_PG_DSN": dsn,
                 "PYTHONPATH": str(Path(__file__).resolve().parent),
             }
