@@ -90,33 +90,30 @@ def scratch_postgres(prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
+def run_synth(
+    out: Path,
+    *,
+    provinces: int,
+    citizens: int,
+    seed: int,
+    organizations: int = 10,
+    dossiers: int = 10,
+    portal: bool = False,
+) -> None:
+    """`mdm synth` into ``out`` (``citizens`` records per former province), unless a
+    manifest is already there."""
+    if (out / "manifest.json").exists():
+        return
+    args = ["--provinces", str(provinces), "--citizens", str(citizens)]
+    args += ["--organizations", str(organizations), "--dossiers", str(dossiers)]
+    args += ["--portal" if portal else "--no-portal", "--seed", str(seed), "--out", str(out)]
+    subprocess.run([sys.executable, "-m", "mdm", "synth", *args], check=True, capture_output=True)
+
+
 def synth_citizen_file(workdir: Path, seed: int = 5) -> tuple[Path, Path]:
     """One realistic legacy citizen export from `mdm synth` and its mapping."""
     out = workdir / "synth"
-    if not (out / "manifest.json").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mdm",
-                "synth",
-                "--provinces",
-                "1",
-                "--citizens",
-                "100000",
-                "--organizations",
-                "10",
-                "--dossiers",
-                "10",
-                "--no-portal",
-                "--seed",
-                str(seed),
-                "--out",
-                str(out),
-            ],
-            check=True,
-            capture_output=True,
-        )
+    run_synth(out, provinces=1, citizens=100_000, seed=seed)
     import json
 
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))

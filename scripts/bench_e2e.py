@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PeakRss, machine, scratch_postgres
+from _common import PeakRss, machine, run_synth, scratch_postgres
 from eval_matching import evaluate
 
 from mdm.store import migrate
@@ -71,28 +71,13 @@ def synth(out: Path, records: int, provinces: int, seed: int) -> float:
     if (out / "manifest.json").exists():
         return 0.0
     started = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mdm",
-            "synth",
-            "--provinces",
-            str(provinces),
-            "--citizens",
-            str(records // provinces),
-            "--organizations",
-            "1",
-            "--dossiers",
-            "1",
-            "--no-portal",
-            "--seed",
-            str(seed),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
+    run_synth(
+        out,
+        provinces=provinces,
+        citizens=records // provinces,
+        seed=seed,
+        organizations=1,
+        dossiers=1,
     )
     return time.perf_counter() - started
 
