@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 SURNAMES = [
@@ -376,3 +377,31 @@ def generate(n_records: int, seed: int = 7, dup_rate: float = 0.3, n_twins: int 
         parent_child.append((ids[0], ids[2]))
         next_entity += 3
     return Generated(records, truth, twins, parent_child)
+
+
+def trained_citizen_rules(tmp: Path) -> Path:
+    """``tmp`` as a rules directory: the shipped citizen rules with smaller training
+    samples and a model trained on 3,000 synthetic citizens, saved where ``mdm match
+    train`` saves it (for ``rules_dir=`` or ``MDM_MATCHING_RULES_DIR``)."""
+    import duckdb
+    import yaml
+
+    from mdm.matching.rules import Training, load_rules
+    from mdm.matching.training import train
+
+    repo_rules = Path(__file__).resolve().parents[2] / "matching_rules"
+    doc = yaml.safe_load((repo_rules / "citizen.yaml").read_text(encoding="utf-8"))
+    doc["training"] = {**doc.get("training", {}), "u_max_pairs": 3e5, "em_max_pairs": 2e5}
+    (tmp / "citizen.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    rules = load_rules("citizen", tmp).model_copy(
+        update={"training": Training(u_max_pairs=3e5, em_max_pairs=2e5, seed=42)}
+    )
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    try:
+        trained = train(rules, generate(3000, seed=11, n_twins=15).records, con=con)
+    finally:
+        con.close()
+    (tmp / "models").mkdir()
+    trained.save_model(tmp / "models" / "citizen.json")
+    return tmp

@@ -21,19 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import pytest
-import yaml
 from sqlalchemy.orm import Session
 
-from mdm.matching.rules import Training, load_rules
-from mdm.matching.training import train
 from mdm.services import matching as matching_svc
 from mdm.services.clients import create_client
 from mdm.store.db import make_engine
 from tests.conftest import IN_CI
-from tests.matching.synthetic import generate
+from tests.matching.synthetic import trained_citizen_rules
 
 # ------------------------------------------------------------------ model
 
@@ -41,24 +37,9 @@ from tests.matching.synthetic import generate
 @pytest.fixture(scope="session")
 def citizen_rules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The shipped citizen rules and a model trained on synthetic citizens (as in
-    tests/services/test_registration.py), for ``MDM_MATCHING_RULES_DIR``."""
+    tests/services/test_registration.py: :func:`trained_citizen_rules`)."""
     tmp = tmp_path_factory.mktemp("reliability-rules")
-    repo_rules = Path(__file__).resolve().parents[2] / "matching_rules"
-    doc = yaml.safe_load((repo_rules / "citizen.yaml").read_text(encoding="utf-8"))
-    doc["training"] = {**doc.get("training", {}), "u_max_pairs": 3e5, "em_max_pairs": 2e5}
-    (tmp / "citizen.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
-    rules = load_rules("citizen", tmp).model_copy(
-        update={"training": Training(u_max_pairs=3e5, em_max_pairs=2e5, seed=42)}
-    )
-    con = duckdb.connect()
-    con.execute("SET threads = 2")
-    try:
-        trained = train(rules, generate(3000, seed=11, n_twins=15).records, con=con)
-    finally:
-        con.close()
-    (tmp / "models").mkdir()
-    trained.save_model(tmp / "models" / "citizen.json")
-    yield tmp
+    yield trained_citizen_rules(tmp)
     matching_svc.clear_cache()
 
 

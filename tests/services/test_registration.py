@@ -15,9 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
-import yaml
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,8 +27,6 @@ from mdm.exceptions import (
     UnknownEntityType,
     UnknownSourceSystem,
 )
-from mdm.matching.rules import Training, load_rules
-from mdm.matching.training import train
 from mdm.services import matching as matching_svc
 from mdm.services.registration import (
     RegistrationResult,
@@ -54,7 +50,7 @@ from mdm.store.models import (
     SourceSystem,
     utcnow,
 )
-from tests.matching.synthetic import generate
+from tests.matching.synthetic import trained_citizen_rules
 
 AN = {
     "full_name": "Nguyễn Văn An",
@@ -86,22 +82,7 @@ def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The shipped citizen rules (smaller training samples) and a model trained on
     synthetic standardized citizens, as ``mdm match train`` would save it."""
     tmp = tmp_path_factory.mktemp("registration-rules")
-    repo_rules = Path(__file__).resolve().parents[2] / "matching_rules"
-    doc = yaml.safe_load((repo_rules / "citizen.yaml").read_text(encoding="utf-8"))
-    doc["training"] = {**doc.get("training", {}), "u_max_pairs": 3e5, "em_max_pairs": 2e5}
-    (tmp / "citizen.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
-    rules = load_rules("citizen", tmp).model_copy(
-        update={"training": Training(u_max_pairs=3e5, em_max_pairs=2e5, seed=42)}
-    )
-    con = duckdb.connect()
-    con.execute("SET threads = 2")
-    try:
-        trained = train(rules, generate(3000, seed=11, n_twins=15).records, con=con)
-    finally:
-        con.close()
-    (tmp / "models").mkdir()
-    trained.save_model(tmp / "models" / "citizen.json")
-    yield tmp
+    yield trained_citizen_rules(tmp)
     matching_svc.clear_cache()
 
 
