@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, and_, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from mdm.exceptions import BadRequest
 from mdm.ingest.mapping import load_mapping
-from mdm.matching import load_rules
+from mdm.matching import blocking_keys, build_features, load_rules
 from mdm.services import matching as svc
 from mdm.services.ingest import ingest_file
 from mdm.store.db import make_engine
@@ -278,9 +278,72 @@ def test_blocking_keys_and_features_cover_every_record(registry: Registry) -> No
             select(func.count(func.distinct(BlockingKey.source_record_id)))
         ).scalar_one()
         tf = conn.execute(select(func.count()).select_from(TermFrequency)).scalar_one()
+        # no foreign keys on the derived tables (migration 0010): every row must
+        # belong to an active source record of its entity type
+        orphans = {
+            model.__tablename__: conn.execute(
+                select(func.count())
+                .select_from(model)
+                .outerjoin(
+                    SourceRecord,
+                    and_(
+                        SourceRecord.id == model.source_record_id,
+                        SourceRecord.status == "active",
+                        SourceRecord.entity_type == model.entity_type,
+                    ),
+                )
+                .where(SourceRecord.id.is_(None))
+            ).scalar_one()
+            for model in (BlockingKey, MatchFeatures)
+        }
     assert features == len(registry.truth)
     assert keyed >= 0.95 * features
     assert tf > 0
+    assert orphans == {"blocking_keys": 0, "match_features": 0}
+
+
+def test_features_written_by_the_api_during_a_run_are_replaced_not_fatal(
+    registry: Registry,
+) -> None:
+    """A record the run read without features, whose features the API wrote before
+    the run's write (a registration racing a long run): the run replaces them."""
+    with registry.engine.connect() as conn:
+        record = conn.execute(select(func.min(MatchFeatures.source_record_id))).scalar_one()
+        before = conn.execute(
+            select(MatchFeatures.content_hash, MatchFeatures.record_version).where(
+                MatchFeatures.source_record_id == record
+            )
+        ).one()
+        keys_before = sorted(
+            conn.execute(
+                select(BlockingKey.blocking_key).where(BlockingKey.source_record_id == record)
+            ).scalars()
+        )
+        system = conn.execute(
+            select(SourceSystem.name)
+            .join(SourceRecord, SourceRecord.source_system_id == SourceSystem.id)
+            .where(SourceRecord.id == record)
+        ).scalar_one()
+    rules = load_rules("citizen", registry.rules_dir)
+    feats = build_features("citizen", str(record), system, registry.std[record])
+    keys = blocking_keys(feats, rules)
+    stale_read = svc._StoredRecord(record, before.record_version, system, {}, None)
+    svc._store_features(
+        registry.engine, "citizen", [(stale_read, feats, keys, svc._features_hash(feats, keys))]
+    )
+    with registry.engine.connect() as conn:
+        after = conn.execute(
+            select(MatchFeatures.content_hash, MatchFeatures.record_version).where(
+                MatchFeatures.source_record_id == record
+            )
+        ).one()
+        keys_after = sorted(
+            conn.execute(
+                select(BlockingKey.blocking_key).where(BlockingKey.source_record_id == record)
+            ).scalars()
+        )
+    assert tuple(after) == (svc._features_hash(feats, keys), before.record_version)
+    assert keys_after == sorted(set(keys)) and keys_before
 
 
 def test_rerun_changes_nothing(registry: Registry) -> None:

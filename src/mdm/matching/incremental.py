@@ -44,15 +44,31 @@ def blocking_keys(features: Row, rules: MatchingRules) -> list[str]:
     path. Keys name their columns, so reordering rules keeps existing keys valid.
     """
     keys: list[str] = []
-    for cols in rules.blocking.prediction:
+    for prefix, cols in _key_rules(rules.blocking.prediction):
         values = [features.get(c) for c in cols]
-        if any(v is None for v in values):
+        if None in values:
             continue
-        rendered = KEY_SEPARATOR.join(
-            str(v).lower() if isinstance(v, bool) else str(v) for v in values
-        )
-        keys.append(f"{'+'.join(cols)}:{rendered}")
+        keys.append(prefix + KEY_SEPARATOR.join(map(_render, values)))
     return keys
+
+
+def _render(value: FeatureValue) -> str:
+    if type(value) is str:
+        return value
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_KEY_RULES: dict[tuple[tuple[str, ...], ...], list[tuple[str, tuple[str, ...]]]] = {}
+
+
+def _key_rules(prediction: Sequence[Sequence[str]]) -> list[tuple[str, tuple[str, ...]]]:
+    """``(key prefix, columns)`` per rule, computed once per distinct rule set (a run
+    calls :func:`blocking_keys` for every record)."""
+    spec = tuple(tuple(cols) for cols in prediction)
+    found = _KEY_RULES.get(spec)
+    if found is None:
+        found = _KEY_RULES[spec] = [("+".join(cols) + ":", cols) for cols in spec]
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,10 +36,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
+import orjson
+import psycopg
 from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    Text,
     and_,
     delete,
     func,
@@ -50,6 +53,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_json import canonical_json
@@ -92,6 +96,7 @@ from mdm.store.models import (
     StewardDecision,
     TermFrequency,
 )
+from mdm.store.repositories.source_records import copy_text
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +266,10 @@ def _iter_active(
     ``stream_results`` makes this a server-side cursor on Postgres; SQLite's
     cursor steps through the rows anyway. Memory stays at one batch.
     """
-    cols = [sr.c.id, sr.c.current_version, systems.c.name, srv.c.standardized]
+    # the payload as its stored JSON text (Postgres ``json`` keeps it verbatim; the
+    # cast is free), parsed here with orjson: psycopg's default ``json.loads`` cost
+    # a third of the pass's reading time
+    cols = [sr.c.id, sr.c.current_version, systems.c.name, cast_(srv.c.standardized, Text)]
     joined = sr.join(
         srv, and_(srv.c.source_record_id == sr.c.id, srv.c.version == sr.c.current_version)
     ).join(systems, systems.c.id == sr.c.source_system_id)
@@ -281,15 +289,25 @@ def _iter_active(
                 int(row[0]),
                 int(row[1]),
                 str(row[2]),
-                row[3] if isinstance(row[3], dict) else json.loads(row[3]),
+                row[3] if isinstance(row[3], dict) else _loads(row[3]),
                 row[4] if with_stored else None,
             )
             for row in part
         ]
 
 
+def _loads(text_: str | bytes) -> Any:
+    try:
+        return orjson.loads(text_)
+    except orjson.JSONDecodeError:  # e.g. an integer past 64 bits: the slow, exact parser
+        return json.loads(text_)
+
+
 def _features_hash(features: FeatureRow, keys: list[str]) -> str:
-    return hashlib.sha256(canonical_json([features, keys]).encode()).hexdigest()
+    """Covers the feature row (its keys in ``FEATURE_COLUMNS`` order, always the same)
+    and the blocking keys. Hashes written by an earlier encoding differ once: that
+    run rewrites every feature row, later runs only what changed."""
+    return hashlib.sha256(orjson.dumps([features, keys])).hexdigest()
 
 
 @dataclass
@@ -316,6 +334,10 @@ def _write_features(
     started = time.perf_counter()
     out = _FeaturePass()
     writer = pq.ParquetWriter(str(parquet_path), arrow_schema(entity_type))
+    # On Postgres one thread writes batch N while this one computes batch N+1 (the
+    # database and the feature code each get a core); at most one batch waits, so
+    # memory stays at two batches. SQLite has one writer: written in line.
+    store = _BackgroundStore(engine, entity_type) if engine.dialect.name == "postgresql" else None
     try:
         with engine.connect() as conn:
             for batch in _iter_active(conn, entity_type, with_stored=persist):
@@ -334,9 +356,16 @@ def _write_features(
                             changed.append((rec, feats, keys, digest))
                 writer.write_table(rows_to_arrow(entity_type, rows))
                 if changed:
-                    _store_features(engine, entity_type, changed)
+                    if store is not None:
+                        store.submit(changed)
+                    else:
+                        _store_features(engine, entity_type, changed)
                     out.written += len(changed)
+        if store is not None:
+            store.drain()
     finally:
+        if store is not None:
+            store.close()
         writer.close()
     if persist:
         out.removed = _drop_inactive_features(engine, entity_type)
@@ -344,12 +373,66 @@ def _write_features(
     return out
 
 
-def _store_features(
-    engine: Engine,
-    entity_type: str,
-    changed: list[tuple[_StoredRecord, FeatureRow, list[str], str]],
-) -> None:
-    ids = [rec.record_id for rec, *_ in changed]
+_Changed = list[tuple[_StoredRecord, FeatureRow, list[str], str]]
+
+
+class _BackgroundStore:
+    """:func:`_store_features` on one background thread, one batch in flight."""
+
+    def __init__(self, engine: Engine, entity_type: str) -> None:
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        self._engine = engine
+        self._entity_type = entity_type
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mdm-features")
+        self._pending: Future[None] | None = None
+
+    def submit(self, changed: _Changed) -> None:
+        self.drain()  # a failed write raises here, before more work is queued
+        self._pending = self._pool.submit(_store_features, self._engine, self._entity_type, changed)
+
+    def drain(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        # after an error elsewhere: let the batch in flight finish (its transaction
+        # commits or rolls back whole), never leave a thread writing behind us
+        self._pool.shutdown(wait=True)
+
+
+def _store_features(engine: Engine, entity_type: str, changed: _Changed) -> None:
+    # only records that had features need their old rows removed: on a first run
+    # (or for new records) there is nothing to delete, and a DELETE ... IN on a
+    # table whose statistics still say "empty" is a sequential scan per batch
+    ids = [rec.record_id for rec, *_ in changed if rec.stored_hash is not None]
+    with engine.begin() as conn:
+        if conn.dialect.name != "postgresql":
+            # (SQLite's planner uses the index whatever its statistics say)
+            _delete_features(conn, [rec.record_id for rec, *_ in changed])
+            _insert_features(conn, entity_type, changed)
+            return
+        _delete_features(conn, ids)
+        try:
+            with conn.begin_nested():
+                _copy_features(conn, entity_type, changed)
+        except psycopg.errors.UniqueViolation:
+            # the API registered one of these records (its features) after this
+            # run read it: replace them all, as before the run skipped the deletes
+            # (the next run sees the newer version and rewrites its features)
+            log.info("features of %d records written concurrently; replacing", len(changed))
+            _delete_features(conn, [rec.record_id for rec, *_ in changed])
+            _copy_features(conn, entity_type, changed)
+
+
+def _delete_features(conn: Connection, ids: list[int]) -> None:
+    for part in _chunks(ids):
+        conn.execute(delete(bk).where(bk.c.source_record_id.in_(part)))
+        conn.execute(delete(mf).where(mf.c.source_record_id.in_(part)))
+
+
+def _insert_features(conn: Connection, entity_type: str, changed: _Changed) -> None:
     feature_rows = [
         {
             "source_record_id": rec.record_id,
@@ -365,12 +448,36 @@ def _store_features(
         for rec, _feats, keys, _digest in changed
         for key in dict.fromkeys(keys)
     ]
-    with engine.begin() as conn:
-        for part in _chunks(ids):
-            conn.execute(delete(bk).where(bk.c.source_record_id.in_(part)))
-            conn.execute(delete(mf).where(mf.c.source_record_id.in_(part)))
-        _bulk_insert(conn, mf, feature_rows, json_columns=("features",))
-        _bulk_insert(conn, bk, key_rows)
+    _bulk_insert(conn, mf, feature_rows, json_columns=("features",))
+    _bulk_insert(conn, bk, key_rows)
+
+
+def _copy_features(conn: Connection, entity_type: str, changed: _Changed) -> None:
+    """Both tables by COPY, the text built directly (psycopg's per-row ``write_row``
+    cost more than Postgres's own work)."""
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    et = copy_text(entity_type)
+    features = "".join(
+        f"{rec.record_id}\t{et}\t{rec.version}\t{digest}\t"
+        f"{copy_text(orjson.dumps(feats).decode())}\n"
+        for rec, feats, _keys, digest in changed
+    )
+    keys = "".join(
+        f"{et}\t{copy_text(key)}\t{rec.record_id}\n"
+        for rec, _feats, record_keys, _digest in changed
+        for key in dict.fromkeys(record_keys)
+    )
+    with dbapi.cursor() as cur:
+        with cur.copy(
+            "COPY match_features (source_record_id, entity_type, record_version, "
+            "content_hash, features) FROM STDIN"
+        ) as copy:
+            copy.write(features)
+        with cur.copy(
+            "COPY blocking_keys (entity_type, blocking_key, source_record_id) FROM STDIN"
+        ) as copy:
+            copy.write(keys)
 
 
 def _bulk_insert(

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mdm.store.models.base import Base, BigId, Json, UTCDateTime, utcnow
+from mdm.store.models.base import Base, BigId, Json, JsonText, UTCDateTime, utcnow
 
 _ENTITY_TYPE_CHECK = "entity_type IN ('citizen', 'organization', 'dossier')"
 
@@ -61,8 +61,9 @@ class EntityVersion(Base):
     entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id"))
     version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
-    attributes: Mapped[dict[str, Any]] = mapped_column(Json)
-    provenance: Mapped[dict[str, Any]] = mapped_column(Json)
+    # immutable documents read whole: JSON text (migration 0010)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JsonText)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JsonText)
     change: Mapped[str] = mapped_column(String(40))
     changed_by: Mapped[str] = mapped_column(String(200))
     valid_from: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

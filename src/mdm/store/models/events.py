@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mdm.store.models.base import Base, BigId, Json, UTCDateTime, utcnow
+from mdm.store.models.base import Base, BigId, Json, JsonText, UTCDateTime, utcnow
 
 
 class OutboxEvent(Base):
@@ -58,7 +58,7 @@ class OutboxEvent(Base):
     entity_type: Mapped[str] = mapped_column(String(20))
     event_type: Mapped[str] = mapped_column(String(30))
     sequence: Mapped[int] = mapped_column(Integer)
-    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonText)  # read whole (migration 0010)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
