@@ -1,5 +1,6 @@
-"""the candidate index (blocking_keys, match_features) drops its foreign keys; feature
-rows, entity versions and event payloads are stored as JSON text
+"""the candidate index (blocking_keys, match_features) drops its foreign keys and
+signs each feature row; feature rows, entity versions and event payloads are stored
+as JSON text
 
 ``blocking_keys`` and ``match_features`` are derived data: the batch run rebuilds
 them from the source records (only what changed), the API keeps them current one
@@ -10,6 +11,11 @@ seven times per record) cost Postgres about 10 µs a row: 40% of writing the ind
 records are never deleted (withdrawal is a status), so the constraint guarded only
 against a bug in the one writer of these tables; the run's own tests check that
 every key belongs to an active record of its type.
+
+``match_features.signature`` names the code and rules that computed a row (see
+``mdm.services.matching.feature_signature``): a pass reuses a row whose record
+version and signature are current instead of computing it again. Existing rows get
+none, so the first pass after this migration recomputes them once.
 
 Feature rows, entity versions (golden record and provenance, about 1.8 KB a
 version) and event payloads are immutable documents read whole, never queried
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
@@ -61,11 +68,15 @@ def upgrade() -> None:
     for table, name in _FKS:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_constraint(name, type_="foreignkey")
+    with op.batch_alter_table("match_features", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("signature", sa.String(length=32), nullable=True))
     _retype("json")
 
 
 def downgrade() -> None:
     _retype("jsonb")
+    with op.batch_alter_table("match_features", schema=None) as batch_op:
+        batch_op.drop_column("signature")
     for table, name in _FKS:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.create_foreign_key(name, "source_records", ["source_record_id"], ["id"])

@@ -11,6 +11,7 @@ Tests run in file order: the steward tests come last because they change the sto
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -134,7 +135,9 @@ def registry(
     report = svc.train_from_store(engine, "citizen", rules_dir=rules_dir, threads=2)
     assert report.records == len(truth)
     assert svc.model_path("citizen", rules_dir).exists()
-    svc.run_batch(engine, "citizen", rules_dir=rules_dir, threads=2)
+    first = svc.run_batch(engine, "citizen", rules_dir=rules_dir, threads=2)
+    # training stored the feature rows: the run reuses every one of them
+    assert (first.features_reused, first.features_written) == (len(truth), 0)
     with engine.connect() as conn:
         std = {
             int(rid): dict(value)
@@ -329,7 +332,10 @@ def test_features_written_by_the_api_during_a_run_are_replaced_not_fatal(
     keys = blocking_keys(feats, rules)
     stale_read = svc._StoredRecord(record, before.record_version, system, {}, None)
     svc._store_features(
-        registry.engine, "citizen", [(stale_read, feats, keys, svc._features_hash(feats, keys))]
+        registry.engine,
+        "citizen",
+        [(stale_read, feats, keys, svc._features_hash(feats, keys))],
+        svc.feature_signature("citizen", rules),
     )
     with registry.engine.connect() as conn:
         after = conn.execute(
@@ -350,10 +356,35 @@ def test_rerun_changes_nothing(registry: Registry) -> None:
     before = _snapshot(registry.engine)
     summary = svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
     assert summary.features_written == 0
+    assert summary.features_reused == summary.records > 0
     assert not summary.tf_changed
     assert summary.candidates.get("new", 0) == 0
     assert summary.identity["entities_created"] == 0
     assert summary.identity["links_moved"] == 0
+    assert _snapshot(registry.engine) == before
+
+
+def test_changed_feature_code_recomputes_every_row_once(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored row is reused only under the signature of the code and rules that
+    computed it: a new signature recomputes (and re-signs) every row, once."""
+    before = _snapshot(registry.engine)
+    real = svc.feature_signature
+
+    def changed_code(entity_type: str, rules: Any) -> str:
+        return hashlib.sha256(real(entity_type, rules).encode()).hexdigest()[:32]
+
+    monkeypatch.setattr(svc, "feature_signature", changed_code)
+    summary = svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
+    assert summary.features_reused == 0
+    assert summary.features_written == summary.records > 0
+    again = svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
+    assert (again.features_reused, again.features_written) == (again.records, 0)
+    monkeypatch.setattr(svc, "feature_signature", real)
+    back = svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
+    assert back.features_written == back.records
+    # the same features, keys and links throughout: only the signatures changed
     assert _snapshot(registry.engine) == before
 
 

@@ -150,7 +150,8 @@ def run_cmd(
             [
                 f"match run {summary.run_id} [{entity}, {backend}] in {summary.seconds:.1f}s",
                 f"  records {summary.records:,}  features written {summary.features_written:,}"
-                f"  removed {summary.features_removed:,}",
+                f"  removed {summary.features_removed:,}"
+                f"  reused {summary.features_reused:,}",
                 f"  scored pairs {summary.scored_pairs:,}  clusters {summary.clusters:,} "
                 f"({summary.records_in_clusters:,} records)  refused links "
                 f"{summary.refused_links:,}",

@@ -242,8 +242,21 @@ def _finish_run(engine: Engine, run_id: int, status: str, **values: Any) -> None
     finally:
         lock = _run_locks.pop(run_id, None)
         if lock is not None:
-            lock.invalidate()  # closes the session, and its advisory lock with it
-            lock.close()
+            _release(lock)
+
+
+def _release(lock: Connection) -> None:
+    """Give the run lock back before returning: closing the session alone releases
+    it only when the server gets round to ending that backend, and a run started
+    right after (a script, a test under load) could still find it taken."""
+    try:
+        lock.exec_driver_sql("SELECT pg_advisory_unlock_all()")
+        lock.commit()
+    except Exception:  # a dead session holds no lock anyway
+        log.warning("could not release the match run lock explicitly; closing its session")
+    finally:
+        lock.invalidate()  # never back into the pool with session state
+        lock.close()
 
 
 # ----------------------------------------------------------- reading the store
@@ -254,8 +267,19 @@ class _StoredRecord:
     record_id: int
     version: int
     source_system: str
-    standardized: dict[str, Any]
+    #: the payload as JSON text until :attr:`standardized` parses it (a record whose
+    #: stored features are reused never needs it)
+    payload: str | dict[str, Any]
     stored_hash: str | None
+    stored_version: int | None = None
+    stored_signature: str | None = None
+    stored_features: str | None = None
+
+    @property
+    def standardized(self) -> dict[str, Any]:
+        if not isinstance(self.payload, dict):
+            self.payload = _loads(self.payload)
+        return cast(dict[str, Any], self.payload)
 
 
 def _iter_active(
@@ -274,7 +298,8 @@ def _iter_active(
         srv, and_(srv.c.source_record_id == sr.c.id, srv.c.version == sr.c.current_version)
     ).join(systems, systems.c.id == sr.c.source_system_id)
     if with_stored:
-        cols.append(mf.c.content_hash)
+        cols += [mf.c.content_hash, mf.c.record_version, mf.c.signature]
+        cols.append(cast_(mf.c.features, Text))
         joined = joined.outerjoin(mf, mf.c.source_record_id == sr.c.id)
     stmt = (
         select(*cols)
@@ -284,16 +309,13 @@ def _iter_active(
     )
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
     for part in result.partitions(batch):
-        yield [
-            _StoredRecord(
-                int(row[0]),
-                int(row[1]),
-                str(row[2]),
-                row[3] if isinstance(row[3], dict) else _loads(row[3]),
-                row[4] if with_stored else None,
-            )
-            for row in part
-        ]
+        if with_stored:
+            yield [
+                _StoredRecord(int(r[0]), int(r[1]), str(r[2]), r[3], r[4], r[5], r[6], r[7])
+                for r in part
+            ]
+        else:
+            yield [_StoredRecord(int(r[0]), int(r[1]), str(r[2]), r[3], None) for r in part]
 
 
 def _loads(text_: str | bytes) -> Any:
@@ -310,10 +332,46 @@ def _features_hash(features: FeatureRow, keys: list[str]) -> str:
     return hashlib.sha256(orjson.dumps([features, keys])).hexdigest()
 
 
+def feature_signature(entity_type: str, rules: MatchingRules) -> str:
+    """What a stored feature row was computed with: the feature code (and the text
+    folding it uses), the blocking-key code and the rules' blocking columns.
+
+    A row whose record version and signature are current is reused as stored (the
+    pass spends most of its time computing features); any change to that code or
+    to the blocking rules changes the signature and every row is recomputed once.
+    """
+    spec = orjson.dumps([entity_type, rules.blocking.prediction]).decode()
+    found = _SIGNATURES.get(spec)
+    if found is None:
+        import inspect
+
+        from mdm.matching import features as features_module
+        from mdm.matching import incremental
+        from mdm.standardize import text as text_module
+
+        digest = hashlib.sha256(spec.encode())
+        for part in (
+            features_module,
+            text_module,
+            incremental.blocking_keys,
+            incremental._render,
+            incremental._key_rules,
+            incremental.KEY_SEPARATOR,
+        ):
+            source = part if isinstance(part, str) else inspect.getsource(part)
+            digest.update(source.encode())
+        found = _SIGNATURES[spec] = digest.hexdigest()[:32]
+    return found
+
+
+_SIGNATURES: dict[str, str] = {}
+
+
 @dataclass
 class _FeaturePass:
     record_ids: list[int] = field(default_factory=list)
     written: int = 0
+    reused: int = 0
     removed: int = 0
     seconds: float = 0.0
 
@@ -328,7 +386,9 @@ def _write_features(
 ) -> _FeaturePass:
     """Stream the active records into a parquet file of feature rows; with
     ``persist``, also bring ``match_features`` / ``blocking_keys`` up to date,
-    writing only records whose features or keys changed (one transaction a batch)."""
+    writing only records whose features or keys changed (one transaction a batch),
+    and reuse the stored row of a record whose version and
+    :func:`feature_signature` are current instead of computing it again."""
     import pyarrow.parquet as pq
 
     started = time.perf_counter()
@@ -337,29 +397,42 @@ def _write_features(
     # On Postgres one thread writes batch N while this one computes batch N+1 (the
     # database and the feature code each get a core); at most one batch waits, so
     # memory stays at two batches. SQLite has one writer: written in line.
-    store = _BackgroundStore(engine, entity_type) if engine.dialect.name == "postgresql" else None
+    signature = feature_signature(entity_type, rules)
+    store = (
+        _BackgroundStore(engine, entity_type, signature)
+        if engine.dialect.name == "postgresql"
+        else None
+    )
     try:
         with engine.connect() as conn:
             for batch in _iter_active(conn, entity_type, with_stored=persist):
                 rows: list[FeatureRow] = []
                 changed: list[tuple[_StoredRecord, FeatureRow, list[str], str]] = []
                 for rec in batch:
+                    out.record_ids.append(rec.record_id)
+                    if (
+                        rec.stored_features is not None
+                        and rec.stored_signature == signature
+                        and rec.stored_version == rec.version
+                    ):
+                        rows.append(_loads(rec.stored_features))
+                        out.reused += 1
+                        continue
                     feats = build_features(
                         entity_type, str(rec.record_id), rec.source_system, rec.standardized
                     )
                     rows.append(feats)
-                    out.record_ids.append(rec.record_id)
                     if persist:
                         keys = blocking_keys(feats, rules)
                         digest = _features_hash(feats, keys)
-                        if digest != rec.stored_hash:
+                        if digest != rec.stored_hash or rec.stored_signature != signature:
                             changed.append((rec, feats, keys, digest))
                 writer.write_table(rows_to_arrow(entity_type, rows))
                 if changed:
                     if store is not None:
                         store.submit(changed)
                     else:
-                        _store_features(engine, entity_type, changed)
+                        _store_features(engine, entity_type, changed, signature)
                     out.written += len(changed)
         if store is not None:
             store.drain()
@@ -369,8 +442,16 @@ def _write_features(
         writer.close()
     if persist:
         out.removed = _drop_inactive_features(engine, entity_type)
+        if engine.dialect.name == "postgresql" and out.written >= _ANALYZE_AFTER:
+            # the API's candidate query plans with these statistics: after a first
+            # run they would still say "empty" until autovacuum comes round
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE match_features, blocking_keys")
     out.seconds = time.perf_counter() - started
     return out
+
+
+_ANALYZE_AFTER = 10_000  # rows written by one pass
 
 
 _Changed = list[tuple[_StoredRecord, FeatureRow, list[str], str]]
@@ -379,17 +460,20 @@ _Changed = list[tuple[_StoredRecord, FeatureRow, list[str], str]]
 class _BackgroundStore:
     """:func:`_store_features` on one background thread, one batch in flight."""
 
-    def __init__(self, engine: Engine, entity_type: str) -> None:
+    def __init__(self, engine: Engine, entity_type: str, signature: str) -> None:
         from concurrent.futures import Future, ThreadPoolExecutor
 
         self._engine = engine
         self._entity_type = entity_type
+        self._signature = signature
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mdm-features")
         self._pending: Future[None] | None = None
 
     def submit(self, changed: _Changed) -> None:
         self.drain()  # a failed write raises here, before more work is queued
-        self._pending = self._pool.submit(_store_features, self._engine, self._entity_type, changed)
+        self._pending = self._pool.submit(
+            _store_features, self._engine, self._entity_type, changed, self._signature
+        )
 
     def drain(self) -> None:
         if self._pending is not None:
@@ -402,7 +486,9 @@ class _BackgroundStore:
         self._pool.shutdown(wait=True)
 
 
-def _store_features(engine: Engine, entity_type: str, changed: _Changed) -> None:
+def _store_features(
+    engine: Engine, entity_type: str, changed: _Changed, signature: str | None
+) -> None:
     # only records that had features need their old rows removed: on a first run
     # (or for new records) there is nothing to delete, and a DELETE ... IN on a
     # table whose statistics still say "empty" is a sequential scan per batch
@@ -411,19 +497,19 @@ def _store_features(engine: Engine, entity_type: str, changed: _Changed) -> None
         if conn.dialect.name != "postgresql":
             # (SQLite's planner uses the index whatever its statistics say)
             _delete_features(conn, [rec.record_id for rec, *_ in changed])
-            _insert_features(conn, entity_type, changed)
+            _insert_features(conn, entity_type, changed, signature)
             return
         _delete_features(conn, ids)
         try:
             with conn.begin_nested():
-                _copy_features(conn, entity_type, changed)
+                _copy_features(conn, entity_type, changed, signature)
         except psycopg.errors.UniqueViolation:
             # the API registered one of these records (its features) after this
             # run read it: replace them all, as before the run skipped the deletes
             # (the next run sees the newer version and rewrites its features)
             log.info("features of %d records written concurrently; replacing", len(changed))
             _delete_features(conn, [rec.record_id for rec, *_ in changed])
-            _copy_features(conn, entity_type, changed)
+            _copy_features(conn, entity_type, changed, signature)
 
 
 def _delete_features(conn: Connection, ids: list[int]) -> None:
@@ -432,13 +518,16 @@ def _delete_features(conn: Connection, ids: list[int]) -> None:
         conn.execute(delete(mf).where(mf.c.source_record_id.in_(part)))
 
 
-def _insert_features(conn: Connection, entity_type: str, changed: _Changed) -> None:
+def _insert_features(
+    conn: Connection, entity_type: str, changed: _Changed, signature: str | None
+) -> None:
     feature_rows = [
         {
             "source_record_id": rec.record_id,
             "entity_type": entity_type,
             "record_version": rec.version,
             "content_hash": digest,
+            "signature": signature,
             "features": feats,
         }
         for rec, feats, _keys, digest in changed
@@ -452,14 +541,17 @@ def _insert_features(conn: Connection, entity_type: str, changed: _Changed) -> N
     _bulk_insert(conn, bk, key_rows)
 
 
-def _copy_features(conn: Connection, entity_type: str, changed: _Changed) -> None:
+def _copy_features(
+    conn: Connection, entity_type: str, changed: _Changed, signature: str | None
+) -> None:
     """Both tables by COPY, the text built directly (psycopg's per-row ``write_row``
     cost more than Postgres's own work)."""
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     et = copy_text(entity_type)
+    sig = "\\N" if signature is None else copy_text(signature)
     features = "".join(
-        f"{rec.record_id}\t{et}\t{rec.version}\t{digest}\t"
+        f"{rec.record_id}\t{et}\t{rec.version}\t{digest}\t{sig}\t"
         f"{copy_text(orjson.dumps(feats).decode())}\n"
         for rec, feats, _keys, digest in changed
     )
@@ -471,7 +563,7 @@ def _copy_features(conn: Connection, entity_type: str, changed: _Changed) -> Non
     with dbapi.cursor() as cur:
         with cur.copy(
             "COPY match_features (source_record_id, entity_type, record_version, "
-            "content_hash, features) FROM STDIN"
+            "content_hash, signature, features) FROM STDIN"
         ) as copy:
             copy.write(features)
         with cur.copy(
@@ -543,6 +635,9 @@ def train_from_store(
 ) -> TrainingReport:
     """Train on the active records of ``entity_type`` and save the model.
 
+    The feature pass also brings the stored candidate index up to date (as a batch
+    run does), so the run that follows reuses those feature rows.
+
     The model is written to ``<rules dir>/models/<entity>.json`` only after
     training succeeded, atomically (a reader never sees half a file).
     """
@@ -551,7 +646,7 @@ def train_from_store(
     try:
         with tempfile.TemporaryDirectory(prefix="mdm-train-") as tmp:
             parquet = Path(tmp) / "features.parquet"
-            feature_pass = _write_features(engine, entity_type, rules, parquet, persist=False)
+            feature_pass = _write_features(engine, entity_type, rules, parquet, persist=True)
             if not feature_pass.record_ids:
                 raise BadRequest(f"no active {entity_type} records to train on; ingest first")
             con = _duckdb(threads, memory_limit)
@@ -600,6 +695,7 @@ class BatchSummary:
     records: int = 0
     features_written: int = 0
     features_removed: int = 0
+    features_reused: int = 0
     scored_pairs: int = 0
     clusters: int = 0
     records_in_clusters: int = 0
@@ -855,6 +951,7 @@ def run_batch(
             summary.records = len(fp.record_ids)
             summary.features_written = fp.written
             summary.features_removed = fp.removed
+            summary.features_reused = fp.reused
             with engine.connect() as conn:
                 must, cannot = _steward_pairs(conn, entity_type)
             con = _duckdb(threads, memory_limit)
@@ -1357,6 +1454,7 @@ def add_record_features(
             entity_type=entity_type,
             record_version=record_version,
             content_hash=_features_hash(feats, keys),
+            signature=feature_signature(entity_type, rules),
             features=feats,
         )
     )

@@ -54,6 +54,9 @@ class MatchFeatures(Base):
     entity_type: Mapped[str] = mapped_column(String(20))
     record_version: Mapped[int]
     content_hash: Mapped[str] = mapped_column(String(64))
+    #: :func:`mdm.services.matching.feature_signature` of the code and rules that
+    #: computed the row; a current row is reused by the next pass, not recomputed
+    signature: Mapped[str | None] = mapped_column(String(32))
     features: Mapped[dict[str, Any]] = mapped_column(JsonText)  # read whole: json text
 
 
