@@ -59,8 +59,11 @@ def person(rng: random.Random, i: int) -> dict[str, Any]:
     return common_person(rng, i, provinces=34, streets=STREETS[:5])
 
 
-def seed(dsn: str, n: int, seed_value: int = 7) -> dict[str, Any]:
-    """COPY n citizens (one record each) into a migrated database; returns samples."""
+def seed(dsn: str, n: int, seed_value: int = 7, *, matcher_tables: bool = True) -> dict[str, Any]:
+    """COPY n citizens (one record each) into a migrated database; returns samples.
+
+    ``matcher_tables=False`` leaves ``match_features`` and ``blocking_keys`` empty
+    (lookups do not read them; they hold most of the bytes and the seeding time)."""
     from mdm.domain.canonical_id import new_canonical_id
     from mdm.matching import blocking_keys, build_features, load_rules
 
@@ -97,10 +100,11 @@ def seed(dsn: str, n: int, seed_value: int = 7) -> dict[str, Any]:
                 ents.append((rid, cid, "citizen", "active", 1, attrs_json, prov_json, at, at))
                 vers.append((rid, rid, 1, "active", attrs_json, prov_json, "created", "bench", at))
                 lnks.append((rid, rid, rid, "new", None, "bench", at, True))
-                f = build_features("citizen", str(rid), SYSTEMS[sid - 1], std)
-                ks = list(dict.fromkeys(blocking_keys(f, rules)))
-                feats.append((rid, "citizen", 1, f"h{rid}", orjson.dumps(f).decode()))
-                keys.extend(("citizen", k, rid) for k in ks)
+                if matcher_tables:
+                    f = build_features("citizen", str(rid), SYSTEMS[sid - 1], std)
+                    ks = list(dict.fromkeys(blocking_keys(f, rules)))
+                    feats.append((rid, "citizen", 1, f"h{rid}", orjson.dumps(f).decode()))
+                    keys.extend(("citizen", k, rid) for k in ks)
                 if rng.random() < 20_000 / max(n, 1):
                     samples["ids"].append(cid)
                     samples["xrefs"].append((SYSTEMS[sid - 1], skey))

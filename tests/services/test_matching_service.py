@@ -305,6 +305,19 @@ def test_blocking_keys_and_features_cover_every_record(registry: Registry) -> No
     assert orphans == {"blocking_keys": 0, "match_features": 0}
 
 
+def _index_rows(conn: Any, record: int) -> tuple[tuple[str, int], list[str]]:
+    """A record's stored feature row (content hash, record version) and its keys."""
+    row = conn.execute(
+        select(MatchFeatures.content_hash, MatchFeatures.record_version).where(
+            MatchFeatures.source_record_id == record
+        )
+    ).one()
+    keys = conn.execute(
+        select(BlockingKey.blocking_key).where(BlockingKey.source_record_id == record)
+    ).scalars()
+    return (row.content_hash, row.record_version), sorted(keys)
+
+
 def test_features_written_by_the_api_during_a_run_are_replaced_not_fatal(
     registry: Registry,
 ) -> None:
@@ -312,16 +325,7 @@ def test_features_written_by_the_api_during_a_run_are_replaced_not_fatal(
     the run's write (a registration racing a long run): the run replaces them."""
     with registry.engine.connect() as conn:
         record = conn.execute(select(func.min(MatchFeatures.source_record_id))).scalar_one()
-        before = conn.execute(
-            select(MatchFeatures.content_hash, MatchFeatures.record_version).where(
-                MatchFeatures.source_record_id == record
-            )
-        ).one()
-        keys_before = sorted(
-            conn.execute(
-                select(BlockingKey.blocking_key).where(BlockingKey.source_record_id == record)
-            ).scalars()
-        )
+        (_hash, version), keys_before = _index_rows(conn, record)
         system = conn.execute(
             select(SourceSystem.name)
             .join(SourceRecord, SourceRecord.source_system_id == SourceSystem.id)
@@ -330,7 +334,7 @@ def test_features_written_by_the_api_during_a_run_are_replaced_not_fatal(
     rules = load_rules("citizen", registry.rules_dir)
     feats = build_features("citizen", str(record), system, registry.std[record])
     keys = blocking_keys(feats, rules)
-    stale_read = svc._StoredRecord(record, before.record_version, system, {}, None)
+    stale_read = svc._StoredRecord(record, version, system, {}, None)
     svc._store_features(
         registry.engine,
         "citizen",
@@ -338,17 +342,8 @@ def test_features_written_by_the_api_during_a_run_are_replaced_not_fatal(
         svc.feature_signature("citizen", rules),
     )
     with registry.engine.connect() as conn:
-        after = conn.execute(
-            select(MatchFeatures.content_hash, MatchFeatures.record_version).where(
-                MatchFeatures.source_record_id == record
-            )
-        ).one()
-        keys_after = sorted(
-            conn.execute(
-                select(BlockingKey.blocking_key).where(BlockingKey.source_record_id == record)
-            ).scalars()
-        )
-    assert tuple(after) == (svc._features_hash(feats, keys), before.record_version)
+        after, keys_after = _index_rows(conn, record)
+    assert after == (svc._features_hash(feats, keys), version)
     assert keys_after == sorted(set(keys)) and keys_before
 
 
