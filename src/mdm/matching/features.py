@@ -361,8 +361,11 @@ def street_key(value: object) -> str | None:
 def _first_address(raw: Mapping[str, Any], *keys: str) -> object:
     for key in keys:
         value = raw.get(key)
-        if isinstance(value, Mapping) and any(
-            value.get(k) for k in ("province_code", "commune_code", "legacy_commune_code")
+        # (spelled out: a generator and an ABC check here were a tenth of a pass)
+        if (type(value) is dict or isinstance(value, Mapping)) and (
+            value.get("province_code")
+            or value.get("commune_code")
+            or value.get("legacy_commune_code")
         ):
             return value
     return None

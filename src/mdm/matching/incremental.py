@@ -44,31 +44,41 @@ def blocking_keys(features: Row, rules: MatchingRules) -> list[str]:
     path. Keys name their columns, so reordering rules keeps existing keys valid.
     """
     keys: list[str] = []
+    get = features.get
     for prefix, cols in _key_rules(rules.blocking.prediction):
-        values = [features.get(c) for c in cols]
+        if len(cols) == 1:
+            value = get(cols[0])
+            if value is not None:
+                keys.append(prefix + (value if type(value) is str else _render(value)))
+            continue
+        values = [get(c) for c in cols]
         if None in values:
             continue
-        keys.append(prefix + KEY_SEPARATOR.join(map(_render, values)))
+        keys.append(
+            prefix + KEY_SEPARATOR.join([v if type(v) is str else _render(v) for v in values])
+        )
     return keys
 
 
 def _render(value: FeatureValue) -> str:
-    if type(value) is str:
-        return value
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-_KEY_RULES: dict[tuple[tuple[str, ...], ...], list[tuple[str, tuple[str, ...]]]] = {}
+_KEY_RULES: dict[int, tuple[object, list[tuple[str, tuple[str, ...]]]]] = {}
 
 
 def _key_rules(prediction: Sequence[Sequence[str]]) -> list[tuple[str, tuple[str, ...]]]:
-    """``(key prefix, columns)`` per rule, computed once per distinct rule set (a run
-    calls :func:`blocking_keys` for every record)."""
-    spec = tuple(tuple(cols) for cols in prediction)
-    found = _KEY_RULES.get(spec)
-    if found is None:
-        found = _KEY_RULES[spec] = [("+".join(cols) + ":", cols) for cols in spec]
-    return found
+    """``(key prefix, columns)`` per rule, computed once per rules object (a pass
+    calls :func:`blocking_keys` for every record; rebuilding this each time cost a
+    fifth of it). The entry holds the object, so its ``id`` is never reused."""
+    hit = _KEY_RULES.get(id(prediction))
+    if hit is not None and hit[0] is prediction:
+        return hit[1]
+    if len(_KEY_RULES) >= 64:  # rules objects come and go (tests, reloads): stay small
+        _KEY_RULES.clear()
+    compiled = [("+".join(cols) + ":", tuple(cols)) for cols in prediction]
+    _KEY_RULES[id(prediction)] = (prediction, compiled)
+    return compiled
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,8 +37,16 @@ def arrow_schema(entity_type: str) -> pa.Schema:
 
 
 def rows_to_arrow(entity_type: str, rows: list[FeatureRow]) -> pa.Table:
+    """Feature rows as an Arrow table. Rows whose keys are the schema's, in its order
+    (what :func:`build_features` returns and what the store keeps) are transposed in
+    one ``zip``; any other row is reordered by name."""
     schema = arrow_schema(entity_type)
-    return pa.table({name: [r.get(name) for r in rows] for name in schema.names}, schema=schema)
+    names = tuple(schema.names)
+    ordered = [
+        tuple(r.values()) if tuple(r) == names else tuple(r.get(n) for n in names) for r in rows
+    ]
+    columns = list(zip(*ordered, strict=True)) if ordered else [() for _ in names]
+    return pa.table(dict(zip(names, columns, strict=True)), schema=schema)
 
 
 def _create_table(con: duckdb.DuckDBPyConnection, entity_type: str, table: str) -> None:

@@ -32,10 +32,8 @@ set-based: bulk reads in chunks, COPY on Postgres, no ORM object per record.
 
 from __future__ import annotations
 
-import gc
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_id import new_canonical_id
 from mdm.exceptions import BadRequest, Conflict
+from mdm.services.bulk import gc_paused
 from mdm.services.resolve import NewEntity, Plan, apply_plans
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
@@ -185,24 +184,6 @@ def issue_canonical_ids(
     return ids
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection during a bulk run.
-
-    A run allocates millions of small acyclic objects (rows, dicts, tuples); every
-    few thousand allocations the collector would walk all live objects again, which
-    cost a third of the run. Reference counting still frees everything; the
-    collector's previous state is restored afterwards.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def apply_partition(
     session: Session,
     entity_type: str,
@@ -220,7 +201,7 @@ def apply_partition(
     singleton, ``model`` otherwise. ``cannot_link`` adds pairs to the stewards'
     (e.g. the matcher's rule conflicts). See the module docstring for the rules.
     """
-    with _gc_paused():
+    with gc_paused():
         return _apply_partition(session, entity_type, groups, methods, actor, cannot_link)
 
 

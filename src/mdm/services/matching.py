@@ -83,6 +83,7 @@ from mdm.matching.features import FeatureRow, FeatureValue
 from mdm.matching.model import weight_to_prob
 from mdm.matching.rules import default_rules_dir
 from mdm.matching.spark import SparkOptions, check_staging, start_session
+from mdm.services.bulk import gc_paused
 from mdm.store.models import (
     BlockingKey,
     Entity,
@@ -404,7 +405,7 @@ def _write_features(
         else None
     )
     try:
-        with engine.connect() as conn:
+        with gc_paused(), engine.connect() as conn:
             for batch in _iter_active(conn, entity_type, with_stored=persist):
                 rows: list[FeatureRow] = []
                 changed: list[tuple[_StoredRecord, FeatureRow, list[str], str]] = []
