@@ -10,6 +10,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -20,39 +22,63 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class Server:
+    base: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
 @contextmanager
-def running_server(
-    database_url: str, *extra_args: str, env: dict[str, str] | None = None
-) -> Iterator[str]:
+def serving(
+    database_url: str, log: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`mdm serve` in a subprocess, its output in the file ``log``: a pipe nobody reads
+    fills up under a flood of log lines (an outage) and then blocks the server."""
     port = free_port()
     environ = {**os.environ, "MDM_DATABASE_URL": database_url, **(env or {})}
-    # The server's output goes to a file, not a pipe: nobody reads a pipe while the
-    # test runs, and a server that logs a lot (an outage) would block once it filled.
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mdm", "serve", "--port", str(port), "--no-migrate", *extra_args],
-        env=environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mdm", "serve", "--port", str(port), "--no-migrate", *args],
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", proc, log)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(f"{base}/healthz", timeout=1)
+                httpx.get(f"{server.base}/healthz", timeout=1)
                 break
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    out = log.read().decode(errors="replace")[-20_000:]
-                    raise RuntimeError(f"server did not start:\n{out}") from None
+                    output = server.output()[-20_000:]
+                    raise RuntimeError(f"server did not start:\n{output}") from None
                 time.sleep(0.1)
-        yield base
+        yield server
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
+            proc.wait()
+
+
+@contextmanager
+def running_server(
+    database_url: str, *extra_args: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """:func:`serving` with its log in a temporary directory; yields the base URL."""
+    with (
+        tempfile.TemporaryDirectory(prefix="mdm-serve-") as tmp,
+        serving(database_url, Path(tmp) / "serve.log", *extra_args, env=env) as server,
+    ):
+        yield server.base

@@ -10,18 +10,13 @@ import os
 import pwd
 import random
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy.orm import Session
 
@@ -30,6 +25,7 @@ from mdm.services.clients import create_client
 from mdm.store.db import make_engine
 from tests.conftest import IN_CI
 from tests.matching.synthetic import trained_citizen_rules
+from tests.servers import free_port
 
 # ------------------------------------------------------------------ model
 
@@ -121,12 +117,6 @@ def _pg_bindir() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PgCluster:
     """A throwaway Postgres cluster: ``initdb`` into a temporary directory, served on a
     free loopback port (and a socket in that directory, never the system's), stopped
@@ -141,7 +131,7 @@ class PgCluster:
             shutil.chown(self.root, user=run_as)
         self.data = self.root / "data"
         self.log = self.root / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
 
     def _cmd(self, tool: str, *args: str) -> list[str]:
         cmd = [str(self.bindir / tool), *args]
@@ -245,53 +235,3 @@ def json_or_text(response: Any) -> Any:
         return response.json()
     except ValueError:
         return response.text
-
-
-@dataclass
-class Server:
-    base: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-
-@contextmanager
-def serving(
-    database_url: str, log: Path, *args: str, env: dict[str, str] | None = None
-) -> Iterator[Server]:
-    """`mdm serve` in a subprocess (as tests/servers.py ``running_server``), its output
-    in a file: a pipe nobody reads fills up under a flood of log lines and then blocks
-    the server, which an outage test must not mistake for a hang of its own."""
-    port = _free_port()
-    environ = {**os.environ, "MDM_DATABASE_URL": database_url, **(env or {})}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mdm", "serve", "--port", str(port), "--no-migrate", *args],
-            env=environ,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{server.base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start:\n{server.output()}") from None
-                time.sleep(0.1)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -32,7 +32,8 @@ from sqlalchemy import func, select, text
 
 from mdm.store.db import make_engine
 from mdm.store.models import Entity, Link, SourceRecord, SourceSystem
-from tests.reliability.conftest import json_or_text, make_api_clients, person, serving
+from tests.reliability.conftest import json_or_text, make_api_clients, person
+from tests.servers import serving
 
 CLIENTS = 20
 PEOPLE_PER_CLIENT = 100  # the scale; on Postgres always

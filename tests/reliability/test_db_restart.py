@@ -41,13 +41,8 @@ from mdm.steward.accounts import create_steward
 from mdm.store import migrate
 from mdm.store.db import make_engine
 from mdm.store.models import AuditLog, Entity, Link, SourceRecord, SourceSystem
-from tests.reliability.conftest import (
-    PgCluster,
-    json_or_text,
-    make_api_clients,
-    person,
-    serving,
-)
+from tests.reliability.conftest import PgCluster, json_or_text, make_api_clients, person
+from tests.servers import serving
 
 CLIENT_TIMEOUT = 20.0  # a request that takes longer is a hang: the test fails
 SOURCE = "reliability-portal"
