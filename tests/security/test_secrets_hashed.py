@@ -84,7 +84,8 @@ def test_keys_passwords_and_sessions_are_stored_hashed(fresh_db_url: str) -> Non
 
     secrets = {
         "api key": api_key,
-        "api key secret": api_key.rsplit("_", 1)[1],
+        # the secret may itself hold "_" (URL-safe base64): split after the prefix
+        "api key secret": api_key.split("_", 2)[2],
         "password": PASSWORD,
         "generated password": generated.group(1),
         "session token": session_token,
