@@ -31,13 +31,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, Table, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, insert, select, text, update
 
 from mdm.domain.canonical_json import canonical_json, canonical_text_map
 from mdm.ingest.mapping import Mapping, MappingModel
@@ -106,14 +107,14 @@ def _mapping_hash(mapping: Mapping) -> str:
     ).hexdigest()
 
 
-# A row ready to store, already serialized: the JSON and the hash are made in the
-# worker processes so that the writing process only streams text into COPY. A plain
-# tuple (key, raw JSON, standardized JSON, issues JSON, SHA-256 of the raw JSON):
-# chunks of them cross a process boundary, and tuples pickle several times faster
-# than objects.
-_Accepted = tuple[str, str, str, str, str]
+# A row ready to store, already serialized: the JSON, its COPY escaping and the hash
+# are made in the worker processes so that the single writer only joins strings. A
+# plain tuple (key, SHA-256 of the raw JSON, the version payload of
+# ``repo.version_payload``): chunks of them cross a process boundary, and tuples of
+# few strings pickle several times faster than objects.
+_Accepted = tuple[str, str, str]
 _Prepared = _Accepted | dict[str, Any]
-_KEY, _RAW, _STD, _ISSUES, _HASH = range(5)
+_KEY, _HASH, _PAYLOAD = range(3)
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
@@ -149,6 +150,8 @@ class _Context:
     entity_type: str
     file_name: str
     full_snapshot: bool
+    #: version payloads in COPY text format (Postgres)
+    copy_format: bool = False
     rows_since_analyze: int = 190_000  # first ANALYZE after ~10k rows, then every 200k
 
     @staticmethod
@@ -209,10 +212,13 @@ def _prepare(row: Row, mapping: Mapping, ctx: _Context) -> _Prepared:
     raw_json = canonical_text_map({str(k): to_text(v) for k, v in row.values.items()})
     return (
         key,
-        raw_json,
-        _compact_json(result.standardized),
-        _compact_json(issues) if issues else "[]",
         hashlib.sha256(raw_json.encode()).hexdigest(),
+        repo.version_payload(
+            raw_json,
+            _compact_json(result.standardized),
+            _compact_json(issues) if issues else "[]",
+            copy_format=ctx.copy_format,
+        ),
     )
 
 
@@ -245,7 +251,7 @@ def _default_workers(file_size: int) -> int:
 
 
 def _write_chunk(
-    engine: Engine,
+    conn: Connection,
     ctx: _Context,
     prepared: list[_Prepared],
     rows_done: int,
@@ -258,8 +264,7 @@ def _write_chunk(
     accepted = [p for p in prepared if type(p) is tuple]
     rejects = [p for p in prepared if type(p) is dict]
     now = ctx.now()
-    with engine.begin() as conn:
-        repo.relax_commit_durability(conn)
+    with conn.begin():
         keys = list(dict.fromkeys(a[_KEY] for a in accepted))
         state = repo.current_states(conn, ctx.system_id, keys)
         new_keys: list[str] = []
@@ -317,11 +322,12 @@ def _write_chunk(
         repo.insert_versions(
             conn,
             [
-                (state[key].record_id, version, a[_RAW], a[_STD], a[_ISSUES], a[_HASH])
+                (state[key].record_id, version, a[_PAYLOAD], a[_HASH])
                 for key, version, a in versions
             ],
             ctx.run_id,
             now,
+            copy_format=ctx.copy_format,
         )
         repo.bump_versions(conn, [(rid, v, h) for rid, (v, h) in bumps.items()], ctx.run_id, now)
         repo.reactivate(conn, sorted(reactivated), now)
@@ -355,10 +361,10 @@ def _write_chunk(
     ctx.rows_since_analyze += len(prepared)
 
 
-def _maybe_analyze(engine: Engine, ctx: _Context) -> None:
+def _maybe_analyze(conn: Connection, ctx: _Context) -> None:
     """Keep Postgres statistics in step with a bulk load (every ~200k rows)."""
     if ctx.rows_since_analyze >= 200_000:
-        with engine.begin() as conn:
+        with conn.begin():
             repo.analyze(conn)
         ctx.rows_since_analyze = 0
 
@@ -480,6 +486,35 @@ def _source_unlock(conn: Any, name: str) -> None:
         conn.close()
 
 
+@contextmanager
+def _writer_connection(engine: Engine) -> Iterator[Connection]:
+    """The one connection a run writes its chunks through, one transaction each.
+
+    Held for the whole run (not checked out of the pool per chunk), and on Postgres
+    its commits don't wait for the WAL flush (``synchronous_commit = off`` for the
+    session, reset before the connection goes back to the pool). Safe for ingest: a
+    chunk and the run's progress commit together, so a database crash can only lose
+    whole chunks, which the resume then reads again.
+    """
+    conn = engine.connect()
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        if postgres:
+            conn.exec_driver_sql("SET synchronous_commit = off")
+            conn.commit()
+        yield conn
+        if postgres:
+            conn.exec_driver_sql("RESET synchronous_commit")
+            conn.commit()
+    except BaseException:
+        if postgres:
+            # the setting must not reach the pool's next user: drop the session
+            conn.invalidate()
+        raise
+    finally:
+        conn.close()
+
+
 def _pipeline(
     chunks: Iterator[tuple[int, list[Row]]],
     write: Callable[[int, list[_Prepared]], None],
@@ -564,73 +599,90 @@ def ingest_file(
     sha = file_sha256(path)
     lock = _source_lock(engine, name)
     try:
-        with engine.begin() as conn:
-            system_id = repo.get_or_create_source_system(conn, name)
-            trust = {k: float(v) for k, v in model.trust.items()}
-            repo.set_trust(conn, system_id, mapping.entity_type, trust)
-        run_id, resume_at, saved = _find_or_start_run(
-            engine, system_id, mapping.entity_type, path, sha, _mapping_hash(mapping), full_snapshot
-        )
-        totals: Counter[str] = Counter({k: int(saved.get(k, 0)) for k in COUNT_KEYS})
-        reasons: Counter[str] = Counter(saved.get("rejected_by_reason", {}))
-        ctx = _Context(system_id, run_id, mapping.entity_type, path.name, full_snapshot)
-        if resume_at:
-            log.info("resuming ingest run %s of %s after row %s", run_id, path.name, resume_at)
-
-        size = max(path.stat().st_size, 1)
-        raw_chars = 0
-        done = 0
-
-        def chunks() -> Iterator[tuple[int, list[Row]]]:
-            nonlocal done, raw_chars
-            batch: list[Row] = []
-            for row in rows:
-                done += 1
-                raw_chars += len(row.raw) + 1
-                if done <= resume_at:
-                    continue
-                batch.append(row)
-                if len(batch) >= chunk_rows:
-                    yield done, batch
-                    batch = []
-            yield done, batch
-
-        def write(end: int, prepared: list[_Prepared]) -> None:
-            _write_chunk(engine, ctx, prepared, end, totals, reasons)
-            _maybe_analyze(engine, ctx)
-            if progress is not None:
-                estimate = int(size / max(raw_chars / max(done, 1), 1.0))
-                progress(end, max(estimate, done), totals["rejected"])
-
-        n_workers = workers if workers is not None else _default_workers(size)
-        if n_workers <= 1:
-            _init_worker(mapping.model, mapping.path, ctx)
-            for end, batch in chunks():
-                write(end, _prepare_chunk(batch))
-        else:
-            _pipeline(chunks(), write, mapping, ctx, n_workers)
-
-        with engine.begin() as conn:
-            withdrawn = 0
-            if full_snapshot:
-                withdrawn = repo.withdraw_unseen(
-                    conn, system_id, mapping.entity_type, run_id, ctx.now()
-                )
-            totals["withdrawn"] = withdrawn
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(
-                    status="completed",
-                    finished_at=ctx.now(),
-                    counts={
-                        **{k: totals.get(k, 0) for k in COUNT_KEYS},
-                        "rejected_by_reason": dict(reasons),
-                    },
-                )
+        with ExitStack() as stack:
+            with engine.begin() as conn:
+                system_id = repo.get_or_create_source_system(conn, name)
+                trust = {k: float(v) for k, v in model.trust.items()}
+                repo.set_trust(conn, system_id, mapping.entity_type, trust)
+            run_id, resume_at, saved = _find_or_start_run(
+                engine,
+                system_id,
+                mapping.entity_type,
+                path,
+                sha,
+                _mapping_hash(mapping),
+                full_snapshot,
             )
-        if progress is not None:
-            progress(done, done, totals["rejected"])
+            totals: Counter[str] = Counter({k: int(saved.get(k, 0)) for k in COUNT_KEYS})
+            reasons: Counter[str] = Counter(saved.get("rejected_by_reason", {}))
+            ctx = _Context(
+                system_id,
+                run_id,
+                mapping.entity_type,
+                path.name,
+                full_snapshot,
+                copy_format=engine.dialect.name == "postgresql",
+            )
+            if resume_at:
+                log.info("resuming ingest run %s of %s after row %s", run_id, path.name, resume_at)
+
+            size = max(path.stat().st_size, 1)
+            raw_chars = 0
+            done = 0
+
+            def chunks() -> Iterator[tuple[int, list[Row]]]:
+                nonlocal done, raw_chars
+                batch: list[Row] = []
+                for row in rows:
+                    done += 1
+                    raw_chars += len(row.raw) + 1
+                    if done <= resume_at:
+                        continue
+                    batch.append(row)
+                    if len(batch) >= chunk_rows:
+                        yield done, batch
+                        batch = []
+                yield done, batch
+
+            wconn = stack.enter_context(_writer_connection(engine))
+
+            def write(end: int, prepared: list[_Prepared]) -> None:
+                _write_chunk(wconn, ctx, prepared, end, totals, reasons)
+                _maybe_analyze(wconn, ctx)
+                if progress is not None:
+                    estimate = int(size / max(raw_chars / max(done, 1), 1.0))
+                    progress(end, max(estimate, done), totals["rejected"])
+
+            n_workers = workers if workers is not None else _default_workers(size)
+            if n_workers <= 1:
+                _init_worker(mapping.model, mapping.path, ctx)
+                for end, batch in chunks():
+                    write(end, _prepare_chunk(batch))
+            else:
+                _pipeline(chunks(), write, mapping, ctx, n_workers)
+
+            with wconn.begin():
+                repo.durable_commit(wconn)  # the run's end is not left to the async commit
+                withdrawn = 0
+                if full_snapshot:
+                    withdrawn = repo.withdraw_unseen(
+                        wconn, system_id, mapping.entity_type, run_id, ctx.now()
+                    )
+                totals["withdrawn"] = withdrawn
+                wconn.execute(
+                    update(runs)
+                    .where(runs.c.id == run_id)
+                    .values(
+                        status="completed",
+                        finished_at=ctx.now(),
+                        counts={
+                            **{k: totals.get(k, 0) for k in COUNT_KEYS},
+                            "rejected_by_reason": dict(reasons),
+                        },
+                    )
+                )
+            if progress is not None:
+                progress(done, done, totals["rejected"])
     finally:
         if lock is not None:
             _source_unlock(lock, name)

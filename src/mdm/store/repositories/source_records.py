@@ -90,14 +90,11 @@ def current_states(
     return out
 
 
-def relax_commit_durability(conn: Connection) -> None:
-    """Postgres: don't wait for the WAL flush at this transaction's commit.
-
-    Safe for ingest: a chunk and the run's progress commit together, so a database
-    crash can only lose whole chunks, which the resume then re-reads.
-    """
+def durable_commit(conn: Connection) -> None:
+    """Postgres: this transaction's commit waits for the WAL flush, whatever the
+    session says (the ingest writer's session commits its chunks asynchronously)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SET LOCAL synchronous_commit = off"))
+        conn.execute(text("SET LOCAL synchronous_commit = on"))
 
 
 def analyze(conn: Connection) -> None:
@@ -150,10 +147,11 @@ def _copy_records(
 ) -> dict[str, int]:
     """COPY with ids drawn from the table's sequence up front: a multi-row INSERT
     ... RETURNING costs more in statement building than the insert itself."""
+    # the sequence is looked up once (pg_get_serial_sequence per row cost 4 us a row)
     ids: list[int] = conn.execute(
         text(
-            "SELECT array_agg(nextval(pg_get_serial_sequence('source_records', 'id'))) "
-            "FROM generate_series(1, :n)"
+            "SELECT array_agg(nextval(q.seq)) FROM generate_series(1, :n), "
+            "(SELECT pg_get_serial_sequence('source_records', 'id')::regclass AS seq) AS q"
         ),
         {"n": len(keys)},
     ).scalar_one()
@@ -182,14 +180,26 @@ def copy_text(value: str) -> str:
     return value.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+def version_payload(raw: str, standardized: str, issues: str, *, copy_format: bool) -> str:
+    """A version's three JSON payloads as one value :func:`insert_versions` takes:
+    on Postgres already in COPY's text format (made in the ingest's worker processes,
+    so that the single writer only joins strings), elsewhere tab-joined JSON (JSON
+    text escapes its tabs, so a tab cannot occur inside one of the three)."""
+    if copy_format:
+        return f"{copy_text(raw)}\t{copy_text(standardized)}\t{copy_text(issues)}"
+    return f"{raw}\t{standardized}\t{issues}"
+
+
 def insert_versions(
     conn: Connection,
-    rows: Sequence[tuple[int, int, str, str, str, str]],
+    rows: Sequence[tuple[int, int, str, str]],
     run_id: int,
     received_at: datetime,
+    *,
+    copy_format: bool,
 ) -> None:
-    """rows: (source record id, version, raw, standardized, issues, content hash); the
-    three payloads are already serialized JSON text."""
+    """rows: (source record id, version, payload, content hash), the payload made by
+    :func:`version_payload` (``copy_format`` says which of its two forms)."""
     if not rows:
         return
     columns = (
@@ -197,15 +207,15 @@ def insert_versions(
         "ingest_run_id, received_at"
     )
     if conn.dialect.name == "postgresql":
+        if not copy_format:
+            raise ValueError("Postgres takes version payloads in COPY text format")
         dbapi = conn.connection.driver_connection
         assert dbapi is not None
         # One text block instead of a write_row per version: psycopg's per-row
         # conversion cost more than Postgres took to store the row.
         tail = f"\t{run_id}\t{received_at.isoformat()}\n"
         block = "".join(
-            f"{rid}\t{version}\t{copy_text(raw)}\t{copy_text(std)}\t{copy_text(issues)}"
-            f"\t{chash}{tail}"
-            for rid, version, raw, std, issues, chash in rows
+            f"{rid}\t{version}\t{payload}\t{chash}{tail}" for rid, version, payload, chash in rows
         )
         with (
             dbapi.cursor() as cur,
@@ -213,11 +223,16 @@ def insert_versions(
         ):
             copy.write(block)
         return
+    if copy_format:
+        raise ValueError("only Postgres takes version payloads in COPY text format")
     # SQLite stores JSON as text: hand the serialized text straight to the driver.
     stamp = received_at.replace(tzinfo=None).isoformat(sep=" ")
     conn.exec_driver_sql(
         f"INSERT INTO source_record_versions ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(*row, run_id, stamp) for row in rows],
+        [
+            (rid, version, *payload.split("\t"), chash, run_id, stamp)
+            for rid, version, payload, chash in rows
+        ],
     )
 
 
