@@ -202,8 +202,8 @@ def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
             int(i)
             for i in conn.execute(
                 text(
-                    f"SELECT nextval(pg_get_serial_sequence('{table.name}', '{pk}')) "
-                    "FROM generate_series(1, :n)"
+                    "SELECT nextval(q.seq) FROM generate_series(1, :n), "
+                    f"(SELECT pg_get_serial_sequence('{table.name}', '{pk}')::regclass AS seq) AS q"
                 ),
                 {"n": n},
             ).scalars()
