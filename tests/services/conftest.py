@@ -20,6 +20,11 @@ MakeRecord = Callable[..., int]
 @pytest.fixture
 def make_record(session: Session) -> MakeRecord:
     """make_record(system, key, trust=0.5, day=0, issues=(), **standardized) -> record id."""
+    return record_maker(session)
+
+
+def record_maker(session: Session) -> MakeRecord:
+    """The ``make_record`` fixture's function, for a session of the test's own."""
     systems: dict[str, int] = {}
 
     def _make(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -24,3 +26,31 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+class BackgroundWriter:
+    """Runs writes on one background thread, one at a time, while the caller prepares
+    the next: a bulk job's Python work overlaps the database's work on the previous
+    batch instead of waiting for it.
+
+    ``submit`` first waits for the write in flight (and raises its error, before
+    more work is queued), so at most one batch is held beyond the one being
+    prepared: memory stays bounded. ``drain`` waits for the last one; ``close``
+    (always, in a ``finally``) never leaves a thread writing behind the caller.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._pending: Future[Any] | None = None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.drain()
+        self._pending = self._pool.submit(fn, *args)
+
+    def drain(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

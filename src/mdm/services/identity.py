@@ -33,16 +33,24 @@ set-based: bulk reads in chunks, COPY on Postgres, no ORM object per record.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_id import new_canonical_id
 from mdm.exceptions import BadRequest, Conflict
-from mdm.services.bulk import gc_paused
-from mdm.services.resolve import NewEntity, Plan, apply_plans
+from mdm.services.bulk import BackgroundWriter, gc_paused
+from mdm.services.resolve import (
+    NewEntity,
+    Plan,
+    apply_plans,
+    new_entity_rows,
+    write_new_entity_rows,
+)
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
 from mdm.survivorship import load_survivorship
@@ -168,12 +176,19 @@ def _seed(entity_type: str, system: str, key: str, n: int) -> bytes:
 
 
 def issue_canonical_ids(
-    conn: Any, entity_type: str, founders: Sequence[tuple[str, str]]
+    conn: Any,
+    entity_type: str,
+    founders: Sequence[tuple[str, str]],
+    issued: set[str] | None = None,
 ) -> list[str]:
-    """Reproducible new IDs, one per founding (system, key); a counter on collision."""
+    """Reproducible new IDs, one per founding (system, key); a counter on collision.
+
+    ``issued``: IDs this transaction issued already but ``conn`` may not see (it
+    reads through another connection); the new IDs are added to it.
+    """
     ids = [new_canonical_id(entity_type, seed=_seed(entity_type, s, k, 0)) for s, k in founders]
     taken = repo.existing_canonical_ids(conn, ids)
-    seen: set[str] = set()
+    seen: set[str] = issued if issued is not None else set()
     for i, (system, key) in enumerate(founders):
         n = 0
         while ids[i] in taken or ids[i] in seen:
@@ -192,6 +207,7 @@ def apply_partition(
     methods: Mapping[int, tuple[str, float | None]] | None = None,
     actor: str = "system:match",
     cannot_link: Iterable[tuple[int, int]] = (),
+    reader: Engine | None = None,
 ) -> PartitionSummary:
     """Make entities, links and redirects of ``entity_type`` follow ``groups``.
 
@@ -200,9 +216,14 @@ def apply_partition(
     made (``rule``/``model``/``steward``/``new`` and a score); default ``new`` for a
     singleton, ``model`` otherwise. ``cannot_link`` adds pairs to the stewards'
     (e.g. the matcher's rule conflicts). See the module docstring for the rules.
+
+    ``reader`` (Postgres, a batch run whose transaction has written no entities
+    before this call): new entities are prepared from reads through a second
+    connection of this engine while their rows are written, in the caller's
+    transaction, on a background thread; the store ends the same as without it.
     """
     with gc_paused():
-        return _apply_partition(session, entity_type, groups, methods, actor, cannot_link)
+        return _apply_partition(session, entity_type, groups, methods, actor, cannot_link, reader)
 
 
 def _apply_partition(
@@ -212,6 +233,7 @@ def _apply_partition(
     methods: Mapping[int, tuple[str, float | None]] | None,
     actor: str,
     cannot_link: Iterable[tuple[int, int]],
+    reader: Engine | None,
 ) -> PartitionSummary:
     session.flush()
     conn = session.connection()
@@ -310,25 +332,29 @@ def _apply_partition(
 
     # 4. new entities, with reproducible IDs, written chunk by chunk (memory stays
     # bounded: a first run creates an entity per group). IDs issued by earlier chunks
-    # are in the table already, so collisions resolve as if issued all at once.
-    for start in range(0, len(new_groups), _CHUNK_GROUPS):
-        chunk = new_groups[start : start + _CHUNK_GROUPS]
-        founders_of = repo.record_refs(conn, sorted(r for gi in chunk for r in parts[gi]))
-        founders = [min(founders_of[r] for r in parts[gi]) for gi in chunk]
-        del founders_of
-        canonical = issue_canonical_ids(conn, entity_type, founders)
-        ids = repo.allocate_ids(conn, repo.entities, len(chunk))
-        new_entities = []
-        for gi, eid, cid in zip(chunk, ids, canonical, strict=True):
-            g = parts[gi]
-            rows = [_link_row(r, eid, g, methods, actor, now) for r in g]
-            new_entities.append(NewEntity(eid, cid, g, rows))
-            summary.links_created += sum(1 for r in g if r not in current)
-        created = apply_plans(
-            conn, entity_type, {}, new_entities, actor=actor, now=now, rules=rules
-        )
-        summary.versions += created.versions
-        summary.events += created.events
+    # count as taken, so collisions resolve as if issued all at once.
+    with _reads_beside_writes(conn, reader) as (read, write):
+        issued: set[str] = set()
+        for start in range(0, len(new_groups), _CHUNK_GROUPS):
+            chunk = new_groups[start : start + _CHUNK_GROUPS]
+            founders_of = repo.record_refs(read, sorted(r for gi in chunk for r in parts[gi]))
+            founders = [min(founders_of[r] for r in parts[gi]) for gi in chunk]
+            del founders_of
+            canonical = issue_canonical_ids(read, entity_type, founders, issued)
+            ids = repo.allocate_ids(read, repo.entities, len(chunk))
+            new_entities = []
+            for gi, eid, cid in zip(chunk, ids, canonical, strict=True):
+                g = parts[gi]
+                rows = [_link_row(r, eid, g, methods, actor, now) for r in g]
+                new_entities.append(NewEntity(eid, cid, g, rows))
+                summary.links_created += sum(1 for r in g if r not in current)
+            prepared = new_entity_rows(
+                read, entity_type, new_entities, actor=actor, now=now, rules=rules
+            )
+            del new_entities
+            summary.versions += len(prepared.versions)
+            summary.events += len(prepared.events)
+            write(write_new_entity_rows, conn, prepared, now)
     summary.entities_created = len(new_groups)
 
     # 5. redirects, statuses, golden records, versions, events
@@ -367,6 +393,32 @@ def _apply_partition(
     )
     summary.entities_unchanged = len(taken) - summary.entities_updated
     return summary
+
+
+@contextmanager
+def _reads_beside_writes(
+    conn: Connection, reader: Engine | None
+) -> Iterator[tuple[Connection, Callable[..., Any]]]:
+    """(connection to read through, how to run a write on ``conn``).
+
+    Without a reader, or off Postgres: read and write on ``conn``, one after the
+    other. With one: reads go through a second connection (they only see committed
+    data: the source records, committed entities' IDs, the id sequence) and each
+    write runs on a background thread on ``conn``, one at a time and in order, while
+    the next chunk is prepared; Postgres works on one chunk's COPYs while Python
+    builds the next chunk's golden records. All writes are done when this exits.
+    """
+    if reader is None or conn.dialect.name != "postgresql":
+        yield conn, lambda fn, *args: fn(*args)
+        return
+    writer = BackgroundWriter("mdm-identity")
+    read = reader.connect()
+    try:
+        yield read, writer.submit
+        writer.drain()
+    finally:
+        writer.close()
+        read.close()
 
 
 def _link_row(

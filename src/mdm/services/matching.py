@@ -83,7 +83,7 @@ from mdm.matching.features import FeatureRow, FeatureValue
 from mdm.matching.model import weight_to_prob
 from mdm.matching.rules import default_rules_dir
 from mdm.matching.spark import SparkOptions, check_staging, start_session
-from mdm.services.bulk import gc_paused
+from mdm.services.bulk import BackgroundWriter, gc_paused
 from mdm.store.models import (
     BlockingKey,
     Entity,
@@ -462,29 +462,23 @@ class _BackgroundStore:
     """:func:`_store_features` on one background thread, one batch in flight."""
 
     def __init__(self, engine: Engine, entity_type: str, signature: str) -> None:
-        from concurrent.futures import Future, ThreadPoolExecutor
-
         self._engine = engine
         self._entity_type = entity_type
         self._signature = signature
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mdm-features")
-        self._pending: Future[None] | None = None
+        self._writer = BackgroundWriter("mdm-features")
 
     def submit(self, changed: _Changed) -> None:
-        self.drain()  # a failed write raises here, before more work is queued
-        self._pending = self._pool.submit(
+        self._writer.submit(
             _store_features, self._engine, self._entity_type, changed, self._signature
         )
 
     def drain(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
+        self._writer.drain()
 
     def close(self) -> None:
         # after an error elsewhere: let the batch in flight finish (its transaction
         # commits or rolls back whole), never leave a thread writing behind us
-        self._pool.shutdown(wait=True)
+        self._writer.close()
 
 
 def _store_features(
@@ -1007,6 +1001,9 @@ def run_batch(
                 methods=methods,
                 actor=ACTOR,
                 cannot_link=[*cannot, *conflicts],
+                # the default identity step reads beside its writes (its transaction
+                # holds no entity writes before it); a substitute gets the plain call
+                **({"reader": engine} if apply_partition is None else {}),
             )
         summary.identity = outcome.as_dict() if hasattr(outcome, "as_dict") else {}
         steps["identity"] = time.perf_counter() - t0

@@ -123,6 +123,78 @@ def _conflict_rows(eid: int, golden: GoldenRecord, now: datetime) -> list[dict[s
     ]
 
 
+@dataclass
+class NewEntityRows:
+    """The rows that create a batch of new entities, ready to be written."""
+
+    entity_ids: list[int]
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    events: list[PendingEvent] = field(default_factory=list)
+
+
+def new_entity_rows(
+    conn: Connection,
+    entity_type: str,
+    batch: Sequence[NewEntity],
+    *,
+    actor: str,
+    now: datetime,
+    rules: SurvivorshipRules,
+) -> NewEntityRows:
+    """Golden records of new entities and the rows that create them; only reads.
+
+    ``conn`` reads the members' source records (committed data: a batch run may read
+    them through a second connection while its transaction writes, see
+    :mod:`mdm.services.identity`)."""
+    goldens = golden_for(conn, entity_type, {n.id: n.records for n in batch}, rules, overrides={})
+    out = NewEntityRows([n.id for n in batch])
+    for n in batch:
+        g = goldens[n.id]
+        attributes, provenance = (
+            repo.json_for(conn, g.attributes),
+            repo.json_for(conn, g.provenance),
+        )
+        out.entities.append(
+            {
+                "id": n.id,
+                "canonical_id": n.canonical_id,
+                "entity_type": entity_type,
+                "status": "active",
+                "version": 1,
+                "attributes": attributes,
+                "provenance": provenance,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        out.versions.append(
+            _version_row(n.id, 1, "active", attributes, provenance, n.change, actor, now)
+        )
+        out.links.extend(n.link_rows)
+        out.conflicts.extend(_conflict_rows(n.id, g, now))
+        changed = sorted(g.attributes)
+        for event_type, data in n.events or [("entity.created", {})]:
+            out.events.append(
+                PendingEvent(
+                    n.id, n.canonical_id, entity_type, event_type, 1, {**data, "changed": changed}
+                )
+            )
+    return out
+
+
+def write_new_entity_rows(conn: Connection, rows: NewEntityRows, now: datetime) -> tuple[int, int]:
+    """Write what :func:`new_entity_rows` made; returns (versions, events) written."""
+    repo.bulk_insert(conn, repo.entities, rows.entities)
+    repo.bulk_insert(conn, repo.versions, rows.versions)
+    repo.bulk_insert(conn, repo.links, rows.links)
+    repo.bulk_insert(conn, repo.conflicts, rows.conflicts)
+    events = write_events(conn, rows.events, now, new_entity_ids=rows.entity_ids)
+    return len(rows.versions), events
+
+
 def apply_plans(
     conn: Connection,
     entity_type: str,
@@ -141,54 +213,17 @@ def apply_plans(
     summary = ApplySummary()
 
     for start in range(0, len(new_entities), _CHUNK_ENTITIES):
-        batch = new_entities[start : start + _CHUNK_ENTITIES]
-        goldens = golden_for(
-            conn, entity_type, {n.id: n.records for n in batch}, rules, overrides={}
+        rows = new_entity_rows(
+            conn,
+            entity_type,
+            new_entities[start : start + _CHUNK_ENTITIES],
+            actor=actor,
+            now=now,
+            rules=rules,
         )
-        entity_rows, version_rows, link_rows, conflict_rows = [], [], [], []
-        events: list[PendingEvent] = []
-        for n in batch:
-            g = goldens[n.id]
-            attributes, provenance = (
-                repo.json_for(conn, g.attributes),
-                repo.json_for(conn, g.provenance),
-            )
-            entity_rows.append(
-                {
-                    "id": n.id,
-                    "canonical_id": n.canonical_id,
-                    "entity_type": entity_type,
-                    "status": "active",
-                    "version": 1,
-                    "attributes": attributes,
-                    "provenance": provenance,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            version_rows.append(
-                _version_row(n.id, 1, "active", attributes, provenance, n.change, actor, now)
-            )
-            link_rows.extend(n.link_rows)
-            conflict_rows.extend(_conflict_rows(n.id, g, now))
-            changed = sorted(g.attributes)
-            for event_type, data in n.events or [("entity.created", {})]:
-                events.append(
-                    PendingEvent(
-                        n.id,
-                        n.canonical_id,
-                        entity_type,
-                        event_type,
-                        1,
-                        {**data, "changed": changed},
-                    )
-                )
-        repo.bulk_insert(conn, repo.entities, entity_rows)
-        repo.bulk_insert(conn, repo.versions, version_rows)
-        repo.bulk_insert(conn, repo.links, link_rows)
-        repo.bulk_insert(conn, repo.conflicts, conflict_rows)
-        summary.versions += len(version_rows)
-        summary.events += write_events(conn, events, now, new_entity_ids=[n.id for n in batch])
+        n_versions, n_events = write_new_entity_rows(conn, rows, now)
+        summary.versions += n_versions
+        summary.events += n_events
 
     ids = sorted(plans)
     for start in range(0, len(ids), _CHUNK_ENTITIES):
