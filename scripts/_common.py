@@ -176,3 +176,77 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class CpuSeconds:
+    """CPU seconds (user + system) a job costs, by process group, sampled every 0.3 s:
+
+    * ``main``: the job's own process; ``workers``: its descendants;
+    * ``postgres``: the Postgres backends serving ``database`` (found by their
+      process title, which names the database);
+    * ``postgres (shared)``: the server's other processes (checkpointer, WAL writer,
+      background writer, autovacuum), as their growth during the job.
+
+    On a machine whose speed varies from run to run, CPU seconds per group compare
+    two versions of a job better than wall time does. A process that lives less
+    than one sampling interval is missed; the figures are lower bounds.
+    """
+
+    def __init__(self, pid: int, database: str | None = None) -> None:
+        self.pid = pid
+        self.database = database
+        self._last: dict[int, tuple[str, float]] = {}
+        self._start: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _group(self, proc: psutil.Process, tree: set[int]) -> str | None:
+        if proc.pid == self.pid:
+            return "main"
+        if proc.pid in tree:
+            return "workers"
+        if proc.name() != "postgres":
+            return None
+        title = " ".join(proc.cmdline())
+        if self.database and f" {self.database} " in title:
+            return "postgres"
+        return "postgres (shared)"
+
+    def _sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            tree = {p.pid for p in root.children(recursive=True)}
+        except psutil.Error:
+            tree = set()
+        for proc in psutil.process_iter():
+            try:
+                group = self._group(proc, tree)
+                if group is None:
+                    continue
+                times = proc.cpu_times()
+                cpu = times.user + times.system
+            except psutil.Error:
+                continue
+            if proc.pid not in self._last and group == "postgres (shared)":
+                self._start.setdefault(proc.pid, cpu)  # count its growth only
+            self._last[proc.pid] = (group, cpu)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            time.sleep(0.3)
+
+    def totals(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, (group, cpu) in self._last.items():
+            out[group] = out.get(group, 0.0) + cpu - self._start.get(pid, 0.0)
+        return dict(sorted(out.items()))
+
+    def __enter__(self) -> CpuSeconds:
+        self._sample()  # the shared processes' starting point
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

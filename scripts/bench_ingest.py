@@ -1,6 +1,7 @@
 """Benchmark: `mdm ingest` of 1,000,000 (and 3,000,000) citizen rows into Postgres.
 
-Prints rows/s end to end (read, map, standardize, write with COPY, commit per chunk)
+Prints rows/s end to end (read, map, standardize, write with COPY, commit per chunk),
+the CPU seconds of each process group (the ingest, its workers, Postgres)
 and the peak RSS of the ingest process and its worker processes, with the machine.
 Memory must stay flat whatever the file size: compare the 1M and 3M figures.
 
@@ -19,7 +20,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PeakRss, machine, replicate_csv, scratch_postgres, synth_citizen_file
+from _common import (
+    CpuSeconds,
+    PeakRss,
+    machine,
+    replicate_csv,
+    scratch_postgres,
+    synth_citizen_file,
+)
 
 
 def main() -> None:
@@ -63,7 +71,7 @@ def main() -> None:
             proc = subprocess.Popen(
                 cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
-            with PeakRss(proc.pid) as rss:
+            with PeakRss(proc.pid) as rss, CpuSeconds(proc.pid, url.rsplit("/", 1)[1]) as cpu:
                 out, err = proc.communicate()
             elapsed = time.monotonic() - started
             if proc.returncode != 0:
@@ -74,6 +82,12 @@ def main() -> None:
             f"{rows / elapsed:8,.0f} rows/s end to end; new {summary['new']:,}, "
             f"rejected {summary['rejected']:,}; peak RSS (ingest + workers) "
             f"{rss.peak / 2**20:,.0f} MiB"
+        )
+        spent = cpu.totals()
+        print(
+            f"{'':>9}  CPU seconds: "
+            + ", ".join(f"{group} {secs:,.1f}" for group, secs in spent.items())
+            + f"; {sum(spent.values()) / rows * 1e6:,.0f} µs a row in all"
         )
 
 
