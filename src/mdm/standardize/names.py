@@ -77,8 +77,12 @@ def _split(words: list[str]) -> tuple[str, str, str]:
     return surname, middle, given
 
 
-@lru_cache(maxsize=131072)
 def _parse(raw: str) -> tuple[NameParts | None, tuple[Issue, ...]]:
+    return _parse_at(raw, 0)
+
+
+@lru_cache(maxsize=131072)
+def _parse_at(raw: str, restarts: int) -> tuple[NameParts | None, tuple[Issue, ...]]:
     issues: list[Issue] = []
     # Separators that legacy systems put between parts.
     raw = raw.replace(",", " ").replace("_", " ").replace("/", " ")
@@ -110,6 +114,12 @@ def _parse(raw: str) -> tuple[NameParts | None, tuple[Issue, ...]]:
         parts, more = _parse(cleaned)
         return parts, (*issues, *more)
     text = title_case(text)
+    if restarts < 2 and repair_mojibake(text)[1] is not None:
+        # Title case made mis-decoded text out of text that was not ("ªÏ" -> "ªï",
+        # TCVN3 for "êù"): start over on it, so that a second pass finds nothing left
+        # to repair (idempotence; found by tests/fuzz).
+        parts, more = _parse_at(text, restarts + 1)
+        return parts, (*issues, *more)
     words = text.split(" ")
     surname, middle, given = _split(words)
     if len(words) == 1:
