@@ -414,51 +414,32 @@ def read_csv(
 def _json_row(number: int, text: str) -> Row:
     """One JSON Lines line (already decoded, not blank) as a row or a reject."""
     raw = text.rstrip("\r\n")
+
+    def reject(message: str, code: str) -> Row:
+        return Row(number, None, _storable(_truncate(raw)), message, code)
+
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return Row(
-            number,
-            None,
-            _storable(_truncate(raw)),
+        return reject(
             f"not valid JSON: {exc.msg} at column {exc.colno} (truncated or malformed line)",
             "json_syntax",
         )
     except RecursionError:
-        return Row(
-            number,
-            None,
-            _storable(_truncate(raw)),
-            f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
-            "json_too_deep",
-        )
+        return reject(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "json_too_deep")
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-        return Row(
-            number, None, _storable(_truncate(raw)), f"not usable JSON: {exc}", "json_syntax"
-        )
+        return reject(f"not usable JSON: {exc}", "json_syntax")
     if not isinstance(value, dict):
-        return Row(
-            number,
-            None,
-            _storable(_truncate(raw)),
-            f"a JSON {type(value).__name__}, not an object",
-            "json_not_object",
-        )
+        return reject(f"a JSON {type(value).__name__}, not an object", "json_not_object")
     nested = False
     for v in value.values():
         if isinstance(v, dict | list):
             nested = True
             break
     if nested and _too_deep(value):
-        return Row(
-            number,
-            None,
-            _storable(_truncate(raw)),
-            f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
-            "json_too_deep",
-        )
+        return reject(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "json_too_deep")
     if ("\x00" in text or "\\u0000" in text) and _nul_in(value):
-        return Row(number, None, _storable(_truncate(raw)), _NUL_MESSAGE, "nul_character")
+        return reject(_NUL_MESSAGE, "nul_character")
     return Row(number, value, _truncate(raw))
 
 
