@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PeakRss, machine, run_synth, scratch_postgres
+from _common import CpuSeconds, PeakRss, machine, run_synth, scratch_postgres
 from eval_matching import evaluate
 
 from mdm.store import migrate
@@ -50,7 +50,8 @@ STAGES = ("ingest", "train", "match", "resolve")
 
 
 def run_stage(name: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """One ``mdm`` command in its own process: wall time, peak RSS, its stdout."""
+    """One ``mdm`` command in its own process: wall time, peak RSS, CPU seconds by
+    process group (the command, its workers, Postgres), its stdout."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mdm", *args],
@@ -59,12 +60,13 @@ def run_stage(name: str, args: list[str], env: dict[str, str]) -> dict[str, Any]
         stderr=subprocess.PIPE,
         text=True,
     )
-    with PeakRss(proc.pid) as rss:
+    database = env["MDM_DATABASE_URL"].rsplit("/", 1)[1]
+    with PeakRss(proc.pid) as rss, CpuSeconds(proc.pid, database) as cpu:
         out, err = proc.communicate()
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"{name}: mdm {' '.join(args)} failed:\n{err[-4000:]}")
-    return {"seconds": seconds, "peak_rss": rss.peak, "stdout": out}
+    return {"seconds": seconds, "peak_rss": rss.peak, "cpu": cpu.totals(), "stdout": out}
 
 
 def synth(out: Path, records: int, provinces: int, seed: int) -> float:
@@ -106,10 +108,15 @@ def one_size(records: int, args: argparse.Namespace, workdir: Path) -> dict[str,
             r = run_stage(stage, commands[stage], env)
             total += r["seconds"]
             peak = max(peak, r["peak_rss"])
-            result["stages"][stage] = {"seconds": r["seconds"], "peak_rss": r["peak_rss"]}
+            result["stages"][stage] = {
+                "seconds": r["seconds"],
+                "peak_rss": r["peak_rss"],
+                "cpu_seconds": {k: round(v, 1) for k, v in r["cpu"].items()},
+            }
             print(
                 f"  {stage:<8} {r['seconds']:8.1f} s  {records / r['seconds']:10,.0f} records/s"
-                f"  peak RSS {r['peak_rss'] / 2**20:8,.0f} MiB",
+                f"  peak RSS {r['peak_rss'] / 2**20:8,.0f} MiB  CPU s: "
+                + ", ".join(f"{k} {v:,.1f}" for k, v in r["cpu"].items()),
                 flush=True,
             )
             if stage in ("train", "match") and args.verbose:
