@@ -147,14 +147,10 @@ def _copy_records(
 ) -> dict[str, int]:
     """COPY with ids drawn from the table's sequence up front: a multi-row INSERT
     ... RETURNING costs more in statement building than the insert itself."""
-    # the sequence is looked up once (pg_get_serial_sequence per row cost 4 us a row)
-    ids: list[int] = conn.execute(
-        text(
-            "SELECT array_agg(nextval(q.seq)) FROM generate_series(1, :n), "
-            "(SELECT pg_get_serial_sequence('source_records', 'id')::regclass AS seq) AS q"
-        ),
-        {"n": len(keys)},
-    ).scalar_one()
+    # (imported here: the entities repository imports copy_text from this module)
+    from mdm.store.repositories.entities import allocate_ids
+
+    ids = allocate_ids(conn, sr, len(keys))
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     columns = (
