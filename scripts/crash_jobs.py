@@ -618,12 +618,21 @@ def job_ingest(s: Session) -> Outcome:
 
 
 def job_match(s: Session) -> Outcome:
+    def finished(ref: str, crash: str) -> Callable[[], bool]:
+        # the run is marked completed after its last write: a kill after that only
+        # interrupts the command's report or its exit, and running it again would be
+        # a second run (a second completed row), not a resume
+        sql = "SELECT count(*) FROM match_runs WHERE status = 'completed'"
+        want = _crash.scalar(ref, sql)
+        return lambda: bool(_crash.scalar(crash, sql) == want)
+
     return compare_job(
         s,
         "match",
         "trained",
         lambda _label: s.mdm("match", "run", "--entity", "citizen", "--json"),
         MATCH_TABLES,
+        finished=finished,
         keep_reference_as="matched",
     )
 
