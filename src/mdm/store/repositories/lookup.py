@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, Text, and_, bindparam, func, select, true, tuple_
+from psycopg.pq import TransactionStatus
+from sqlalchemy import Connection, Table, Text, and_, any_, bindparam, func, select, true, tuple_
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -74,27 +75,48 @@ def _row(row: Any) -> CurrentEntity:
 
 
 _ONE = select(*_columns()).where(entities.c.canonical_id == bindparam("cid"))
+_MANY = select(*_columns()).where(
+    entities.c.canonical_id == any_(bindparam("cids", type_=ARRAY(Text())))
+)
 
 _driver_sql: dict[int, str] = {}
+IDLE = TransactionStatus.IDLE
 
 
-def _first(conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
-    """The first row of a prebuilt single-row statement. On Postgres the statement's
-    SQL (compiled once) runs on the driver connection: SQLAlchemy's execution
-    machinery cost more CPU than the indexed lookup (the API's hottest path); psycopg
-    prepares it server-side after a few executions. Timestamps come back in UTC, as
-    through :class:`~mdm.store.models.base.UTCDateTime`."""
-    if conn.dialect.name != "postgresql":
-        return conn.execute(stmt, params).first()
+def _driver_rows(conn: Connection, stmt: Any, params: dict[str, Any], *, one: bool) -> Any:
+    """Rows of a prebuilt statement, run on the driver connection (Postgres): the API's
+    hot path, where SQLAlchemy's execution machinery cost more CPU than the indexed
+    lookup. The statement's SQL is compiled once; psycopg prepares it server-side
+    after a few executions. Timestamps come back in UTC, as through
+    :class:`~mdm.store.models.base.UTCDateTime`."""
     sql = _driver_sql.get(id(stmt))
     if sql is None:
         sql = _driver_sql[id(stmt)] = str(stmt.compile(dialect=conn.dialect))
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
-    row = dbapi.execute(sql, params).fetchone()
-    if row is None:
-        return None
-    return tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in row)
+    if conn.in_transaction() or dbapi.autocommit or dbapi.info.transaction_status != IDLE:
+        cur = dbapi.execute(sql, params)
+        rows = cur.fetchmany(1) if one else cur.fetchall()
+    else:
+        # Outside any transaction, the one statement runs in autocommit: psycopg
+        # would otherwise send BEGIN first and the pool a ROLLBACK at check-in, two
+        # round trips more than the read (a single statement's snapshot is the same).
+        dbapi.autocommit = True
+        try:
+            cur = dbapi.execute(sql, params)
+            rows = cur.fetchmany(1) if one else cur.fetchall()
+        finally:
+            dbapi.autocommit = False
+    return [tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in row) for row in rows]
+
+
+def _first(conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
+    """The first row of a prebuilt single-row statement (driver connection on
+    Postgres, see :func:`_driver_rows`)."""
+    if conn.dialect.name != "postgresql":
+        return conn.execute(stmt, params).first()
+    rows = _driver_rows(conn, stmt, params, one=True)
+    return rows[0] if rows else None
 
 
 def current_entities(conn: Connection, canonical_ids: Sequence[str]) -> dict[str, CurrentEntity]:
@@ -105,6 +127,11 @@ def current_entities(conn: Connection, canonical_ids: Sequence[str]) -> dict[str
         row = _first(conn, _ONE, {"cid": unique[0]})
         if row is not None:
             out[unique[0]] = _row(row)
+        return out
+    if conn.dialect.name == "postgresql":  # one prebuilt statement, the IDs as an array
+        for part in chunks(conn, unique):
+            for row in _driver_rows(conn, _MANY, {"cids": list(part)}, one=False):
+                out[row[1]] = _row(row)
         return out
     for batch in chunks(conn, unique):
         stmt = select(*_columns()).where(one_of(conn, entities.c.canonical_id, batch))
