@@ -21,7 +21,7 @@ one run on one machine:
    heap pages as the cache has them), and the same keys again ("hot": every page
    touched before). Shared-buffer hits and reads (reads come from the OS cache or the
    disk) per lookup from ``pg_stat_database``, with ``track_io_timing`` on.
-4. The real API (``mdm.app:create_app`` under uvicorn as ``bench_api.py`` starts it;
+4. The real API (``mdm.app:create_served_app`` under uvicorn as ``bench_api.py`` starts it;
    auth, rate limits and the audit trail on): ``GET /v1/entities/{id}`` and
    ``GET /v1/xrefs/{system}/{key}`` at 1 and at ``--connections`` (32) connections
    with wrk when installed, else bench_api's Python generator: req/s, p50/p95/p99 ms.
@@ -343,7 +343,7 @@ def run_size(args: argparse.Namespace, n: int, run_load: Any, loadgen: str) -> d
             "MDM_DB_MAX_OVERFLOW": "8",
         }
         api_res: dict[str, dict[str, Any]] = {}
-        server, port = start_server("mdm.app:create_app", args.workers, env, factory=True)
+        server, port = start_server("mdm.app:create_served_app", args.workers, env, factory=True)
         try:
             api_rng = random.Random(n + 1)
             for kind in ("entities", "xrefs"):

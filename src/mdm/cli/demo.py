@@ -223,7 +223,7 @@ def _serve(host: str, port: int, started: float) -> None:
     import uvicorn
 
     config = uvicorn.Config(
-        "mdm.app:create_app",
+        "mdm.app:create_served_app",
         factory=True,
         host=host,
         port=port,

@@ -23,7 +23,7 @@ def serve(
 
         upgrade(get_settings().database_url)
     run_uvicorn(
-        "mdm.app:create_app",
+        "mdm.app:create_served_app",
         factory=True,
         host=host,
         port=port,
