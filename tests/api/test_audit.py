@@ -3,10 +3,12 @@ tamper detection and ``mdm audit verify``."""
 
 from __future__ import annotations
 
+import contextvars
 import os
 import subprocess
 import sys
 import threading
+import time
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
@@ -155,3 +157,51 @@ def test_audit_rows_cannot_be_updated(fresh_db_url: str) -> None:
     else:
         raise AssertionError("the append-only trigger did not fire")
     engine.dispose()
+
+
+def test_announced_requests_share_one_commit_and_a_lone_one_waits_for_none(
+    fresh_db_url: str,
+) -> None:
+    """Group commit with announcements: rows of announced requests wait for each
+    other (one transaction); a write nobody announced, and a batch whose announced
+    requests all ended, are committed at once, not after the gathering window."""
+    engine = make_engine(fresh_db_url)
+    writer = AuditWriter(engine, gather=60.0)  # a window no test run would sit out
+    try:
+        lone = threading.Thread(target=writer.write, args=(_entry(0),))
+        lone.start()
+        lone.join(timeout=20)
+        assert not lone.is_alive() and writer.batches == 1
+
+        contexts = [contextvars.copy_context() for _ in range(3)]
+        for ctx in contexts:
+            ctx.run(writer.announce)
+        threads = [
+            threading.Thread(target=ctx.run, args=(writer.write, _entry(i + 1)))
+            for i, ctx in enumerate(contexts)
+        ]
+        for t in threads:
+            t.start()
+            time.sleep(0.2)  # the writer holds the first rows while the others come
+        for t in threads:
+            t.join(timeout=20)
+        assert not any(t.is_alive() for t in threads)
+        assert writer.batches == 2  # three rows, one commit
+
+        # An announced request that ends without a row (an error answer) releases
+        # the batch waiting for it.
+        ended = contextvars.copy_context()
+        announcement = ended.run(writer.announce)
+        waiting = threading.Thread(target=writer.write, args=(_entry(9),))
+        waiting.start()
+        time.sleep(0.2)
+        assert waiting.is_alive()  # held for the announced request
+        announcement.close()
+        waiting.join(timeout=20)
+        assert not waiting.is_alive() and writer.batches == 3
+        with engine.connect() as conn:
+            report = verify_chain(conn)
+        assert report.ok and report.rows == 5, report
+    finally:
+        writer.close()
+        engine.dispose()

@@ -140,3 +140,58 @@ def test_rate_limit_through_the_shortcut(registry: Registry) -> None:
     assert limited.json()["error"] == "rate_limited"
     assert int(limited.headers["retry-after"]) >= 1
     assert fastpath.served - before >= 3  # the later requests took the shortcut
+
+
+def _refuse_audit_rows(reg: Registry, on: bool) -> None:
+    """A trigger that makes every audit insert fail (the audit trail unwritable)."""
+    with reg.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            if on:
+                conn.exec_driver_sql(
+                    "CREATE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql "
+                    "AS $$ BEGIN RAISE EXCEPTION 'audit refused (test)'; END $$"
+                )
+                conn.exec_driver_sql(
+                    "CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_log "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_audit()"
+                )
+            else:
+                conn.exec_driver_sql("DROP TRIGGER test_refuse_audit ON audit_log")
+                conn.exec_driver_sql("DROP FUNCTION test_refuse_audit()")
+        elif on:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_log "
+                "BEGIN SELECT RAISE(ABORT, 'audit refused (test)'); END"
+            )
+        else:
+            conn.exec_driver_sql("DROP TRIGGER test_refuse_audit")
+
+
+def test_a_read_whose_audit_row_fails_is_not_served_on_either_path(
+    registry: Registry, full_stack: str
+) -> None:
+    """The shortcut awaits its audit commit on the event loop (the endpoint does not
+    block on it); when the commit fails the answer is the full stack's 503
+    audit_unavailable, and the golden record is not sent."""
+    cid = registry.ids["citizen"][5]
+    system, key, _ = registry.xref
+    headers = {"Authorization": f"Bearer {registry.keys['reader']}"}
+    with (
+        httpx.Client(base_url=registry.base_url, headers=headers, timeout=30) as fast,
+        httpx.Client(base_url=full_stack, headers=headers, timeout=30) as full,
+    ):
+        assert fast.get(f"/v1/entities/{cid}").status_code == 200  # fills the auth cache
+        _refuse_audit_rows(registry, True)
+        try:
+            for path in (f"/v1/entities/{cid}", f"/v1/xrefs/{system}/{key}"):
+                before = fastpath.served
+                a, b = fast.get(path), full.get(path)
+                assert fastpath.served == before + 1  # the shortcut answered `a`
+                assert _answer(a) == _answer(b), path
+                assert a.status_code == 503 and a.json()["error"] == "audit_unavailable"
+                assert int(a.headers["retry-after"]) >= 1
+                assert cid not in a.text
+        finally:
+            _refuse_audit_rows(registry, False)
+        assert fast.get(f"/v1/entities/{cid}").status_code == 200
+        assert full.get(f"/v1/entities/{cid}").status_code == 200

@@ -20,6 +20,7 @@ unaudited).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -28,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, cast
@@ -124,61 +126,86 @@ def append(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
 _PG_INSERT = (
     "INSERT INTO audit_log (id, at, actor_type, actor, action, entity_ids, purpose, details, "
     "client_id, prev_hash, row_hash) "
-    "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s)"
+    "SELECT id, at, actor_type, actor, action, entity_ids, purpose, details, client_id, "
+    "prev_hash, row_hash FROM json_to_recordset(%s::json) AS r(id bigint, at timestamptz, "
+    "actor_type text, actor text, action text, entity_ids jsonb, purpose text, details jsonb, "
+    "client_id bigint, prev_hash text, row_hash text)"
+)
+_PG_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+_PG_HEAD = (
+    "SELECT (SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1), "
+    "ARRAY(SELECT nextval(s.seq) FROM "
+    "(SELECT pg_get_serial_sequence('audit_log', 'id')::regclass AS seq) AS s, "
+    "generate_series(1, %s))"
 )
 
 
+def _chain_document(head: Any, entries: Sequence[AuditEntry]) -> tuple[list[int], str]:
+    """The new rows chained onto ``head`` (last hash, new ids) as one JSON document
+    for :data:`_PG_INSERT`."""
+    prev = head[0] or GENESIS
+    ids = [int(i) for i in head[1]]
+    rows = []
+    for new_id, entry in zip(ids, entries, strict=True):
+        row: dict[str, Any] = {
+            "actor_type": entry.actor_type,
+            "actor": entry.actor,
+            "action": entry.action,
+            "entity_ids": list(entry.entity_ids),
+            "purpose": entry.purpose,
+            "details": dict(entry.details),
+            "client_id": entry.client_id,
+        }
+        digest = row_hash(prev, entry.at, row)
+        row["id"] = new_id
+        row["at"] = entry.at.isoformat()
+        row["prev_hash"] = prev
+        row["row_hash"] = digest
+        rows.append(row)
+        prev = digest
+    return ids, encode_json(rows)
+
+
 def _append_pg(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
-    """Postgres, on the driver connection (the API's hot path: SQLAlchemy's statement
-    machinery cost more CPU than the work): lock; the last hash and new ids in one
-    round trip; one pipelined executemany. The lock and the read are separate
-    statements on purpose: under READ COMMITTED a statement's snapshot is taken when
-    it starts, so a read in the locking statement could miss a row committed while
-    it waited for the lock."""
+    """Postgres, on the driver connection, inside the caller's transaction: the lock,
+    then the last hash and new ids, sent together (pipeline); then every row in one
+    ``INSERT`` from a JSON document, whatever the number of rows.
+
+    The lock and the read are separate statements on purpose: under READ COMMITTED a
+    statement's snapshot is taken when it starts, so a read in the locking statement
+    could miss a row committed while it waited for the lock. In a pipeline the server
+    still runs them one after the other: the read starts once the lock is held."""
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     with dbapi.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        cur.execute(
-            "SELECT (SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1), "
-            "ARRAY(SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) "
-            "FROM generate_series(1, %s))",
-            (len(entries),),
-        )
+        with dbapi.pipeline():
+            cur.execute(_PG_LOCK, (_LOCK_KEY,))
+            cur.execute(_PG_HEAD, (len(entries),))
         head = cur.fetchone()
         assert head is not None
-        prev = head[0] or GENESIS
-        ids = [int(i) for i in head[1]]
-        params = []
-        for new_id, entry in zip(ids, entries, strict=True):
-            row: dict[str, Any] = {
-                "actor_type": entry.actor_type,
-                "actor": entry.actor,
-                "action": entry.action,
-                "entity_ids": list(entry.entity_ids),
-                "purpose": entry.purpose,
-                "details": dict(entry.details),
-                "client_id": entry.client_id,
-            }
-            digest = row_hash(prev, entry.at, row)
-            params.append(
-                (
-                    new_id,
-                    entry.at,
-                    entry.actor_type,
-                    entry.actor,
-                    entry.action,
-                    encode_json(row["entity_ids"]),
-                    entry.purpose,
-                    encode_json(row["details"]),
-                    entry.client_id,
-                    prev,
-                    digest,
-                )
-            )
-            prev = digest
-        cur.executemany(_PG_INSERT, params)
+        ids, document = _chain_document(head, entries)
+        cur.execute(_PG_INSERT, (document,))
     return ids
+
+
+def _commit_batch_pg(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+    """The group commit's transaction on Postgres in two round trips: (BEGIN, lock,
+    head) and (INSERT, COMMIT), on the driver connection. The per-batch cost is what
+    limits the API's read throughput (every read waits for its audit row): through
+    SQLAlchemy's transaction and one statement per round trip, a batch cost about
+    0.3 ms of Python and 0.35 ms of Postgres CPU on top of its rows."""
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    with dbapi.cursor() as cur:
+        with dbapi.pipeline():
+            cur.execute(_PG_LOCK, (_LOCK_KEY,))
+            cur.execute(_PG_HEAD, (len(entries),))
+        head = cur.fetchone()
+        assert head is not None
+        _ids, document = _chain_document(head, entries)
+        with dbapi.pipeline():
+            cur.execute(_PG_INSERT, (document,))
+            dbapi.commit()
 
 
 @dataclass
@@ -224,23 +251,112 @@ def verify_chain(conn: Connection) -> ChainReport:
 # ------------------------------------------------------------------ group commit
 
 
-class AuditWriter:
-    """One background thread that commits audit rows in batches (group commit)."""
+class Announcement:
+    """A request that will hand the writer one row soon (see :meth:`AuditWriter.announce`).
 
-    def __init__(self, engine: Engine, *, max_batch: int = 1000, timeout: float = 10.0) -> None:
+    With ``defer``, :meth:`AuditWriter.write` in the request's context does not wait
+    for the commit: it leaves the row's future here, and the request awaits
+    :meth:`committed` before it answers (an event-loop wait instead of a blocked
+    thread, measured cheaper under load)."""
+
+    __slots__ = ("defer", "future", "open", "writer")
+
+    def __init__(self, writer: AuditWriter, defer: bool) -> None:
+        self.writer = writer
+        self.open = True
+        self.defer = defer
+        self.future: Future[None] | None = None
+
+    async def committed(self) -> None:
+        """Return once the row written in this request's context (if any) is
+        committed; raise :class:`AuditUnavailable` if it was not."""
+        if self.future is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.future), self.writer.timeout)
+        except Exception as exc:
+            log.error("audit write failed: %s", type(exc).__name__)
+            raise AuditUnavailable() from exc
+
+    def close(self) -> None:
+        """The request is done: its row was handed over, or none will come (an
+        error answer); the writer then stops waiting for it at once."""
+        if self.open:
+            self.writer._settle(self, wake=True)
+
+
+#: Queued to make the writer look again at what it waits for (nothing to write).
+_WAKE: Final = object()
+
+#: The announcement of the request running in this context, if any.
+_announced: ContextVar[Announcement | None] = ContextVar("mdm_audit_announced", default=None)
+
+
+class AuditWriter:
+    """One background thread that commits audit rows in batches (group commit).
+
+    A batch is committed as soon as the queue is empty, unless requests that were
+    *announced* (:meth:`announce`: the API's fast reads do it before their lookup)
+    have not handed over their row yet: then the writer waits for them, at most
+    ``gather`` seconds after the batch's first row. Under load the rows of all the
+    requests in flight go in one transaction instead of several; a lone request is
+    not delayed (nothing else is announced). Every batch costs a round trip, a lock
+    and an fsync whatever its size (about 0.7 ms of CPU, measured), which at a few
+    rows per batch was half the CPU of a lookup.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 1000,
+        timeout: float = 10.0,
+        gather: float = 0.003,
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.timeout = timeout
-        self._queue: queue.Queue[tuple[AuditEntry, Future[None]] | None] = queue.Queue()
+        self.gather = gather
+        self._queue: queue.Queue[tuple[AuditEntry, Future[None]] | object | None] = queue.Queue()
         self._conn: Connection | None = None
         self._used = 0.0  # time.monotonic() of the kept connection's last batch
+        #: Batches committed (observability and tests).
+        self.batches = 0
+        self._pending = 0  # announced requests whose row has not arrived yet
+        self._pending_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="mdm-audit-writer", daemon=True)
         self._thread.start()
+
+    def announce(self, *, defer: bool = False) -> Announcement:
+        """Say that the request running in this context will write one row soon; close
+        the returned announcement when the request ends (rows written through
+        :meth:`write` in this context settle it themselves). With ``defer`` the
+        request must await :meth:`Announcement.committed` before it answers."""
+        found = Announcement(self, defer)
+        with self._pending_lock:
+            self._pending += 1
+        _announced.set(found)
+        return found
+
+    def _settle(self, announcement: Announcement, *, wake: bool) -> None:
+        with self._pending_lock:
+            if not announcement.open:
+                return
+            announcement.open = False
+            self._pending -= 1
+        if wake:
+            self._queue.put(_WAKE)
 
     def write(self, entry: AuditEntry) -> None:
         """Return once ``entry`` is committed; raise :class:`AuditUnavailable` if not."""
         fut: Future[None] = Future()
         self._queue.put((entry, fut))
+        announcement = _announced.get()
+        if announcement is not None and announcement.writer is self:
+            self._settle(announcement, wake=False)
+            if announcement.defer and announcement.future is None:
+                announcement.future = fut
+                return
         try:
             fut.result(timeout=self.timeout)
         except Exception as exc:
@@ -257,17 +373,32 @@ class AuditWriter:
             if item is None:
                 self._drop_connection()
                 return
-            batch = [item]
+            if item is _WAKE:
+                continue
+            batch: list[tuple[AuditEntry, Future[None]]] = [item]  # type: ignore[list-item]
             stop = False
+            deadline = 0.0
             while len(batch) < self.max_batch:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    if self._pending <= 0:
+                        break
+                    now = time.monotonic()
+                    if not deadline:
+                        deadline = now + self.gather
+                    if now >= deadline:
+                        break
+                    try:
+                        more = self._queue.get(timeout=deadline - now)
+                    except queue.Empty:
+                        break
                 if more is None:
                     stop = True
                     break
-                batch.append(more)
+                if more is _WAKE:
+                    continue
+                batch.append(more)  # type: ignore[arg-type]
             try:
                 # One connection kept by the thread: no pool checkout (and its ping)
                 # per batch; a failed batch drops it and the next one reconnects. A
@@ -278,8 +409,11 @@ class AuditWriter:
                     self._drop_connection()
                 if self._conn is None:
                     self._conn = self.engine.connect()
-                with self._conn.begin():
-                    append(self._conn, [e for e, _f in batch])
+                if self._conn.dialect.name == "postgresql":
+                    _commit_batch_pg(self._conn, [e for e, _f in batch])
+                else:
+                    with self._conn.begin():
+                        append(self._conn, [e for e, _f in batch])
                 self._used = time.monotonic()
             except Exception as exc:
                 # The thread lives on; the batch's requests answer 503
@@ -288,6 +422,7 @@ class AuditWriter:
                 for _e, f in batch:
                     f.set_exception(exc)
             else:
+                self.batches += 1
                 for _e, f in batch:
                     f.set_result(None)
             if stop:
