@@ -736,7 +736,7 @@ def main() -> None:
                         "limit": 10,
                     }
                     searches.append(_request("POST", "/v1/citizen/search", auth, orjson.dumps(q)))
-                for conns in (1, args.connections):
+                for conns in dict.fromkeys((1, 2, args.connections)):
                     r = run_load(port, searches, **{**opts, "connections": conns})
                     results[f"search@{conns}"] = r
                     print(line(f"POST /v1/citizen/search ({conns} conn)", r))

@@ -173,6 +173,14 @@ def test_announced_requests_share_one_commit_and_a_lone_one_waits_for_none(
         lone.join(timeout=20)
         assert not lone.is_alive() and writer.batches == 1
 
+        # An announced request alone: its own row does not wait for itself.
+        alone = contextvars.copy_context()
+        alone.run(writer.announce)
+        single = threading.Thread(target=alone.run, args=(writer.write, _entry(10)))
+        single.start()
+        single.join(timeout=20)
+        assert not single.is_alive() and writer.batches == 2
+
         contexts = [contextvars.copy_context() for _ in range(3)]
         for ctx in contexts:
             ctx.run(writer.announce)
@@ -186,7 +194,7 @@ def test_announced_requests_share_one_commit_and_a_lone_one_waits_for_none(
         for t in threads:
             t.join(timeout=20)
         assert not any(t.is_alive() for t in threads)
-        assert writer.batches == 2  # three rows, one commit
+        assert writer.batches == 3  # three rows, one commit
 
         # An announced request that ends without a row (an error answer) releases
         # the batch waiting for it.
@@ -198,10 +206,10 @@ def test_announced_requests_share_one_commit_and_a_lone_one_waits_for_none(
         assert waiting.is_alive()  # held for the announced request
         announcement.close()
         waiting.join(timeout=20)
-        assert not waiting.is_alive() and writer.batches == 3
+        assert not waiting.is_alive() and writer.batches == 4
         with engine.connect() as conn:
             report = verify_chain(conn)
-        assert report.ok and report.rows == 5, report
+        assert report.ok and report.rows == 6, report
     finally:
         writer.close()
         engine.dispose()

@@ -350,13 +350,17 @@ class AuditWriter:
     def write(self, entry: AuditEntry) -> None:
         """Return once ``entry`` is committed; raise :class:`AuditUnavailable` if not."""
         fut: Future[None] = Future()
-        self._queue.put((entry, fut))
         announcement = _announced.get()
         if announcement is not None and announcement.writer is self:
+            # Settled before the row is queued: a writer that takes the row must not
+            # then wait for the announcement it fulfils.
             self._settle(announcement, wake=False)
+            self._queue.put((entry, fut))
             if announcement.defer and announcement.future is None:
                 announcement.future = fut
                 return
+        else:
+            self._queue.put((entry, fut))
         try:
             fut.result(timeout=self.timeout)
         except Exception as exc:
