@@ -76,14 +76,15 @@ def machine() -> str:
 
 
 @contextmanager
-def scratch_postgres(prefix: str) -> Iterator[str]:
-    """A database of its own on the local Postgres, dropped afterwards."""
+def scratch_postgres(prefix: str, admin_url: str = PG_ADMIN) -> Iterator[str]:
+    """A database of its own on the local Postgres (or the server of ``admin_url``),
+    dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -250,3 +251,23 @@ class CpuSeconds:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+@contextmanager
+def own_postgres(**settings: str) -> Iterator[str]:
+    """A Postgres cluster of the benchmark's own, with ``settings`` in its
+    ``postgresql.conf`` (for example ``shared_buffers="4GB"``): its admin URL. The
+    machine's shared server keeps its own settings; this one is sized as a
+    deployment would size it."""
+    from _pgcluster import PgCluster, pg_bindir, run_as_user
+
+    bindir = pg_bindir()
+    if bindir is None or not (bindir / "initdb").exists():
+        raise SystemExit("no initdb/pg_ctl found (PATH, pg_config, /usr/lib/postgresql/*/bin)")
+    cluster = PgCluster(bindir, run_as_user())
+    try:
+        cluster.init(**settings)
+        cluster.start()
+        yield cluster.url()
+    finally:
+        cluster.destroy()

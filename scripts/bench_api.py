@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -47,8 +48,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import orjson
 import psycopg
-from _common import STREETS, machine, scratch_postgres
+from _common import PG_ADMIN, STREETS, machine, own_postgres, scratch_postgres
 from _common import person as common_person
+from _pgcluster import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ["hn-legacy-2019", "hcm-legacy-2020", "national-portal", "moh-insurance"]
@@ -227,14 +229,6 @@ def create_key(url: str) -> str:
 
 
 # ------------------------------------------------------------------ servers
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(
@@ -586,6 +580,12 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds of the three lookups"
     )
+    parser.add_argument(
+        "--shared-buffers",
+        metavar="SIZE",
+        help="run on a Postgres cluster of the bench's own with this shared_buffers "
+        "(e.g. 4GB: the working set of 1M entities fits), not the machine's server",
+    )
     parser.add_argument("--rules-dir", type=Path, help="with a trained models/citizen.json")
     parser.add_argument(
         "--loadgen",
@@ -613,7 +613,23 @@ def main() -> None:
     rules_dir = args.rules_dir or rules_tmp
     assert rules_dir is not None
     try:
-        with scratch_postgres("mdm_bench_api") as url:
+        with contextlib.ExitStack() as stack:
+            admin = PG_ADMIN
+            if args.shared_buffers:
+                admin = stack.enter_context(
+                    own_postgres(
+                        shared_buffers=args.shared_buffers,
+                        effective_cache_size=args.shared_buffers,
+                        max_wal_size="4GB",
+                    )
+                )
+                print(
+                    f"postgres: a cluster of the bench's own, shared_buffers = "
+                    f"{args.shared_buffers} (the machine's server keeps its settings)"
+                )
+            else:
+                print("postgres: the machine's server, its own settings")
+            url = stack.enter_context(scratch_postgres("mdm_bench_api", admin))
             migrate.upgrade(url)
             dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
             t = time.perf_counter()
