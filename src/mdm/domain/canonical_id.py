@@ -60,13 +60,16 @@ _DOUBLED = {c: (2 * i) // _N + (2 * i) % _N for i, c in enumerate(ALPHABET)}
 _PREFIX_DOUBLED = {p: (2 * i) // _N + (2 * i) % _N for p, i in _PREFIX_CODE.items()}
 
 
+_single_of = _SINGLE.__getitem__
+_doubled_of = _DOUBLED.__getitem__
+
+
 def _check_of(prefix: str, body: str) -> str:
-    single, doubled = _SINGLE, _DOUBLED
-    total = _PREFIX_DOUBLED[prefix]
-    for c in body[0::2]:
-        total += single[c]
-    for c in body[1::2]:
-        total += doubled[c]
+    total = (
+        _PREFIX_DOUBLED[prefix]
+        + sum(map(_single_of, body[0::2]))
+        + sum(map(_doubled_of, body[1::2]))
+    )
     return ALPHABET[(_N - total % _N) % _N]
 
 

@@ -80,6 +80,10 @@ _MANY = select(*_columns()).where(
 )
 
 _driver_sql: dict[int, str] = {}
+#: SQL -> positions of its timestamp columns.
+_timestamp_columns: dict[str, list[int]] = {}
+#: Type OIDs of timestamp and timestamptz.
+_TIMESTAMPS = frozenset({1114, 1184})
 IDLE = TransactionStatus.IDLE
 
 
@@ -107,7 +111,21 @@ def _driver_rows(conn: Connection, stmt: Any, params: dict[str, Any], *, one: bo
             rows = cur.fetchmany(1) if one else cur.fetchall()
         finally:
             dbapi.autocommit = False
-    return [tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in row) for row in rows]
+    stamps = _timestamp_columns.get(sql)
+    if stamps is None:  # timestamp and timestamptz columns, from the result's types
+        stamps = _timestamp_columns[sql] = [
+            i for i, col in enumerate(cur.description or ()) if col.type_code in _TIMESTAMPS
+        ]
+    if not stamps or not rows:
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in stamps:
+            if values[i] is not None:
+                values[i] = values[i].astimezone(UTC)
+        out.append(tuple(values))
+    return out
 
 
 def _first(conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
