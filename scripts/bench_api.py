@@ -73,6 +73,7 @@ def seed(dsn: str, n: int, seed_value: int = 7, *, matcher_tables: bool = True) 
     (lookups do not read them; they hold most of the bytes and the seeding time)."""
     from mdm.domain.canonical_id import new_canonical_id
     from mdm.matching import blocking_keys, build_features, load_rules
+    from mdm.store.models.match import blocking_key_hashes
 
     rules = load_rules("citizen", ROOT / "matching_rules")
     rng = random.Random(seed_value)
@@ -109,7 +110,7 @@ def seed(dsn: str, n: int, seed_value: int = 7, *, matcher_tables: bool = True) 
                 lnks.append((rid, rid, rid, "new", None, "bench", at, True))
                 if matcher_tables:
                     f = build_features("citizen", str(rid), SYSTEMS[sid - 1], std)
-                    ks = list(dict.fromkeys(blocking_keys(f, rules)))
+                    ks = blocking_key_hashes("citizen", blocking_keys(f, rules))
                     feats.append((rid, "citizen", 1, f"h{rid}", orjson.dumps(f).decode()))
                     keys.extend(("citizen", k, rid) for k in ks)
                 if rng.random() < 20_000 / max(n, 1):
@@ -144,8 +145,7 @@ def seed(dsn: str, n: int, seed_value: int = 7, *, matcher_tables: bool = True) 
                         feats,
                     ),
                     (
-                        "COPY blocking_keys (entity_type, blocking_key, source_record_id) "
-                        "FROM STDIN",
+                        "COPY blocking_keys (entity_type, key_hash, source_record_id) FROM STDIN",
                         keys,
                     ),
                 ):

@@ -65,6 +65,7 @@ from mdm.store.models import (  # noqa: E402
     SourceSystem,
     TermFrequency,
 )
+from mdm.store.models.match import blocking_key_hashes  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -130,11 +131,11 @@ def _store_registry(url: str, con: Any, tf_table: Any, rules: Any) -> float:
                 [
                     {
                         "entity_type": "citizen",
-                        "blocking_key": k,
+                        "key_hash": h,
                         "source_record_id": int(r["unique_id"]),
                     }
                     for r in rows
-                    for k in dict.fromkeys(blocking_keys(r, rules))
+                    for h in blocking_key_hashes("citizen", blocking_keys(r, rules))
                 ],
             )
     with engine.begin() as conn:

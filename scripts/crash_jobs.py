@@ -106,7 +106,7 @@ MATCH_TABLES = {
         "SELECT source_record_id, entity_type, record_version, content_hash, features "
         "FROM match_features"
     ),
-    "blocking_keys": Query("SELECT entity_type, blocking_key, source_record_id FROM blocking_keys"),
+    "blocking_keys": Query("SELECT entity_type, key_hash, source_record_id FROM blocking_keys"),
     "term_frequencies": Query("SELECT entity_type, column_name, value, tf FROM term_frequencies"),
     "match_candidates": Query(
         "SELECT entity_type, left_record_id, right_record_id, score, match_weight, weights, "

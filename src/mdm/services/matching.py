@@ -97,6 +97,7 @@ from mdm.store.models import (
     StewardDecision,
     TermFrequency,
 )
+from mdm.store.models.match import blocking_key_hashes
 from mdm.store.repositories.source_records import copy_text
 
 log = logging.getLogger(__name__)
@@ -528,9 +529,9 @@ def _insert_features(
         for rec, feats, _keys, digest in changed
     ]
     key_rows = [
-        {"entity_type": entity_type, "blocking_key": key, "source_record_id": rec.record_id}
+        {"entity_type": entity_type, "key_hash": h, "source_record_id": rec.record_id}
         for rec, _feats, keys, _digest in changed
-        for key in dict.fromkeys(keys)
+        for h in blocking_key_hashes(entity_type, keys)
     ]
     _bulk_insert(conn, mf, feature_rows, json_columns=("features",))
     _bulk_insert(conn, bk, key_rows)
@@ -551,9 +552,9 @@ def _copy_features(
         for rec, feats, _keys, digest in changed
     )
     keys = "".join(
-        f"{et}\t{copy_text(key)}\t{rec.record_id}\n"
+        f"{et}\t{h}\t{rec.record_id}\n"
         for rec, _feats, record_keys, _digest in changed
-        for key in dict.fromkeys(record_keys)
+        for h in blocking_key_hashes(entity_type, record_keys)
     )
     with dbapi.cursor() as cur:
         with cur.copy(
@@ -562,7 +563,7 @@ def _copy_features(
         ) as copy:
             copy.write(features)
         with cur.copy(
-            "COPY blocking_keys (entity_type, blocking_key, source_record_id) FROM STDIN"
+            "COPY blocking_keys (entity_type, key_hash, source_record_id) FROM STDIN"
         ) as copy:
             copy.write(keys)
 
@@ -1173,7 +1174,10 @@ class SqlCandidateSource:
             return []
         ids = (
             select(bk.c.source_record_id)
-            .where(bk.c.entity_type == self.entity_type, bk.c.blocking_key.in_(list(keys)))
+            .where(
+                bk.c.entity_type == self.entity_type,
+                bk.c.key_hash.in_(blocking_key_hashes(self.entity_type, keys)),
+            )
             .distinct()
         )
         rows = self.session.execute(
@@ -1462,10 +1466,10 @@ def add_record_features(
             [
                 {
                     "entity_type": entity_type,
-                    "blocking_key": k,
+                    "key_hash": h,
                     "source_record_id": source_record_id,
                 }
-                for k in keys
+                for h in blocking_key_hashes(entity_type, keys)
             ],
         )
     return keys
