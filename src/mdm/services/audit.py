@@ -103,22 +103,7 @@ def append(conn: Connection, entries: Sequence[AuditEntry]) -> list[int]:
     prev = conn.execute(select(audit.c.row_hash).order_by(audit.c.id.desc()).limit(1)).scalar()
     prev = prev or GENESIS
     ids = allocate_ids(conn, audit, len(entries))
-    rows: list[dict[str, Any]] = []
-    for new_id, entry in zip(ids, entries, strict=True):
-        row: dict[str, Any] = {
-            "id": new_id,
-            "at": entry.at,
-            "actor_type": entry.actor_type,
-            "actor": entry.actor,
-            "action": entry.action,
-            "entity_ids": list(entry.entity_ids),
-            "purpose": entry.purpose,
-            "details": dict(entry.details),
-            "client_id": entry.client_id,
-            "prev_hash": prev,
-        }
-        row["row_hash"] = prev = row_hash(prev, entry.at, row)
-        rows.append(row)
+    rows = _chained_rows(prev, ids, entries)
     conn.execute(insert(audit), rows)
     return ids
 
@@ -140,14 +125,15 @@ _PG_HEAD = (
 )
 
 
-def _chain_document(head: Any, entries: Sequence[AuditEntry]) -> tuple[list[int], str]:
-    """The new rows chained onto ``head`` (last hash, new ids) as one JSON document
-    for :data:`_PG_INSERT`."""
-    prev = head[0] or GENESIS
-    ids = [int(i) for i in head[1]]
-    rows = []
+def _chained_rows(
+    prev: str, ids: Sequence[int], entries: Sequence[AuditEntry]
+) -> list[dict[str, Any]]:
+    """The rows of ``entries`` with ``ids``, chained onto the row hash ``prev``."""
+    rows: list[dict[str, Any]] = []
     for new_id, entry in zip(ids, entries, strict=True):
         row: dict[str, Any] = {
+            "id": new_id,
+            "at": entry.at,
             "actor_type": entry.actor_type,
             "actor": entry.actor,
             "action": entry.action,
@@ -155,14 +141,20 @@ def _chain_document(head: Any, entries: Sequence[AuditEntry]) -> tuple[list[int]
             "purpose": entry.purpose,
             "details": dict(entry.details),
             "client_id": entry.client_id,
+            "prev_hash": prev,
         }
-        digest = row_hash(prev, entry.at, row)
-        row["id"] = new_id
-        row["at"] = entry.at.isoformat()
-        row["prev_hash"] = prev
-        row["row_hash"] = digest
+        row["row_hash"] = prev = row_hash(prev, entry.at, row)
         rows.append(row)
-        prev = digest
+    return rows
+
+
+def _chain_document(head: Any, entries: Sequence[AuditEntry]) -> tuple[list[int], str]:
+    """The new rows chained onto ``head`` (last hash, new ids) as one JSON document
+    for :data:`_PG_INSERT`."""
+    ids = [int(i) for i in head[1]]
+    rows = _chained_rows(head[0] or GENESIS, ids, entries)
+    for row in rows:
+        row["at"] = row["at"].isoformat()
     return ids, encode_json(rows)
 
 
