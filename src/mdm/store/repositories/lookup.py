@@ -98,18 +98,17 @@ def _driver_rows(conn: Connection, stmt: Any, params: dict[str, Any], *, one: bo
         sql = _driver_sql[id(stmt)] = str(stmt.compile(dialect=conn.dialect))
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
-    if conn.in_transaction() or dbapi.autocommit or dbapi.info.transaction_status != IDLE:
+    # Outside any transaction, the one statement runs in autocommit: psycopg would
+    # otherwise send BEGIN first and the pool a ROLLBACK at check-in, two round trips
+    # more than the read (a single statement's snapshot is the same).
+    alone = not (conn.in_transaction() or dbapi.autocommit or dbapi.info.transaction_status != IDLE)
+    if alone:
+        dbapi.autocommit = True
+    try:
         cur = dbapi.execute(sql, params)
         rows = cur.fetchmany(1) if one else cur.fetchall()
-    else:
-        # Outside any transaction, the one statement runs in autocommit: psycopg
-        # would otherwise send BEGIN first and the pool a ROLLBACK at check-in, two
-        # round trips more than the read (a single statement's snapshot is the same).
-        dbapi.autocommit = True
-        try:
-            cur = dbapi.execute(sql, params)
-            rows = cur.fetchmany(1) if one else cur.fetchall()
-        finally:
+    finally:
+        if alone:
             dbapi.autocommit = False
     stamps = _timestamp_columns.get(sql)
     if stamps is None:  # timestamp and timestamptz columns, from the result's types
