@@ -146,11 +146,15 @@ def test_paused_subscription_queues_and_resume_delivers_in_order(
 def test_two_relays_in_one_database_keep_order_per_entity(db: Engine, receiver: Receiver) -> None:
     subscribe(db, receiver)
     receiver.start()
-    receiver.delay = 0.01
-    ids = make_entities(db, 4)
-    with running(db, n=2) as relays:
-        for i in range(40):
-            update_entity(db, ids[i % 4], i)
+    receiver.delay = 0.02
+    # One relay holds at most `capacity` deliveries (8 here) and each entity has one
+    # claimable head, so with 16 entities the other relay always finds heads to take:
+    # both relays work, whichever thread the scheduler favours.
+    config = replace(FAST, concurrency=2, batch_size=4)
+    ids = make_entities(db, 16)
+    with running(db, config, n=2) as relays:
+        for i in range(48):
+            update_entity(db, ids[i % 16], i)
         expected = all_events(db)
         wait_for(lambda: len(receiver.accepted_ids()) == len(expected), 20, "delivery")
     check_order(receiver.accepted(), expected)
