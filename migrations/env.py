@@ -12,6 +12,7 @@ from mdm.config import get_settings
 from mdm.store.db import make_engine
 from mdm.store.models import Base
 from mdm.store.models.base import UTCDateTime
+from mdm.store.models.source import TRIGGER_CHECKED_FOREIGN_KEYS
 
 config = context.config
 
@@ -28,6 +29,19 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
 
 
 target_metadata = Base.metadata
+
+
+def _include_object_for(dialect: str) -> Any:
+    def include_object(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
+        """On Postgres, the foreign keys that migration 0012 replaced with
+        statement-level triggers are not expected in the schema."""
+        return not (
+            dialect == "postgresql"
+            and type_ == "foreign_key_constraint"
+            and name in TRIGGER_CHECKED_FOREIGN_KEYS
+        )
+
+    return include_object
 
 
 def run_migrations_offline() -> None:
@@ -58,6 +72,7 @@ def run_migrations_online() -> None:
                 render_as_batch=connection.dialect.name == "sqlite",
                 compare_type=True,
                 render_item=render_item,
+                include_object=_include_object_for(connection.dialect.name),
             )
             with context.begin_transaction():
                 context.run_migrations()

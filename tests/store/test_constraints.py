@@ -11,11 +11,13 @@ from mdm.domain.canonical_id import new_canonical_id
 from mdm.store.models import (
     AuditLog,
     Entity,
+    IngestRun,
     Link,
     Redirect,
     SourceRecord,
     SourceRecordVersion,
     SourceSystem,
+    utcnow,
 )
 
 
@@ -159,3 +161,100 @@ def test_entity_status_is_checked(session: Session) -> None:
     )
     with pytest.raises(IntegrityError):
         session.flush()
+
+
+def _run(session: Session, system_id: int) -> IngestRun:
+    run = IngestRun(
+        source_system_id=system_id,
+        entity_type="citizen",
+        file_name="f.csv",
+        file_sha256="0" * 64,
+        mapping_sha256="0" * 64,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def _refused(session: Session, statement: str, **params: object) -> None:
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.execute(text(statement), params)
+
+
+def test_the_source_stores_references_are_enforced(session: Session) -> None:
+    """Each reference of a source record and its versions is refused when it points
+    nowhere, and its target cannot go while it is referenced (Postgres checks these
+    per statement since migration 0012, SQLite with its declared foreign keys)."""
+    record = _source_record(session)
+    run = _run(session, record.source_system_id)
+    session.execute(
+        text(
+            "INSERT INTO source_record_versions (source_record_id, version, raw, standardized,"
+            " issues, content_hash, ingest_run_id, received_at) VALUES (:r, 1, '{}', '{}',"
+            " '[]', 'h', :run, CURRENT_TIMESTAMP)"
+        ),
+        {"r": record.id, "run": run.id},
+    )
+    version = (
+        "INSERT INTO source_record_versions (source_record_id, version, raw, standardized, "
+        "issues, content_hash, ingest_run_id, received_at) VALUES (:r, :v, '{}', '{}', '[]', "
+        "'h', :run, CURRENT_TIMESTAMP)"
+    )
+    _refused(session, version, r=987654321, v=1, run=run.id)
+    _refused(session, version, r=record.id, v=2, run=987654321)
+    with session.begin_nested():  # a null run (a registration through the API) is fine
+        session.execute(text(version), {"r": record.id, "v": 2, "run": None})
+    _refused(
+        session,
+        "INSERT INTO source_records (source_system_id, source_key, entity_type, "
+        "current_version, status, first_seen_at, updated_at) VALUES (987654321, 'K2', "
+        "'citizen', 1, 'active', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    )
+    _refused(session, "UPDATE source_records SET last_ingest_run_id = 987654321")
+    _refused(session, "UPDATE source_records SET source_system_id = 987654321")
+    _refused(session, "DELETE FROM source_records WHERE id = :r", r=record.id)
+    _refused(session, "DELETE FROM ingest_runs WHERE id = :run", run=run.id)
+    _refused(session, "UPDATE source_records SET id = id + 1000")
+    if session.get_bind().dialect.name == "postgresql":
+        _refused(session, "TRUNCATE ingest_runs CASCADE")  # versions keep their run
+        _refused(session, "UPDATE ingest_runs SET id = id + 1000")
+        with session.begin_nested():  # emptied together, nothing dangles
+            session.execute(text("TRUNCATE source_records, source_record_versions CASCADE"))
+    counts = session.execute(
+        text("SELECT count(*), count(ingest_run_id) FROM source_record_versions")
+    ).one()
+    if session.get_bind().dialect.name != "postgresql":
+        assert tuple(counts) == (2, 1)
+
+
+def test_a_batch_with_a_dangling_version_is_refused_as_a_whole(session: Session) -> None:
+    """The bulk path of ingest (COPY on Postgres, executemany on SQLite): one version
+    pointing nowhere refuses the whole batch (on Postgres naming the missing key), and
+    none of its good rows is kept."""
+    import psycopg
+
+    from mdm.store.repositories import source_records as repo
+
+    postgres = session.get_bind().dialect.name == "postgresql"
+    record = _source_record(session)
+    run = _run(session, record.source_system_id)
+    conn = session.connection()
+    payload = repo.version_payload("{}", "{}", "[]", copy_format=postgres)
+    with (
+        pytest.raises((IntegrityError, psycopg.IntegrityError)) as refused,
+        conn.begin_nested(),
+    ):
+        repo.insert_versions(
+            conn,
+            [(record.id, 1, payload, "h"), (987654321, 1, payload, "h")],
+            run.id,
+            utcnow(),
+            copy_format=postgres,
+        )
+    if postgres:
+        assert "(source_record_id)=(987654321)" in str(refused.value)
+    assert session.execute(text("SELECT count(*) FROM source_record_versions")).scalar() == 0
+    repo.insert_versions(
+        conn, [(record.id, 1, payload, "h")], run.id, utcnow(), copy_format=postgres
+    )
+    assert session.execute(text("SELECT count(*) FROM source_record_versions")).scalar() == 1
