@@ -181,4 +181,3 @@ def downgrade() -> None:
         op.create_foreign_key(fk, child, parent, [col], ["id"])
     op.execute("DROP FUNCTION IF EXISTS mdm_check_reference()")
     op.execute("DROP FUNCTION IF EXISTS mdm_guard_referenced()")
-
