@@ -11,7 +11,8 @@ from sqlalchemy import pool
 from mdm.config import get_settings
 from mdm.store.db import make_engine
 from mdm.store.models import Base
-from mdm.store.models.base import TRIGGER_CHECKED_FOREIGN_KEYS, UTCDateTime
+from mdm.store.models.base import UTCDateTime
+from mdm.store.models.source import TRIGGER_CHECKED_FOREIGN_KEYS
 
 config = context.config
 

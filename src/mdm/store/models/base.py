@@ -71,25 +71,3 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-#: Foreign keys that Postgres enforces with statement-level triggers instead of its
-#: per-row checks (migration 0012): the references that bulk paths write by the
-#: thousand with COPY (ingest: source records and their versions; the identity step:
-#: entity versions, links and events) and the audit trail's client. One check per
-#: statement instead of one query per row. The models declare them, SQLite keeps them
-#: as declared, and the drift check (``mdm db check``) does not look for them on
-#: Postgres.
-TRIGGER_CHECKED_FOREIGN_KEYS = frozenset(
-    {
-        "fk_source_record_versions_source_record_id_source_records",
-        "fk_source_record_versions_ingest_run_id_ingest_runs",
-        "fk_source_records_source_system_id_source_systems",
-        "fk_source_records_last_ingest_run_id_ingest_runs",
-        "fk_entity_versions_entity_id_entities",
-        "fk_links_entity_id_entities",
-        "fk_links_source_record_id_source_records",
-        "fk_outbox_events_entity_id_entities",
-        "fk_audit_log_client_id_api_clients",
-    }
-)

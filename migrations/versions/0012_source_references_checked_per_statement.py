@@ -1,37 +1,28 @@
-"""the references that bulk paths write by the thousand are checked once per
-statement, not once per row (Postgres)
+"""the source store's references are checked once per statement, not once per row
+(Postgres)
 
 A bulk ingest writes two rows per source record (the record and its first version)
-and each carried foreign keys: the version's record and ingest run, the record's
-source system and last ingest run. Postgres checks a foreign key with one query per
-inserted row (``SELECT 1 … FOR KEY SHARE`` through SPI), and those four queries were
-41% of Postgres's time in an ingest (``perf`` on a 300,000-row run; dropping them
-took Postgres from 26.2 to 13.5 CPU seconds). The identity step of a matching run
-writes the same way (COPY): per new entity a version, an event and its links, each
-with its entity, each link also with its source record. The audit trail's client
-reference is checked once per group commit instead of once per row.
+and each carried four foreign keys: the version's record and ingest run, the
+record's source system and last ingest run. Postgres checks a foreign key with one
+query per inserted row (``SELECT 1 … FOR KEY SHARE`` through SPI), and those four
+queries were 41% of Postgres's time in an ingest (``perf`` on a 300,000-row run;
+dropping them took Postgres from 26.2 to 13.5 CPU seconds).
 
 The same guarantees now hold through statement-level triggers, which check all the
 rows of a ``COPY``, ``INSERT`` or ``UPDATE`` at once with the transition table of
 the statement:
 
 * ``mdm_ref_<table>_<column>()`` on the referencing tables: every non-null value of
-  the column among the statement's new rows is the ``id`` of a row of its parent.
-  The parents are locked ``FOR KEY SHARE`` as a foreign key locks them, so a
-  concurrent ``DELETE`` of a parent waits and then fails. A violation raises
-  SQLSTATE 23503 (``foreign_key_violation``), as the foreign key did, naming the
-  table, the column and the missing key.
+  the column among the statement's new rows is the ``id`` of a row of its parent. The parents are locked ``FOR KEY SHARE`` as a foreign key would lock
+  them, so a concurrent ``DELETE`` of a parent waits and then fails. A violation
+  raises SQLSTATE 23503 (``foreign_key_violation``), as the foreign key did, naming
+  the table, the column and the missing key.
 * ``mdm_guard_referenced(child, column)`` on the parents: a ``DELETE`` of rows that
   are still referenced and a ``TRUNCATE`` that leaves referencing rows behind fail
-  with the same SQLSTATE; a parent's ``id`` cannot be changed. (None of these
-  parents is ever deleted by the application: records are withdrawn, entities
-  retired, clients revoked.)
+  with the same SQLSTATE; a parent's ``id`` cannot be changed.
 
 Like any check of a constraint that is not deferrable, each runs at the end of its
-statement. A single-row ``INSERT`` pays about 5 µs more than with a foreign key; a
-COPY of 20,000 rows a fraction of it. The models keep declaring the foreign keys
-(``mdm.store.models.base.TRIGGER_CHECKED_FOREIGN_KEYS``), and SQLite keeps them as
-declared (one writer, no bulk path).
+statement. SQLite keeps the declared foreign keys (one writer, no bulk path).
 
 Revision ID: 0012
 Revises: 0011
@@ -75,16 +66,6 @@ REFERENCES = (
         "ingest_runs",
         "fk_source_records_last_ingest_run_id_ingest_runs",
     ),
-    (
-        "entity_versions",
-        "entity_id",
-        "entities",
-        "fk_entity_versions_entity_id_entities",
-    ),
-    ("links", "entity_id", "entities", "fk_links_entity_id_entities"),
-    ("links", "source_record_id", "source_records", "fk_links_source_record_id_source_records"),
-    ("outbox_events", "entity_id", "entities", "fk_outbox_events_entity_id_entities"),
-    ("audit_log", "client_id", "api_clients", "fk_audit_log_client_id_api_clients"),
 )
 
 # One function per reference, its queries static so that PL/pgSQL keeps their plans
