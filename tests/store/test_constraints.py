@@ -258,3 +258,57 @@ def test_a_batch_with_a_dangling_version_is_refused_as_a_whole(session: Session)
         conn, [(record.id, 1, payload, "h")], run.id, utcnow(), copy_format=postgres
     )
     assert session.execute(text("SELECT count(*) FROM source_record_versions")).scalar() == 1
+
+
+def test_the_identity_and_audit_references_are_enforced(session: Session) -> None:
+    """The references the identity step writes with COPY (an entity's versions, links
+    and events) and the audit trail's client: each refused when it points nowhere,
+    and a referenced entity or record cannot go."""
+    record = _source_record(session)
+    entity = _entity(session)
+    session.add(Link(source_record_id=record.id, entity_id=entity.id, method="new", created_by="t"))
+    session.flush()
+    missing = 987654321
+    _refused(
+        session,
+        "INSERT INTO links (source_record_id, entity_id, method, created_by, active, "
+        "created_at) VALUES (:r, :e, 'new', 't', false, CURRENT_TIMESTAMP)",
+        r=missing,
+        e=entity.id,
+    )
+    _refused(
+        session,
+        "INSERT INTO entity_versions (entity_id, version, status, attributes, provenance, "
+        "change, changed_by, valid_from) VALUES (:e, 1, 'active', '{}', '{}', 'created', "
+        "'t', CURRENT_TIMESTAMP)",
+        e=missing,
+    )
+    _refused(
+        session,
+        "INSERT INTO outbox_events (event_id, entity_id, canonical_id, entity_type, "
+        "event_type, sequence, payload, created_at) VALUES ('e-1', :e, 'X', 'citizen', "
+        "'entity.created', 1, '{}', CURRENT_TIMESTAMP)",
+        e=missing,
+    )
+    _refused(
+        session,
+        "INSERT INTO audit_log (at, actor_type, actor, action, entity_ids, details, "
+        "client_id, prev_hash, row_hash) VALUES (CURRENT_TIMESTAMP, 'client', 'c', 'read', "
+        "'[]', '{}', :c, :h, :h)",
+        c=missing,
+        h="0" * 64,
+    )
+    _refused(session, "UPDATE links SET entity_id = :e", e=missing)
+    _refused(session, "DELETE FROM entities WHERE id = :e", e=entity.id)
+    _refused(session, "DELETE FROM source_records WHERE id = :r", r=record.id)
+    # what the references allow still goes through
+    with session.begin_nested():
+        session.execute(
+            text(
+                "INSERT INTO entity_versions (entity_id, version, status, attributes, "
+                "provenance, change, changed_by, valid_from) VALUES (:e, 1, 'active', '{}', "
+                "'{}', 'created', 't', CURRENT_TIMESTAMP)"
+            ),
+            {"e": entity.id},
+        )
+    assert session.execute(text("SELECT count(*) FROM entity_versions")).scalar() == 1
