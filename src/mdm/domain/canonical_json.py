@@ -18,13 +18,12 @@ _CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",
 
 
 def canonical_json(value: Any) -> str:
-    # Text and flat maps of text (a name, a standardized address) take orjson, which
-    # writes the same bytes for them (tests/domain/test_canonical_json.py) several
-    # times faster: survivorship keys every value of every record this way. Anything
-    # else (numbers, nesting, what orjson refuses) takes the standard encoder.
-    if type(value) is str or (
-        type(value) is dict and all(type(v) is str or v is None for v in value.values())
-    ):
+    # A flat map of text (a standardized address) takes orjson, which writes the same
+    # bytes for it (tests/domain/test_canonical_json.py) 2.5x faster: survivorship
+    # keys every value of every record this way. Anything else (text alone is already
+    # fast in the json module; numbers, nesting, what orjson refuses) takes the
+    # standard encoder.
+    if type(value) is dict and all(type(v) is str or v is None for v in value.values()):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
         except TypeError:
