@@ -18,8 +18,6 @@ _TEXT = st.text(
 )
 
 
-
-
 def _standard(value: object) -> str:
     """The definition both fast paths must meet: the json module's canonical form."""
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
