@@ -304,3 +304,48 @@ def test_resume_after_kill_reaches_the_uninterrupted_state(
     assert len(_state(reference)) == 30_000
     assert _state(crashed) == _state(reference)
     assert (summary["read"], summary["new"]) == (ref.read, ref.new) or summary["unchanged"] > 0
+
+
+def _rejects(url: str) -> list[tuple[object, ...]]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [
+                (
+                    json.loads(loc)["line"] if isinstance(loc, str) else loc["line"],
+                    key,
+                    str(reasons),
+                )
+                for loc, key, reasons in conn.execute(
+                    text("SELECT location, source_key, reasons FROM rejects ORDER BY id")
+                )
+            ]
+    finally:
+        engine.dispose()
+
+
+def test_worker_processes_store_what_one_process_stores(
+    backend: str,
+    databases,
+    mapping_file: Path,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """The pool of worker processes (the path of every file past a few MB, its
+    workers forked from a preloaded forkserver) gives the store one process gives:
+    the same records, versions, content hashes, rejects and counts, in file order
+    across many chunks, over two files in a row (the second reuses the forkserver)."""
+    data = _big_csv(tmp_path / "big.csv", 3_000)
+    with data.open("a", encoding="utf-8") as out:
+        out.write("K5,Nguyễn Văn Đổi,01/01/1980,1,,\n")  # K5 again, changed: a version 2
+        out.write("K9001,Lê Văn Sai,31/02/1990,1,,\n")  # an impossible date: rejected
+        out.write(",Không Có Mã,01/01/1990,1,,\n")  # no key: rejected
+    second = _write(tmp_path / "second.csv", GOOD)
+    single, pooled = databases.fresh(backend), databases.fresh(backend)
+    one = [_ingest(single, mapping_file, f, workers=1) for f in (data, second)]
+    many = [_ingest(pooled, mapping_file, f, workers=2, chunk_rows=200) for f in (data, second)]
+    assert [s.counts() for s in many] == [s.counts() for s in one]
+    assert one[0].changed == 1 and one[0].rejected == 2
+    assert _state(pooled) == _state(single)
+    assert len(_state(single)) == 3_000 + 1 + len(GOOD)
+    assert _rejects(pooled) == _rejects(single)
+    assert len(_rejects(single)) == 2

@@ -545,9 +545,13 @@ def _pipeline(
             while results.get() is not None:  # unblock the reader until it stops
                 pass
 
+    context = multiprocessing.get_context("forkserver")
+    # (no effect once this process's forkserver runs: it is started once and serves
+    # every file of a manifest, which is the point)
+    context.set_forkserver_preload(["mdm.ingest.worker_preload"])
     with ProcessPoolExecutor(
         max_workers=n_workers,
-        mp_context=multiprocessing.get_context("forkserver"),
+        mp_context=context,
         initializer=_init_worker,
         initargs=(mapping.model, mapping.path, ctx),
     ) as pool:
