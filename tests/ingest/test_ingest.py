@@ -349,3 +349,23 @@ def test_worker_processes_store_what_one_process_stores(
     assert len(_state(single)) == 3_000 + 1 + len(GOOD)
     assert _rejects(pooled) == _rejects(single)
     assert len(_rejects(single)) == 2
+
+
+def test_a_parquet_file_of_many_rows_gets_workers_though_it_is_small(tmp_path: Path) -> None:
+    """Worker processes by the work, not the bytes: Parquet compresses 100,000
+    citizens into about 3 MB, under the size past which a text file gets workers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mdm.services.ingest import _default_workers
+
+    pool = max(1, min(os.cpu_count() or 1, 4))
+    table = pa.table({"MA": [f"K{i}" for i in range(25_000)]})
+    many, few = tmp_path / "many.parquet", tmp_path / "few.parquet"
+    pq.write_table(table, many)
+    pq.write_table(table.slice(0, 100), few)
+    assert many.stat().st_size < 4_000_000
+    assert _default_workers(many, many.stat().st_size, None) == pool
+    assert _default_workers(few, few.stat().st_size, None) == 1
+    text_file = _write(tmp_path / "small.csv", GOOD)
+    assert _default_workers(text_file, text_file.stat().st_size, "csv") == 1

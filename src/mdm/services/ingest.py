@@ -42,7 +42,14 @@ from sqlalchemy import Connection, Engine, Table, insert, select, text, update
 
 from mdm.domain.canonical_json import canonical_json, canonical_text_map
 from mdm.ingest.mapping import Mapping, MappingModel
-from mdm.ingest.readers import InputFileError, Row, file_sha256, open_rows, to_text
+from mdm.ingest.readers import (
+    InputFileError,
+    Row,
+    detect_format,
+    file_sha256,
+    open_rows,
+    to_text,
+)
 from mdm.standardize.records import standardize_record
 from mdm.store.models import IngestRun
 from mdm.store.repositories import source_records as repo
@@ -243,9 +250,18 @@ def _prepare_fields(rows: list[tuple[Any, ...]]) -> list[_Prepared]:
     return _prepare_chunk([Row(*fields) for fields in rows])
 
 
-def _default_workers(file_size: int) -> int:
-    """Worker processes pay ~1 s each to load the unit index: worth it past a few MB."""
-    if file_size < 4_000_000:
+def _default_workers(path: Path, file_size: int, kind: str | None) -> int:
+    """Worker processes are worth it past a few MB of text, or for a Parquet file
+    past 20,000 rows (Parquet compresses: 100,000 citizens fit in 3 MB)."""
+    big = file_size >= 4_000_000
+    if not big and (kind or detect_format(path)) == "parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            big = pq.ParquetFile(path).metadata.num_rows >= 20_000
+        except Exception:  # unreadable: the reader reports it; one process is enough
+            big = False
+    if not big:
         return 1
     return max(1, min(os.cpu_count() or 1, 4))
 
@@ -402,6 +418,14 @@ def _find_or_start_run(
         )
 
 
+def _format(mapping: Mapping, path: Path) -> str | None:
+    """The format the mapping says, unless the file is named .jsonl/.ndjson/.parquet
+    (then None here, and the reader goes by the extension)."""
+    if path.suffix.lower() in (".jsonl", ".parquet", ".ndjson"):
+        return None
+    return mapping.model.format
+
+
 def _open(
     mapping: Mapping, path: Path, encoding: str | None
 ) -> tuple[list[str] | None, Iterator[Row], str]:
@@ -410,7 +434,7 @@ def _open(
     model = mapping.model
     return open_rows(
         path,
-        fmt=model.format if path.suffix.lower() not in (".jsonl", ".parquet", ".ndjson") else None,
+        fmt=_format(mapping, path),
         encoding=encoding or model.encoding,
         delimiter=model.csv.delimiter if model.format == "csv" else None,
         quotechar=model.csv.quotechar,
@@ -657,7 +681,11 @@ def ingest_file(
                     estimate = int(size / max(raw_chars / max(done, 1), 1.0))
                     progress(end, max(estimate, done), totals["rejected"])
 
-            n_workers = workers if workers is not None else _default_workers(size)
+            n_workers = (
+                workers
+                if workers is not None
+                else _default_workers(path, size, _format(mapping, path))
+            )
             if n_workers <= 1:
                 _init_worker(mapping.model, mapping.path, ctx)
                 for end, batch in chunks():
