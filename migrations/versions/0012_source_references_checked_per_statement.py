@@ -13,10 +13,11 @@ rows of a ``COPY``, ``INSERT`` or ``UPDATE`` at once with the transition table o
 the statement:
 
 * ``mdm_ref_<table>_<column>()`` on the referencing tables: every non-null value of
-  the column among the statement's new rows is the ``id`` of a row of its parent. The parents are locked ``FOR KEY SHARE`` as a foreign key would lock
-  them, so a concurrent ``DELETE`` of a parent waits and then fails. A violation
-  raises SQLSTATE 23503 (``foreign_key_violation``), as the foreign key did, naming
-  the table, the column and the missing key.
+  the column among the statement's new rows is the ``id`` of a row of its parent.
+  The parents are locked ``FOR KEY SHARE`` as a foreign key would lock them, so a
+  concurrent ``DELETE`` of a parent waits and then fails. A violation raises
+  SQLSTATE 23503 (``foreign_key_violation``), as the foreign key did, naming the
+  table, the column and the missing key.
 * ``mdm_guard_referenced(child, column)`` on the parents: a ``DELETE`` of rows that
   are still referenced and a ``TRUNCATE`` that leaves referencing rows behind fail
   with the same SQLSTATE; a parent's ``id`` cannot be changed.
