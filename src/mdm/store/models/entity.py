@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mdm.store.models.base import Base, BigId, Json, JsonText, UTCDateTime, utcnow
+from mdm.store.models.base import Base, BigId, JsonText, UTCDateTime, utcnow
 
 _ENTITY_TYPE_CHECK = "entity_type IN ('citizen', 'organization', 'dossier')"
 
@@ -41,9 +41,10 @@ class Entity(Base):
     entity_type: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), default="active")
     version: Mapped[int] = mapped_column(Integer, default=1)
-    attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    # served whole, never queried inside: JSON text (migration 0013)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JsonText, default=dict)
     # {attribute: {"rule": ..., "source_records": [...], "conflict": bool}}
-    provenance: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JsonText, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -460,7 +460,7 @@ def update_entities(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None
         columns = ("id", "status", "version", "attributes", "provenance", "updated_at")
         conn.exec_driver_sql(
             "CREATE TEMP TABLE IF NOT EXISTS mdm_entity_updates (id bigint PRIMARY KEY, "
-            "status text, version integer, attributes jsonb, provenance jsonb, "
+            "status text, version integer, attributes json, provenance json, "
             "updated_at timestamptz) ON COMMIT DROP"
         )
         _copy(conn, "mdm_entity_updates", columns, {"attributes", "provenance"}, rows)
