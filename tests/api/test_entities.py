@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from mdm.domain.canonical_id import new_canonical_id
 from tests.api.conftest import Registry, entity_with
@@ -120,6 +120,14 @@ def test_batch_get_in_order_with_item_errors(registry: Registry) -> None:
     assert res[9]["error"] == "forbidden"  # no organization:read
     assert res[10]["error"] == "entity_not_found"
     assert res[11]["entity"]["canonical_id"] == cids[0]
+    # each entity of a batch is the body a single lookup answers, to the character
+    for c, got in zip(cids, res[:5], strict=True):
+        one = registry.client("citizen-reader").get(f"/v1/entities/{c}")
+        assert one.status_code == 200, one.text
+        assert got["entity"] == one.json()
+        stamp = datetime.fromisoformat(got["entity"]["valid_from"])
+        assert stamp.utcoffset() == timedelta(0)
+        assert got["entity"]["valid_from"] == stamp.isoformat()
 
 
 def test_batch_get_as_of_and_limits(registry: Registry) -> None:

@@ -54,14 +54,20 @@ def entity_body(
     provenance: dict[str, Any] | str,
     valid_from: datetime | None,
     redirected_from: str | None,
+    pii: bool | None = None,
 ) -> dict[str, Any]:
     """The response body of one entity. ``attributes`` / ``provenance`` may be JSON
     text straight from the database: an unmasked read embeds it without decoding
-    (``orjson.Fragment``); a masked read decodes, masks and re-encodes."""
+    (``orjson.Fragment``); a masked read decodes, masks and re-encodes.
+
+    ``valid_from`` stays a datetime: :class:`JsonResponse` (orjson) writes it in ISO
+    8601 as ``datetime.isoformat`` would, without a Python call per entity (a batch
+    of 1,000 spent about 1 ms on those calls). ``pii``: whether this read is
+    unmasked, when the caller already asked ``principal.pii`` for the type."""
     masked: list[str] = []
     attrs: Any = attributes
     prov: Any = provenance
-    if principal.pii(entity_type):
+    if principal.pii(entity_type) if pii is None else pii:
         attrs = orjson.Fragment(attributes) if isinstance(attributes, str) else attributes
         prov = orjson.Fragment(provenance) if isinstance(provenance, str) else provenance
     else:
@@ -81,7 +87,7 @@ def entity_body(
         "version": version,
         "attributes": attrs,
         "provenance": prov,
-        "valid_from": _iso(valid_from),
+        "valid_from": valid_from,
         "redirected_from": redirected_from,
         "masked": masked,
     }
@@ -95,6 +101,7 @@ def _current(
     merged = [e.id for e in found.values() if e.status == "merged"]
     targets = lookup.redirect_targets(conn, merged) if merged else {}
     out: dict[str, dict[str, Any]] = {}
+    pii: dict[str, bool] = {}  # entity type -> unmasked (asked once per type)
     for cid in requested:
         ent = found.get(cid)
         if ent is None:
@@ -102,6 +109,9 @@ def _current(
         redirected = None
         if ent.status == "merged" and ent.id in targets:
             redirected, ent = cid, targets[ent.id]
+        unmasked = pii.get(ent.entity_type)
+        if unmasked is None:
+            unmasked = pii[ent.entity_type] = principal.pii(ent.entity_type)
         out[cid] = entity_body(
             principal,
             requested_id=cid,
@@ -113,6 +123,7 @@ def _current(
             provenance=ent.provenance_json,
             valid_from=ent.updated_at,
             redirected_from=redirected,
+            pii=unmasked,
         )
     return out
 
@@ -272,9 +283,10 @@ def batch_get(principal: Caller, body: BatchGetIn) -> JsonResponse:
                 else:
                     wanted[i] = x.canonical_id
         allowed: dict[int, str] = {}
+        readable = {t: principal.can(t, "read") for t in ENTITY_TYPES}
         for i, cid in wanted.items():
             entity_type = PREFIX_TYPE[cid[0]]
-            if principal.can(entity_type, "read"):
+            if readable[entity_type]:
                 allowed[i] = cid
             else:
                 results[i] = _error("forbidden", f"this key lacks the scope {entity_type}:read")

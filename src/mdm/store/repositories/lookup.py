@@ -5,6 +5,7 @@ JSON read as text and decoded with orjson: the API's hot path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,6 +137,24 @@ def _first(conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
     return rows[0] if rows else None
 
 
+#: Text that needs no quoting as an element of a Postgres array literal (canonical IDs).
+_BARE_ELEMENTS = re.compile(r"[A-Za-z0-9_-]+(?:,[A-Za-z0-9_-]+)*")
+
+
+def _text_array(values: Sequence[str]) -> str | list[str]:
+    """``values`` as a Postgres array literal (``{A,B}``) when no element needs quoting:
+    one string for the driver to send instead of a list to adapt item by item (a
+    batch of 1,000 canonical IDs spent about 0.8 ms there); otherwise the list."""
+    joined = ",".join(values)
+    if (
+        _BARE_ELEMENTS.fullmatch(joined) is None
+        or joined.count(",") != len(values) - 1  # an element held a comma
+        or any(v.upper() == "NULL" for v in values)
+    ):
+        return list(values)
+    return "{" + joined + "}"
+
+
 def current_entities(conn: Connection, canonical_ids: Sequence[str]) -> dict[str, CurrentEntity]:
     """canonical ID -> the entity's current state (merged ones included, not followed)."""
     out: dict[str, CurrentEntity] = {}
@@ -147,7 +166,7 @@ def current_entities(conn: Connection, canonical_ids: Sequence[str]) -> dict[str
         return out
     if conn.dialect.name == "postgresql":  # one prebuilt statement, the IDs as an array
         for part in chunks(conn, unique):
-            for row in _driver_rows(conn, _MANY, {"cids": list(part)}, one=False):
+            for row in _driver_rows(conn, _MANY, {"cids": _text_array(part)}, one=False):
                 out[row[1]] = _row(row)
         return out
     for batch in chunks(conn, unique):
