@@ -183,29 +183,44 @@ def prewarm(conn: psycopg.Connection[Any]) -> None:
     """Read what the lookups read into memory before measuring (``pg_prewarm``): a
     serving registry has its working set cached, and a load that only just wrote
     the tables left them on disk, so the first rounds measured disk reads (tails of
-    seconds on this machine's disk). Both servers read the same tables."""
+    seconds on this machine's disk). Both servers read the same tables.
+
+    Into shared buffers as far as they hold three quarters of it, indexes first (every
+    lookup walks them), then the tables; the rest into the OS page cache only (which
+    this machine's host has been seen to empty within minutes: run with
+    ``--shared-buffers``)."""
     try:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
     except psycopg.Error as exc:
         print(f"  (no pg_prewarm: {exc}; the first rounds may read from disk)")
         return
-    mib = 0.0
+    row = conn.execute(
+        "SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'"
+    ).fetchone()
+    room = int(row[0]) * 3 // 4 if row else 0
+    rels: list[tuple[str, int]] = []
     for table in _HOT:
-        rels = [table] + [
-            r[0]
-            for r in conn.execute(
-                "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass",
-                (table,),
-            )
-        ]
-        for rel in rels:
-            # 'read' fills the OS page cache (any size); then the indexes, the part
-            # every lookup walks, into shared buffers as far as they fit
-            row = conn.execute("SELECT pg_prewarm(%s::regclass, 'read')", (rel,)).fetchone()
-            mib += (row[0] if row else 0) * 8 / 1024
-            if rel != table:
-                conn.execute("SELECT pg_prewarm(%s::regclass)", (rel,))
-    print(f"  prewarmed {mib:,.0f} MiB of {', '.join(_HOT)} and their indexes", file=sys.stderr)
+        found = conn.execute(
+            "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
+            "WHERE indrelid = %s::regclass",
+            (table,),
+        ).fetchall()
+        rels = [*found, *rels]  # indexes ahead of every table
+        size = conn.execute("SELECT pg_relation_size(%s::regclass)", (table,)).fetchone()
+        rels.append((table, int(size[0]) if size else 0))
+    buffered = cached = 0
+    for rel, size in rels:
+        mode = "buffer" if buffered + size <= room else "read"
+        conn.execute("SELECT pg_prewarm(%s::regclass, %s)", (rel, mode))
+        if mode == "buffer":
+            buffered += size
+        else:
+            cached += size
+    print(
+        f"  prewarmed {', '.join(_HOT)} and their indexes: {buffered / 2**20:,.0f} MiB into "
+        f"shared buffers, {cached / 2**20:,.0f} MiB into the OS page cache",
+        file=sys.stderr,
+    )
 
 
 def train_small_model(rules_dir: Path) -> None:
