@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -121,9 +122,18 @@ def test_two_files_of_one_source_through_one_pooled_engine(
     engine = make_engine(fresh_db_url)
     try:
         mapping = load_mapping(mapping_file)
+        postgres = engine.dialect.name == "postgresql"
+        settings = "SELECT current_setting('work_mem'), current_setting('synchronous_commit')"
+        if postgres:
+            with engine.connect() as conn:
+                defaults = conn.exec_driver_sql(settings).one()
         first = ingest_file(engine, mapping, _write(tmp_path / "a.csv", GOOD[:2]))
         second = ingest_file(engine, mapping, _write(tmp_path / "b.csv", GOOD[2:]))
         assert (first.new, second.new) == (2, 1)
+        if postgres:  # the writer's session settings do not reach the pool's next users
+            with ExitStack() as stack:
+                pooled = [stack.enter_context(engine.connect()) for _ in range(4)]
+                assert {c.exec_driver_sql(settings).one() for c in pooled} == {defaults}
     finally:
         engine.dispose()
 
