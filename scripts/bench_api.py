@@ -198,18 +198,18 @@ def prewarm(conn: psycopg.Connection[Any]) -> None:
         "SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'"
     ).fetchone()
     room = int(row[0]) * 3 // 4 if row else 0
-    rels: list[tuple[str, int]] = []
+    indexes: list[tuple[str, int]] = []
+    tables: list[tuple[str, int]] = []
     for table in _HOT:
-        found = conn.execute(
+        indexes += conn.execute(
             "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
             "WHERE indrelid = %s::regclass",
             (table,),
         ).fetchall()
-        rels = [*found, *rels]  # indexes ahead of every table
         size = conn.execute("SELECT pg_relation_size(%s::regclass)", (table,)).fetchone()
-        rels.append((table, int(size[0]) if size else 0))
+        tables.append((table, int(size[0]) if size else 0))
     buffered = cached = 0
-    for rel, size in rels:
+    for rel, size in indexes + tables:  # every index ahead of every table
         mode = "buffer" if buffered + size <= room else "read"
         conn.execute("SELECT pg_prewarm(%s::regclass, %s)", (rel, mode))
         if mode == "buffer":

@@ -149,7 +149,7 @@ def _text_array(values: Sequence[str]) -> str | list[str]:
     if (
         _BARE_ELEMENTS.fullmatch(joined) is None
         or joined.count(",") != len(values) - 1  # an element held a comma
-        or any(v.upper() == "NULL" for v in values)
+        or ",NULL," in f",{joined.upper()},"  # an element Postgres would read as NULL
     ):
         return list(values)
     return "{" + joined + "}"
