@@ -109,3 +109,64 @@ def test_search_without_a_trained_model_is_503(registry: Registry, tmp_path: Pat
     assert r.status_code == 503
     assert r.json()["error"] == "model_not_trained"
     assert "mdm match train --entity citizen" in r.json()["detail"]
+
+
+def test_one_statement_reads_what_the_sql_candidate_source_and_owner_lookup_read(
+    registry: Registry,
+) -> None:
+    """Search reads its candidates and their entities in one statement
+    (:func:`lookup.search_candidates`); registration reads them with
+    :class:`SqlCandidateSource` and :func:`lookup.entities_of_records`. Both must find
+    the same rows, also for a record linked to no entity."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from mdm.matching import blocking_keys, build_features
+    from mdm.services.matching import SqlCandidateSource, loaded_model
+    from mdm.standardize import standardize_record
+    from mdm.store.models import Link
+    from mdm.store.models.match import blocking_key_hashes
+    from mdm.store.repositories import lookup
+
+    def keys_of(attributes: dict[str, object]) -> list[str]:
+        raw = {
+            "full_name": fold(str(attributes["full_name"])),
+            "date_of_birth": str(attributes["date_of_birth"])[:4],
+        }
+        features = build_features(
+            "citizen", "__q__", "api", standardize_record("citizen", raw).standardized
+        )
+        return blocking_keys(features, model.rules)
+
+    people = _people(registry, 12)
+    assert len(people) == 12
+    compared = unlinked_seen = 0
+    with registry.engine.connect() as conn, Session(bind=conn) as session:
+        model, _tf = loaded_model(session, "citizen", registry.rules_dir)
+        source = SqlCandidateSource(session, "citizen")
+        # one candidate loses its link (rolled back at the end)
+        unlinked = int(next(iter(source.candidates(keys_of(people[0][1]))))["unique_id"])  # type: ignore[arg-type]
+        session.execute(update(Link).where(Link.source_record_id == unlinked).values(active=False))
+        for _cid, attributes in people:
+            keys = keys_of(attributes)
+            assert keys, attributes
+            expected = {int(r["unique_id"]): dict(r) for r in source.candidates(keys)}  # type: ignore[arg-type]
+            owners = lookup.entities_of_records(session.connection(), list(expected))
+            found = lookup.search_candidates(
+                session.connection(), "citizen", blocking_key_hashes("citizen", keys)
+            )
+            assert len(found) == len(expected)  # one row per record
+            assert {c.record_id: c.features for c in found} == expected
+            got = {c.record_id: c.owner for c in found if c.owner is not None}
+            assert got.keys() == owners.keys()
+            for rid, owner in owners.items():
+                assert got[rid].canonical_id == owner.canonical_id
+                assert got[rid].attributes == owner.attributes
+            if unlinked in expected:
+                unlinked_seen += 1
+                assert unlinked not in got
+            compared += len(expected)
+        assert lookup.search_candidates(session.connection(), "citizen", []) == []
+        session.rollback()
+    assert unlinked_seen >= 1
+    assert compared > len(people)  # namesakes too, not only each person

@@ -20,10 +20,10 @@ Convenience fields: ``birth_year`` (when no ``date_of_birth``) and ``province_co
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from sqlalchemy.orm import Session
 
 from mdm.api.auth import Caller
 from mdm.api.errors import JsonResponse, responses
@@ -31,8 +31,9 @@ from mdm.api.masking import mask_attributes
 from mdm.api.schemas import EntityType, SearchIn, SearchOut
 from mdm.exceptions import ConfigError, MDMError
 from mdm.matching import IncrementalMatcher, blocking_keys, build_features
-from mdm.services.matching import SqlCandidateSource, loaded_model
+from mdm.services.matching import loaded_model
 from mdm.standardize import standardize_record
+from mdm.store.models.match import blocking_key_hashes
 from mdm.store.repositories import lookup
 
 router = APIRouter(tags=["search"])
@@ -46,6 +47,17 @@ class ModelNotTrained(MDMError):
 
 
 _ADDRESS_FIELD = {"citizen": "permanent_address", "organization": "address"}
+
+
+class _Prefetched:
+    """A :class:`mdm.matching.CandidateSource` over rows already read (with their
+    entities, by :func:`mdm.store.repositories.lookup.search_candidates`)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def candidates(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        return self.rows if keys else []
 
 
 def _raw_attributes(entity_type: str, given: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -82,16 +94,17 @@ def search(
     features = build_features(entity_type, "__query__", "api", result.standardized)
     if province and features.get("province_code") is None and entity_type in _ADDRESS_FIELD:
         features["province_code"] = province.strip()
-    with principal.engine.connect() as conn, Session(bind=conn) as session:
+    with principal.engine.connect() as conn:
         try:
             rules_dir = getattr(request.app.state, "mdm_rules_dir", None)
-            model, tf = loaded_model(session, entity_type, rules_dir)
+            model, tf = loaded_model(conn, entity_type, rules_dir)
         except ConfigError as exc:
             raise ModelNotTrained(
                 f"search needs a trained {entity_type} model: run `mdm match train --entity "
                 f"{entity_type}` and `mdm match run --entity {entity_type}` ({exc.detail})"
             ) from exc
-        if not blocking_keys(features, model.rules):
+        keys = blocking_keys(features, model.rules)
+        if not keys:
             issues.append(
                 {
                     "field": "",
@@ -101,9 +114,12 @@ def search(
                     "a birth year, or an identifier",
                 }
             )
-        matcher = IncrementalMatcher(model, tf, SqlCandidateSource(session, entity_type))
-        scored = matcher.match(features)
-        owners = lookup.entities_of_records(conn, [int(c.unique_id) for c in scored])
+        found = lookup.search_candidates(conn, entity_type, blocking_key_hashes(entity_type, keys))
+    # One statement brought the candidates and their entities; the matcher scores
+    # exactly those (the same rows its SQL source would have fetched for these keys).
+    owners = {c.record_id: c.owner for c in found if c.owner is not None}
+    matcher = IncrementalMatcher(model, tf, _Prefetched([c.features for c in found]))
+    scored = matcher.match(features)
     best: dict[str, dict[str, Any]] = {}
     for cand in scored:
         owner = owners.get(int(cand.unique_id))

@@ -44,6 +44,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -98,6 +99,7 @@ from mdm.store.models import (
     TermFrequency,
 )
 from mdm.store.models.match import blocking_key_hashes
+from mdm.store.repositories import lookup
 from mdm.store.repositories.source_records import copy_text
 
 log = logging.getLogger(__name__)
@@ -1201,17 +1203,28 @@ _cache: dict[tuple[str, str], _Loaded] = {}
 _cache_lock = threading.Lock()
 
 
-def _latest_tf_hash(session: Session, entity_type: str) -> str | None:
-    return session.execute(
-        select(runs.c.tf_hash)
-        .where(
-            runs.c.entity_type == entity_type,
-            runs.c.kind == "run",
-            runs.c.status == "completed",
-        )
-        .order_by(runs.c.id.desc())
-        .limit(1)
-    ).scalar()
+_LATEST_TF_HASH = (
+    select(runs.c.tf_hash)
+    .where(
+        runs.c.entity_type == bindparam("entity_type"),
+        runs.c.kind == "run",
+        runs.c.status == "completed",
+    )
+    .order_by(runs.c.id.desc())
+    .limit(1)
+)
+
+
+def _latest_tf_hash(db: Session | Connection, entity_type: str) -> str | None:
+    """The term frequencies' hash of the last completed batch run. On a bare
+    connection (the API's search) one prebuilt statement on the driver, in
+    autocommit when no transaction is open: the check runs on every search, and
+    through the ORM it cost a transaction (BEGIN, the query, ROLLBACK)."""
+    params = {"entity_type": entity_type}
+    if isinstance(db, Connection):
+        row = lookup.first_row(db, _LATEST_TF_HASH, params)
+        return row[0] if row is not None else None
+    return db.execute(_LATEST_TF_HASH, params).scalar()
 
 
 def _stat_key(path: Path) -> tuple[int, int]:
@@ -1220,7 +1233,7 @@ def _stat_key(path: Path) -> tuple[int, int]:
 
 
 def loaded_model(
-    session: Session, entity_type: str, rules_dir: Path | None = None
+    session: Session | Connection, entity_type: str, rules_dir: Path | None = None
 ) -> tuple[MatchModel, Mapping[str, Mapping[Any, float]]]:
     """The model and term frequencies, cached per process.
 

@@ -11,12 +11,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import orjson
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection, Table, Text, and_, any_, bindparam, func, select, true, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    func,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from mdm.store.models import Entity, Link, Redirect, SourceRecord, SourceSystem
+from mdm.store.models import (
+    BlockingKey,
+    Entity,
+    Link,
+    MatchFeatures,
+    Redirect,
+    SourceRecord,
+    SourceSystem,
+)
 from mdm.store.repositories.entities import chunks, decode_json, one_of
 
 entities = cast(Table, Entity.__table__)
@@ -24,6 +45,8 @@ redirects = cast(Table, Redirect.__table__)
 links = cast(Table, Link.__table__)
 records = cast(Table, SourceRecord.__table__)
 systems = cast(Table, SourceSystem.__table__)
+blocking = cast(Table, BlockingKey.__table__)
+features = cast(Table, MatchFeatures.__table__)
 
 
 @dataclass(slots=True)
@@ -80,7 +103,8 @@ _MANY = select(*_columns()).where(
     entities.c.canonical_id == any_(bindparam("cids", type_=ARRAY(Text())))
 )
 
-_driver_sql: dict[int, str] = {}
+#: id of a prebuilt statement -> its SQL and the values of its literal parameters.
+_driver_sql: dict[int, tuple[str, dict[str, Any]]] = {}
 #: SQL -> positions of its timestamp columns.
 _timestamp_columns: dict[str, list[int]] = {}
 #: Type OIDs of timestamp and timestamptz.
@@ -94,9 +118,17 @@ def _driver_rows(conn: Connection, stmt: Any, params: dict[str, Any], *, one: bo
     lookup. The statement's SQL is compiled once; psycopg prepares it server-side
     after a few executions. Timestamps come back in UTC, as through
     :class:`~mdm.store.models.base.UTCDateTime`."""
-    sql = _driver_sql.get(id(stmt))
-    if sql is None:
-        sql = _driver_sql[id(stmt)] = str(stmt.compile(dialect=conn.dialect))
+    compiled = _driver_sql.get(id(stmt))
+    if compiled is None:
+        c = stmt.compile(dialect=conn.dialect)
+        named = {k for k, v in c.binds.items() if not v.unique}  # bindparam("name")
+        compiled = _driver_sql[id(stmt)] = (
+            str(c),
+            {k: v for k, v in c.params.items() if k not in named},
+        )
+    sql, literals = compiled
+    if literals:
+        params = {**literals, **params}
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     # Outside any transaction, the one statement runs in autocommit: psycopg would
@@ -128,7 +160,7 @@ def _driver_rows(conn: Connection, stmt: Any, params: dict[str, Any], *, one: bo
     return out
 
 
-def _first(conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
+def first_row(conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
     """The first row of a prebuilt single-row statement (driver connection on
     Postgres, see :func:`_driver_rows`)."""
     if conn.dialect.name != "postgresql":
@@ -160,7 +192,7 @@ def current_entities(conn: Connection, canonical_ids: Sequence[str]) -> dict[str
     out: dict[str, CurrentEntity] = {}
     unique = list(dict.fromkeys(canonical_ids))
     if len(unique) == 1:  # the single lookup: one prebuilt statement, cached plan
-        row = _first(conn, _ONE, {"cid": unique[0]})
+        row = first_row(conn, _ONE, {"cid": unique[0]})
         if row is not None:
             out[unique[0]] = _row(row)
         return out
@@ -223,7 +255,7 @@ def xrefs(conn: Connection, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, 
     if not unique:
         return out
     if len(unique) == 1:  # the single lookup: one prebuilt statement
-        found = _first(conn, _ONE_XREF, {"s": unique[0][0], "k": unique[0][1]})
+        found = first_row(conn, _ONE_XREF, {"s": unique[0][0], "k": unique[0][1]})
         if found is not None:
             out[unique[0]] = Xref(*found)
         return out
@@ -280,3 +312,67 @@ def entities_of_records(conn: Connection, record_ids: Sequence[int]) -> dict[int
         for row in conn.execute(stmt).all():
             out[int(row[0])] = _row(row[1:])
     return out
+
+
+def _search_statement(postgres: bool) -> Any:
+    if postgres:
+        shared = blocking.c.key_hash == any_(bindparam("hashes", type_=ARRAY(BigInteger())))
+    else:
+        shared = blocking.c.key_hash.in_(bindparam("hashes", expanding=True))
+    sharing = (
+        select(blocking.c.source_record_id)
+        .where(blocking.c.entity_type == bindparam("entity_type"), shared)
+        .distinct()
+    )
+    owner = links.outerjoin(entities, entities.c.id == links.c.entity_id)
+    return (
+        select(features.c.source_record_id, sql_cast(features.c.features, Text), *_columns())
+        .select_from(
+            features.outerjoin(
+                owner,
+                and_(
+                    links.c.source_record_id == features.c.source_record_id,
+                    links.c.active == true(),
+                ),
+            )
+        )
+        .where(features.c.source_record_id.in_(sharing))
+    )
+
+
+_SEARCH_PG = _search_statement(postgres=True)
+_SEARCH = _search_statement(postgres=False)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A record sharing a blocking key with a query: its feature row and the entity
+    it is actively linked to (``None`` when it is linked to none)."""
+
+    record_id: int
+    features: dict[str, Any]
+    owner: CurrentEntity | None
+
+
+def search_candidates(
+    conn: Connection, entity_type: str, key_hashes: Sequence[int]
+) -> list[Candidate]:
+    """Every record sharing one of ``key_hashes`` (see
+    :func:`mdm.store.models.match.blocking_key_hashes`), with its entity, in one
+    statement: the candidates of a search and their owners, which took three round
+    trips and most of a search's CPU through the ORM."""
+    if not key_hashes:
+        return []
+    params = {"entity_type": entity_type, "hashes": list(key_hashes)}
+    if conn.dialect.name == "postgresql":
+        rows = _driver_rows(conn, _SEARCH_PG, params, one=False)
+    else:
+        rows = conn.execute(_SEARCH, params).all()
+    return [
+        Candidate(
+            int(row[0]),
+            orjson.loads(row[1]),
+            _row(row[2:]) if row[2] is not None else None,
+        )
+        for row in rows
+    ]
