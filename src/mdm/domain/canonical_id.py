@@ -77,12 +77,12 @@ def _codes(prefix: str, body: str) -> list[int]:
     return [_PREFIX_CODE[prefix], *(_INDEX[c] for c in body)]
 
 
+_SHIFTS = tuple(5 * i for i in reversed(range(BODY_LENGTH)))  # 32 = 2**5: 5 bits a character
+
+
 def _encode(value: int) -> str:
-    chars = []
-    for _ in range(BODY_LENGTH):
-        chars.append(ALPHABET[value % _N])
-        value //= _N
-    return "".join(reversed(chars))
+    """The low 60 bits of ``value`` as 12 characters, most significant first."""
+    return "".join([ALPHABET[(value >> s) & 31] for s in _SHIFTS])
 
 
 def new_canonical_id(entity_type: str, seed: bytes | None = None) -> str:
@@ -99,7 +99,7 @@ def new_canonical_id(entity_type: str, seed: bytes | None = None) -> str:
         digest = hashlib.blake2b(seed, digest_size=8, person=b"mdm-canonical").digest()
         value = int.from_bytes(digest, "big") >> (64 - 5 * BODY_LENGTH)
     body = _encode(value)
-    return f"{prefix}-{body}{_check_char(_codes(prefix, body))}"
+    return f"{prefix}-{body}{_check_of(prefix, body)}"
 
 
 def parse_canonical_id(text: str) -> tuple[str, str]:
