@@ -4,6 +4,7 @@ the bulk statements must give what the one-entity-at-a-time rules give (both bac
 from __future__ import annotations
 
 import random
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -177,3 +178,47 @@ def test_reads_beside_writes_give_the_store_of_the_plain_run(
             _sequences_ok(check)
     finally:
         engine.dispose()
+
+
+def test_record_rows_reads_each_records_current_version(
+    session: Session, make_record: MakeRecord
+) -> None:
+    """What survivorship sees of records (``record_rows``: on Postgres one statement
+    on the driver connection): the current version's values and issues, the
+    source's name and trust, the received time in UTC; unknown IDs are left out."""
+    from datetime import UTC
+
+    from sqlalchemy import insert, update
+
+    from mdm.store.models import SourceRecord, SourceRecordVersion
+    from mdm.store.repositories import entities as repo
+
+    a = make_record("sys-a", "k1", trust=0.9, day=1, full_name="Trần Thị Bình")
+    b = make_record("sys-b", "k2", day=2, issues=("personal_id_inconsistent",), sex="female")
+    c = make_record("sys-a", "k3", day=3, full_name="Lê Văn Cường")
+    conn = session.connection()
+    conn.execute(
+        insert(SourceRecordVersion).values(
+            source_record_id=c,
+            version=2,
+            raw={},
+            standardized={"full_name": "Lê Văn Cường", "phone": "+84901234567"},
+            issues=[],
+            content_hash="sys-a/k3/2",
+            received_at=datetime(2025, 9, 1, 7, 30, tzinfo=UTC),
+        )
+    )
+    conn.execute(update(SourceRecord).where(SourceRecord.id == c).values(current_version=2))
+    rows = {r.record_id: r for r in repo.record_rows(conn, [c, a, b, 10**12], "citizen")}
+    assert sorted(rows) == sorted([a, b, c])
+    assert (rows[a].system, rows[a].key, rows[a].standardized) == (
+        "sys-a",
+        "k1",
+        {"full_name": "Trần Thị Bình"},
+    )
+    assert rows[a].trust == {"default": 0.9} and rows[a].issues == []
+    assert [i["code"] for i in rows[b].issues] == ["personal_id_inconsistent"]
+    assert rows[c].standardized == {"full_name": "Lê Văn Cường", "phone": "+84901234567"}
+    assert rows[c].received_at == datetime(2025, 9, 1, 7, 30, tzinfo=UTC)
+    for row in rows.values():
+        assert row.received_at.utcoffset() is not None and row.received_at.tzinfo == UTC
