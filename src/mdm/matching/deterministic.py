@@ -35,6 +35,7 @@ from itertools import combinations
 from typing import Literal
 
 from mdm.matching.features import FeatureValue
+from mdm.matching.memo import per_object
 from mdm.matching.model import PredicateFn, compile_predicate
 from mdm.matching.rules import Guard, MatchingRules, SameKeyRule
 
@@ -156,14 +157,12 @@ _GUARDS: dict[int, tuple[object, tuple[_CompiledGuard, ...]]] = {}
 
 def _compiled_guards(guards: Sequence[Guard]) -> tuple[_CompiledGuard, ...]:
     """The guards with their predicates compiled, once per rules object (compiling
-    them per pair was half the cost of scoring a search's candidates). The entry
-    holds the list, so its ``id`` is never reused while cached."""
-    hit = _GUARDS.get(id(guards))
-    if hit is not None and hit[0] is guards:
-        return hit[1]
-    if len(_GUARDS) >= 64:  # rules objects come and go (tests, reloads): stay small
-        _GUARDS.clear()
-    compiled = tuple(
+    them per pair was half the cost of scoring a search's candidates)."""
+    return per_object(_GUARDS, guards, _compile_guards)
+
+
+def _compile_guards(guards: Sequence[Guard]) -> tuple[_CompiledGuard, ...]:
+    return tuple(
         _CompiledGuard(
             f"guard:{g.name}",
             tuple(g.known),
@@ -174,8 +173,6 @@ def _compiled_guards(guards: Sequence[Guard]) -> tuple[_CompiledGuard, ...]:
         )
         for g in guards
     )
-    _GUARDS[id(guards)] = (guards, compiled)
-    return compiled
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from mdm.matching.deterministic import (
     guard_conflict,
 )
 from mdm.matching.features import FeatureRow, FeatureValue
+from mdm.matching.memo import per_object
 from mdm.matching.model import MatchModel, weight_to_prob
 from mdm.matching.rules import MatchingRules
 
@@ -70,15 +71,12 @@ _KEY_RULES: dict[int, tuple[object, list[tuple[str, tuple[str, ...]]]]] = {}
 def _key_rules(prediction: Sequence[Sequence[str]]) -> list[tuple[str, tuple[str, ...]]]:
     """``(key prefix, columns)`` per rule, computed once per rules object (a pass
     calls :func:`blocking_keys` for every record; rebuilding this each time cost a
-    fifth of it). The entry holds the object, so its ``id`` is never reused."""
-    hit = _KEY_RULES.get(id(prediction))
-    if hit is not None and hit[0] is prediction:
-        return hit[1]
-    if len(_KEY_RULES) >= 64:  # rules objects come and go (tests, reloads): stay small
-        _KEY_RULES.clear()
-    compiled = [("+".join(cols) + ":", tuple(cols)) for cols in prediction]
-    _KEY_RULES[id(prediction)] = (prediction, compiled)
-    return compiled
+    fifth of it)."""
+    return per_object(_KEY_RULES, prediction, _compile_key_rules)
+
+
+def _compile_key_rules(prediction: Sequence[Sequence[str]]) -> list[tuple[str, tuple[str, ...]]]:
+    return [("+".join(cols) + ":", tuple(cols)) for cols in prediction]
 
 
 @dataclass(frozen=True, slots=True)
