@@ -115,6 +115,41 @@ def test_counts_idempotence_and_versions(
     assert _scalar(fresh_db_url, "SELECT count(*) FROM source_record_versions") == 4
 
 
+def test_backslashes_tabs_and_newlines_are_stored_as_read(
+    fresh_db_url: str, mapping_file: Path, tmp_path: Path
+) -> None:
+    """A version's payload reaches the store as COPY text made in the workers: what
+    COPY escapes (backslash, tab, newline, carriage return) and what JSON escapes
+    (quotes) come back exactly as the file had them, and the content hash is the
+    SHA-256 of the canonical JSON of the row as read."""
+    import hashlib
+
+    from mdm.domain.canonical_json import canonical_json
+
+    street = 'Số 5\\6 "Ngõ\tHẹp"\r\nLê Lợi, P. Hàng Bạc, Q. Hoàn Kiếm, TP. Hà Nội'
+    row = "K7,Phạm Văn \\Nam,01/02/1983,1,,\"" + street.replace('"', '""') + '"'
+    f = _write(tmp_path / "hostile.csv", [row])
+    assert _ingest(fresh_db_url, mapping_file, f).new == 1
+    engine = make_engine(fresh_db_url)
+    try:
+        with engine.connect() as conn:
+            raw, standardized, chash = conn.execute(
+                text(
+                    "SELECT v.raw, v.standardized, v.content_hash FROM source_record_versions v"
+                    " JOIN source_records r ON r.id = v.source_record_id"
+                    " WHERE r.source_key = 'K7'"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    raw = json.loads(raw) if isinstance(raw, str) else raw
+    standardized = json.loads(standardized) if isinstance(standardized, str) else standardized
+    assert raw["DIA_CHI"] == street
+    assert raw["HO_TEN"] == "Phạm Văn \\Nam"
+    assert chash == hashlib.sha256(canonical_json(raw).encode()).hexdigest()
+    assert standardized["full_name"]
+
+
 def test_two_files_of_one_source_through_one_pooled_engine(
     fresh_db_url: str, mapping_file: Path, tmp_path: Path
 ) -> None:

@@ -239,7 +239,7 @@ def test_a_batch_with_a_dangling_version_is_refused_as_a_whole(session: Session)
     record = _source_record(session)
     run = _run(session, record.source_system_id)
     conn = session.connection()
-    payload = repo.version_payload("{}", "{}", "[]", copy_format=postgres)
+    payload = repo.version_payload(b"{}", b"{}", b"[]", "h", copy_format=postgres)
     with (
         pytest.raises((IntegrityError, psycopg.IntegrityError)) as refused,
         conn.begin_nested(),

@@ -41,3 +41,12 @@ def canonical_text_map(value: Mapping[str, str | None]) -> str:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     except TypeError:
         return _CANONICAL.encode(value)
+
+
+def canonical_text_map_bytes(value: Mapping[str, str | None]) -> bytes:
+    """:func:`canonical_text_map` as UTF-8 bytes (what is hashed and stored), without
+    decoding orjson's output to text and encoding it back."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return _CANONICAL.encode(value).encode()

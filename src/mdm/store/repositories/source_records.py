@@ -176,19 +176,28 @@ def copy_text(value: str) -> str:
     return value.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def version_payload(raw: str, standardized: str, issues: str, *, copy_format: bool) -> str:
-    """A version's three JSON payloads as one value :func:`insert_versions` takes:
-    on Postgres already in COPY's text format (made in the ingest's worker processes,
-    so that the single writer only joins strings), elsewhere tab-joined JSON (JSON
-    text escapes its tabs, so a tab cannot occur inside one of the three)."""
+def version_payload(
+    raw: bytes, standardized: bytes, issues: bytes, content_hash: str, *, copy_format: bool
+) -> bytes | str:
+    """A version's three JSON payloads (UTF-8) and content hash as one value
+    :func:`insert_versions` takes. On Postgres: bytes already in COPY's text format,
+    its four columns from ``raw`` to ``content_hash`` (made in the ingest's worker
+    processes, so that the single writer only joins bytes, and nothing is encoded
+    or decoded on the way). JSON text never holds a raw tab, newline or carriage
+    return (it escapes them), so a backslash is the one character COPY needs
+    escaped. Elsewhere: the three JSON texts tab-joined (text, for the same reason
+    free of tabs)."""
     if copy_format:
-        return f"{copy_text(raw)}\t{copy_text(standardized)}\t{copy_text(issues)}"
-    return f"{raw}\t{standardized}\t{issues}"
+        block = b"%b\t%b\t%b" % (raw, standardized, issues)
+        if b"\\" in block:
+            block = block.replace(b"\\", b"\\\\")
+        return block + b"\t" + content_hash.encode()
+    return f"{raw.decode()}\t{standardized.decode()}\t{issues.decode()}"
 
 
 def insert_versions(
     conn: Connection,
-    rows: Sequence[tuple[int, int, str, str]],
+    rows: Sequence[tuple[int, int, bytes | str, str]],
     run_id: int,
     received_at: datetime,
     *,
@@ -207,11 +216,19 @@ def insert_versions(
             raise ValueError("Postgres takes version payloads in COPY text format")
         dbapi = conn.connection.driver_connection
         assert dbapi is not None
-        # One text block instead of a write_row per version: psycopg's per-row
-        # conversion cost more than Postgres took to store the row.
-        tail = f"\t{run_id}\t{received_at.isoformat()}\n"
-        block = "".join(
-            f"{rid}\t{version}\t{payload}\t{chash}{tail}" for rid, version, payload, chash in rows
+        # One block instead of a write_row per version: psycopg's per-row conversion
+        # cost more than Postgres took to store the row.
+        tail = f"\t{run_id}\t{received_at.isoformat()}\n".encode()
+        payloads = [payload for _, _, payload, _ in rows]
+        if not all(type(payload) is bytes for payload in payloads):
+            raise ValueError("Postgres takes version payloads in COPY text format (bytes)")
+        block = b"".join(
+            [
+                b"%d\t%d\t%b%b" % (rid, version, payload, tail)
+                for (rid, version, _, _), payload in zip(
+                    rows, cast(list[bytes], payloads), strict=True
+                )
+            ]
         )
         with (
             dbapi.cursor() as cur,
@@ -226,7 +243,7 @@ def insert_versions(
     conn.exec_driver_sql(
         f"INSERT INTO source_record_versions ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (rid, version, *payload.split("\t"), chash, run_id, stamp)
+            (rid, version, *cast(str, payload).split("\t"), chash, run_id, stamp)
             for rid, version, payload, chash in rows
         ],
     )
