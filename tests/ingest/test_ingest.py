@@ -127,7 +127,7 @@ def test_backslashes_tabs_and_newlines_are_stored_as_read(
     from mdm.domain.canonical_json import canonical_json
 
     street = 'Số 5\\6 "Ngõ\tHẹp"\r\nLê Lợi, P. Hàng Bạc, Q. Hoàn Kiếm, TP. Hà Nội'
-    row = "K7,Phạm Văn \\Nam,01/02/1983,1,,\"" + street.replace('"', '""') + '"'
+    row = 'K7,Phạm Văn \\Nam,01/02/1983,1,,"' + street.replace('"', '""') + '"'
     f = _write(tmp_path / "hostile.csv", [row])
     assert _ingest(fresh_db_url, mapping_file, f).new == 1
     engine = make_engine(fresh_db_url)
