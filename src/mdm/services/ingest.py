@@ -225,7 +225,10 @@ def _prepare(row: Row, mapping: Mapping, ctx: _Context) -> _Prepared:
     issues = [i.as_dict() for i in result.issues]
     if result.rejected:
         return _reject(row, key, issues, ctx)
-    raw = canonical_text_map_bytes({str(k): to_text(v) for k, v in row.values.items()})
+    values = row.values
+    if not all(type(v) is str for v in values.values()):  # CSV rows are all text
+        values = {str(k): to_text(v) for k, v in values.items()}
+    raw = canonical_text_map_bytes(values)
     content_hash = hashlib.sha256(raw).hexdigest()
     return (
         key,
