@@ -30,6 +30,7 @@ recall >= 0.99).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -41,7 +42,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CpuSeconds, PeakRss, machine, run_synth, scratch_postgres
+from _common import (
+    PG_ADMIN,
+    CpuSeconds,
+    PeakRss,
+    machine,
+    own_postgres,
+    run_synth,
+    scratch_postgres,
+)
 from eval_matching import evaluate
 
 from mdm.store import migrate
@@ -84,14 +93,15 @@ def synth(out: Path, records: int, provinces: int, seed: int) -> float:
     return time.perf_counter() - started
 
 
-def one_size(records: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def one_size(records: int, args: argparse.Namespace, workdir: Path, admin: str) -> dict[str, Any]:
     data = workdir / f"synth-{records}-{args.provinces}-{args.seed}"
     gen = synth(data, records, args.provinces, args.seed)
     print(f"\n== {records:,} citizen records, {args.provinces} former provinces", flush=True)
     if gen:
         print(f"generated the legacy exports in {gen:.1f} s (not counted below)")
     result: dict[str, Any] = {"records": records, "provinces": args.provinces, "stages": {}}
-    with scratch_postgres("mdm_bench_e2e") as url:
+    result["postgres"] = args.postgres_label
+    with scratch_postgres("mdm_bench_e2e", admin) as url:
         migrate.upgrade(url)
         env = {**os.environ, "MDM_DATABASE_URL": url, "MDM_LOG_LEVEL": "WARNING"}
         if args.rules_dir is not None:
@@ -173,6 +183,13 @@ def main() -> None:
     parser.add_argument(
         "--results", type=Path, default=None, help="append the figures (JSON) for plot_e2e.py"
     )
+    parser.add_argument(
+        "--shared-buffers",
+        default=None,
+        help="run on a Postgres cluster of the bench's own with this shared_buffers "
+        "(e.g. 4GB; also effective_cache_size, and max_wal_size = 4GB as for a bulk load), "
+        "sized as a deployment would size it; default: the machine's server as it is",
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mdm-bench-e2e-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -187,7 +204,23 @@ def main() -> None:
             shutil.rmtree(rules / "models", ignore_errors=True)
         args.rules_dir = rules
     print(f"machine: {machine()}")
-    runs = [one_size(n, args, workdir) for n in args.records]
+    with contextlib.ExitStack() as stack:
+        admin = PG_ADMIN
+        args.postgres_label = "the machine's server, its own settings"
+        if args.shared_buffers:
+            admin = stack.enter_context(
+                own_postgres(
+                    shared_buffers=args.shared_buffers,
+                    effective_cache_size=args.shared_buffers,
+                    max_wal_size="4GB",
+                )
+            )
+            args.postgres_label = (
+                f"a cluster of the bench's own: shared_buffers = {args.shared_buffers}, "
+                f"effective_cache_size = {args.shared_buffers}, max_wal_size = 4GB"
+            )
+        print(f"postgres: {args.postgres_label}")
+        runs = [one_size(n, args, workdir, admin) for n in args.records]
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     if args.results is not None:
         existing: list[dict[str, Any]] = []
