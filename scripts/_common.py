@@ -254,6 +254,30 @@ class CpuSeconds:
 
 
 @contextmanager
+def bench_postgres(shared_buffers: str | None) -> Iterator[tuple[str, str]]:
+    """``(admin URL, what it is)`` of the server a benchmark runs on: the machine's
+    as it is, or with ``shared_buffers`` a cluster of the bench's own sized as a
+    deployment would size it (also ``effective_cache_size``, and ``max_wal_size``
+    4GB as for a bulk load)."""
+    if not shared_buffers:
+        yield PG_ADMIN, "the machine's server, its own settings"
+        return
+    with own_postgres(
+        shared_buffers=shared_buffers,
+        effective_cache_size=shared_buffers,
+        max_wal_size="4GB",
+    ) as admin:
+        yield (
+            admin,
+            (
+                f"a cluster of the bench's own: shared_buffers = {shared_buffers}, "
+                f"effective_cache_size = {shared_buffers}, max_wal_size = 4GB "
+                "(the machine's server keeps its settings)"
+            ),
+        )
+
+
+@contextmanager
 def own_postgres(**settings: str) -> Iterator[str]:
     """A Postgres cluster of the benchmark's own, with ``settings`` in its
     ``postgresql.conf`` (for example ``shared_buffers="4GB"``): its admin URL. The

@@ -49,7 +49,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import orjson
 import psycopg
-from _common import PG_ADMIN, STREETS, machine, own_postgres, scratch_postgres
+from _common import STREETS, bench_postgres, machine, scratch_postgres
 from _common import person as common_person
 from _pgcluster import free_port
 
@@ -686,21 +686,8 @@ def main() -> None:
     assert rules_dir is not None
     try:
         with contextlib.ExitStack() as stack:
-            admin = PG_ADMIN
-            if args.shared_buffers:
-                admin = stack.enter_context(
-                    own_postgres(
-                        shared_buffers=args.shared_buffers,
-                        effective_cache_size=args.shared_buffers,
-                        max_wal_size="4GB",
-                    )
-                )
-                print(
-                    f"postgres: a cluster of the bench's own, shared_buffers = "
-                    f"{args.shared_buffers} (the machine's server keeps its settings)"
-                )
-            else:
-                print("postgres: the machine's server, its own settings")
+            admin, label = stack.enter_context(bench_postgres(args.shared_buffers))
+            print(f"postgres: {label}")
             url = stack.enter_context(scratch_postgres("mdm_bench_api", admin))
             migrate.upgrade(url)
             dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

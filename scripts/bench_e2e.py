@@ -30,7 +30,6 @@ recall >= 0.99).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import subprocess
@@ -43,11 +42,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
-    PG_ADMIN,
     CpuSeconds,
     PeakRss,
+    bench_postgres,
     machine,
-    own_postgres,
     run_synth,
     scratch_postgres,
 )
@@ -204,21 +202,7 @@ def main() -> None:
             shutil.rmtree(rules / "models", ignore_errors=True)
         args.rules_dir = rules
     print(f"machine: {machine()}")
-    with contextlib.ExitStack() as stack:
-        admin = PG_ADMIN
-        args.postgres_label = "the machine's server, its own settings"
-        if args.shared_buffers:
-            admin = stack.enter_context(
-                own_postgres(
-                    shared_buffers=args.shared_buffers,
-                    effective_cache_size=args.shared_buffers,
-                    max_wal_size="4GB",
-                )
-            )
-            args.postgres_label = (
-                f"a cluster of the bench's own: shared_buffers = {args.shared_buffers}, "
-                f"effective_cache_size = {args.shared_buffers}, max_wal_size = 4GB"
-            )
+    with bench_postgres(args.shared_buffers) as (admin, args.postgres_label):
         print(f"postgres: {args.postgres_label}")
         runs = [one_size(n, args, workdir, admin) for n in args.records]
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
