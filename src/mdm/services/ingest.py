@@ -268,21 +268,24 @@ def _prepare_chunk(rows: list[Row]) -> list[_Prepared]:
     that is alive (in a process holding 100,000 rows, standardization took 52 µs a
     row with the collector and 26 without; in a worker, which holds one chunk, the
     gain is within the noise). Reference counting frees them all; the collector runs
-    every ``FULL_GC_EVERY`` chunks instead, for the odd cycle."""
+    every ``FULL_GC_EVERY`` chunks instead, for the odd cycle (``_prepare_fields`` in
+    a worker, ``ingest_file``'s writer in one process)."""
     assert _worker_mapping is not None and _worker_ctx is not None
-    global _worker_chunks
     with gc_paused():
-        out = [_prepare(row, _worker_mapping, _worker_ctx) for row in rows]
-    _worker_chunks += 1
-    if _worker_chunks % FULL_GC_EVERY == 0:
-        gc.collect()
-    return out
+        return [_prepare(row, _worker_mapping, _worker_ctx) for row in rows]
 
 
 def _prepare_fields(rows: list[tuple[Any, ...]]) -> list[_Prepared]:
     """``_prepare_chunk`` for rows sent to a worker as tuples of Row's fields (they
-    pickle at half the cost of Row objects)."""
-    return _prepare_chunk([Row(*fields) for fields in rows])
+    pickle at half the cost of Row objects). The worker's full collection every
+    ``FULL_GC_EVERY`` chunks is here: in one process, ``ingest_file``'s writer
+    already runs it."""
+    global _worker_chunks
+    out = _prepare_chunk([Row(*fields) for fields in rows])
+    _worker_chunks += 1
+    if _worker_chunks % FULL_GC_EVERY == 0:
+        gc.collect()
+    return out
 
 
 def _default_workers(path: Path, file_size: int, kind: str | None) -> int:
