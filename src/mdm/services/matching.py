@@ -1176,14 +1176,13 @@ class SqlCandidateSource:
             return []
         ids = (
             select(bk.c.source_record_id)
-            .where(
-                bk.c.entity_type == self.entity_type,
-                bk.c.key_hash.in_(blocking_key_hashes(self.entity_type, keys)),
-            )
+            .where(bk.c.key_hash.in_(blocking_key_hashes(self.entity_type, keys)))
             .distinct()
         )
         rows = self.session.execute(
-            select(mf.c.features).where(mf.c.source_record_id.in_(ids))
+            select(mf.c.features).where(
+                mf.c.source_record_id.in_(ids), mf.c.entity_type == self.entity_type
+            )
         ).scalars()
         return [_decode(r) for r in rows]
 

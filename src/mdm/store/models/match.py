@@ -55,14 +55,17 @@ class BlockingKey(Base):
     (:func:`blocking_key_hash`): at a million records the index holds about seven
     million keys, and text keys cost twice the bytes and about twice the COPY time
     (``scripts/bench_blocking_keys.py``: 1078 against 590 MB, 47.4 against 25.2 s).
-    The primary key's prefix ``(entity_type, key_hash)`` is the index the candidate
-    query uses.
+    The primary key ``(key_hash, source_record_id)`` is the index the candidate
+    query uses (an index-only scan). The entity type is part of the hashed text, so
+    it need not lead the key: as a text first column it made every comparison of an
+    insertion slower (migration 0014); the candidate query checks the type on the
+    feature row it reads anyway.
     """
 
     __tablename__ = "blocking_keys"
     __table_args__ = (Index(None, "source_record_id"),)
 
-    entity_type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(20))
     key_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     # no foreign key: derived rows, checked by the run's tests (migration 0010)
     source_record_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)

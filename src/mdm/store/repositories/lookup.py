@@ -319,11 +319,8 @@ def _search_statement(postgres: bool) -> Any:
         shared = blocking.c.key_hash == any_(bindparam("hashes", type_=ARRAY(BigInteger())))
     else:
         shared = blocking.c.key_hash.in_(bindparam("hashes", expanding=True))
-    sharing = (
-        select(blocking.c.source_record_id)
-        .where(blocking.c.entity_type == bindparam("entity_type"), shared)
-        .distinct()
-    )
+    # (the entity type is part of each key's hash: it is checked on the feature row)
+    sharing = select(blocking.c.source_record_id).where(shared).distinct()
     owner = links.outerjoin(entities, entities.c.id == links.c.entity_id)
     return (
         select(features.c.source_record_id, sql_cast(features.c.features, Text), *_columns())
@@ -336,7 +333,10 @@ def _search_statement(postgres: bool) -> Any:
                 ),
             )
         )
-        .where(features.c.source_record_id.in_(sharing))
+        .where(
+            features.c.source_record_id.in_(sharing),
+            features.c.entity_type == bindparam("entity_type"),
+        )
     )
 
 
