@@ -12,6 +12,7 @@ version the incremental scorer's cache is keyed on.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -42,8 +43,22 @@ def blocking_key_hash(entity_type: str, key: str) -> int:
 
 
 def blocking_key_hashes(entity_type: str, keys: Iterable[str]) -> list[int]:
-    """The distinct hashes of a record's keys, in the keys' order."""
-    return list(dict.fromkeys(blocking_key_hash(entity_type, k) for k in keys))
+    """The distinct hashes of a record's keys, in the keys' order
+    (:func:`blocking_key_hash` of each, inlined: a feature pass hashes about seven
+    keys per record)."""
+    prefix = f"{entity_type}{KEY_HASH_SEPARATOR}"
+    md5 = hashlib.md5
+    return list(
+        dict.fromkeys(
+            [
+                _first_8_signed(md5((prefix + k).encode(), usedforsecurity=False).digest())[0]
+                for k in keys
+            ]
+        )
+    )
+
+
+_first_8_signed = struct.Struct(">q").unpack_from
 
 
 class BlockingKey(Base):
