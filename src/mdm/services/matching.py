@@ -311,6 +311,9 @@ def _iter_active(
         .where(sr.c.entity_type == entity_type, sr.c.status == "active")
         .order_by(sr.c.id)
     )
+    if conn.dialect.name == "postgresql":
+        yield from _iter_active_driver(conn, stmt, with_stored, batch)
+        return
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
     for part in result.partitions(batch):
         if with_stored:
@@ -320,6 +323,27 @@ def _iter_active(
             ]
         else:
             yield [_StoredRecord(int(r[0]), int(r[1]), str(r[2]), r[3], None) for r in part]
+
+
+def _iter_active_driver(
+    conn: Connection, stmt: Any, with_stored: bool, batch: int
+) -> Iterator[list[_StoredRecord]]:
+    """:func:`_iter_active` on Postgres: the statement on a psycopg server-side cursor
+    of the same connection (and transaction), rows taken as the driver's tuples. A
+    first feature pass reads every record of the type; SQLAlchemy's result machinery
+    cost about 8 µs a row of it (no column here needs a result processor: integers
+    and text)."""
+    compiled = stmt.compile(dialect=conn.dialect)
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    with dbapi.cursor(name=f"mdm_active_{id(stmt):x}") as cur:
+        cur.itersize = batch
+        cur.execute(str(compiled), compiled.params)
+        while part := cur.fetchmany(batch):
+            if with_stored:
+                yield [_StoredRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in part]
+            else:
+                yield [_StoredRecord(r[0], r[1], r[2], r[3], None) for r in part]
 
 
 def _loads(text_: str | bytes) -> Any:
