@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from typing import cast as type_cast
 
@@ -375,7 +375,7 @@ def record_rows(conn: Connection, record_ids: Sequence[int], entity_type: str) -
             )
             .where(one_of(conn, records.c.id, batch))
         )
-        for rid, sid, key, std, issues, received in conn.execute(stmt):
+        for rid, sid, key, std, issues, received in _plain_rows(conn, stmt):
             name, trust = trust_of[int(sid)]
             out.append(
                 RecordRow(
@@ -384,11 +384,28 @@ def record_rows(conn: Connection, record_ids: Sequence[int], entity_type: str) -
                     key,
                     decode_json(std) or {},
                     no_issues if issues in (None, "[]", "null") else decode_json(issues) or [],
-                    received,
+                    received if received.tzinfo is UTC else received.astimezone(UTC),
                     trust,
                 )
             )
     return out
+
+
+def _plain_rows(conn: Connection, stmt: Any) -> Iterable[Sequence[Any]]:
+    """The rows of ``stmt``; on Postgres as the driver's tuples, run on the same
+    connection and transaction, without SQLAlchemy's result processing (the identity
+    step reads every new entity's records here: that per-row handling cost more than
+    the decoding of their JSON). Timestamps then come in the session's time zone:
+    the caller turns them to UTC, as :class:`~mdm.store.models.base.UTCDateTime`
+    would."""
+    if conn.dialect.name != "postgresql":
+        return conn.execute(stmt)
+    compiled = stmt.compile(dialect=conn.dialect)
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    with dbapi.cursor() as cur:
+        rows: list[Sequence[Any]] = cur.execute(str(compiled), compiled.params).fetchall()
+    return rows
 
 
 def active_overrides(conn: Connection, entity_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
