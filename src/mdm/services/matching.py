@@ -758,35 +758,62 @@ def _steward_pairs(conn: Connection, entity_type: str) -> tuple[list[tuple[int, 
 
 
 def _persist_tf(engine: Engine, entity_type: str, table: Any) -> tuple[bool, str]:
-    """Replace the stored term frequencies when they changed; returns (changed, hash)."""
-    new = {
-        (str(r["column_name"]), str(r["value"])): float(r["tf"])
-        for batch in table.to_batches(max_chunksize=65_536)
-        for r in batch.to_pylist()
-    }
+    """Replace the stored term frequencies when they changed; returns (changed, hash).
+
+    About a million values at a million records (phones and IDs are nearly unique):
+    the table is read by column, the stored rows and the new ones go through the
+    driver on Postgres (COPY text built here), not a dict and a dumper per row."""
+    new: dict[tuple[str, str], float] = {}
+    for batch in table.to_batches(max_chunksize=65_536):
+        columns, values, tfs = (batch.column(i).to_pylist() for i in range(3))
+        for c, v, tf in zip(columns, values, tfs, strict=True):
+            new[str(c), str(v)] = float(tf)
     digest = hashlib.sha256(
         "\n".join(f"{c}\x1f{v}\x1f{tf!r}" for (c, v), tf in sorted(new.items())).encode()
     ).hexdigest()
     with engine.begin() as conn:
-        stored = {
-            (c, v): float(tf)
-            for c, v, tf in conn.execute(
-                select(tft.c.column_name, tft.c.value, tft.c.tf).where(
-                    tft.c.entity_type == entity_type
+        postgres = conn.dialect.name == "postgresql"
+        dbapi = conn.connection.driver_connection if postgres else None
+        if dbapi is not None:
+            with dbapi.cursor() as cur:
+                cur.execute(
+                    "SELECT column_name, value, tf FROM term_frequencies WHERE entity_type = %s",
+                    (entity_type,),
                 )
-            )
-        }
+                stored = {(c, v): float(tf) for c, v, tf in cur}
+        else:
+            stored = {
+                (c, v): float(tf)
+                for c, v, tf in conn.execute(
+                    select(tft.c.column_name, tft.c.value, tft.c.tf).where(
+                        tft.c.entity_type == entity_type
+                    )
+                )
+            }
         if stored == new:
             return False, digest
         conn.execute(delete(tft).where(tft.c.entity_type == entity_type))
-        _bulk_insert(
-            conn,
-            tft,
-            [
-                {"entity_type": entity_type, "column_name": c, "value": v, "tf": tf}
-                for (c, v), tf in new.items()
-            ],
-        )
+        if dbapi is not None:
+            et = copy_text(entity_type)
+            text_ = "".join(
+                f"{et}\t{copy_text(c)}\t{copy_text(v)}\t{tf!r}\n" for (c, v), tf in new.items()
+            )
+            with (
+                dbapi.cursor() as cur,
+                cur.copy(
+                    "COPY term_frequencies (entity_type, column_name, value, tf) FROM STDIN"
+                ) as copy,
+            ):
+                copy.write(text_)
+        else:
+            _bulk_insert(
+                conn,
+                tft,
+                [
+                    {"entity_type": entity_type, "column_name": c, "value": v, "tf": tf}
+                    for (c, v), tf in new.items()
+                ],
+            )
     return True, digest
 
 
