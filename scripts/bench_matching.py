@@ -55,7 +55,7 @@ from mdm.matching import (  # noqa: E402
     train,
 )
 from mdm.matching.training import make_linker  # noqa: E402
-from mdm.services.matching import SqlCandidateSource, _bulk_insert  # noqa: E402
+from mdm.services.matching import SqlCandidateSource  # noqa: E402
 from mdm.store import migrate  # noqa: E402
 from mdm.store.db import make_engine  # noqa: E402
 from mdm.store.models import (  # noqa: E402
@@ -66,6 +66,7 @@ from mdm.store.models import (  # noqa: E402
     TermFrequency,
 )
 from mdm.store.models.match import blocking_key_hashes  # noqa: E402
+from mdm.store.repositories.entities import bulk_insert  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -93,7 +94,7 @@ def _store_registry(url: str, con: Any, tf_table: Any, rules: Any) -> float:
     for batch in reader:
         rows = batch.to_pylist()
         with engine.begin() as conn:
-            _bulk_insert(
+            bulk_insert(
                 conn,
                 SourceRecord.__table__,  # type: ignore[arg-type]
                 [
@@ -110,7 +111,7 @@ def _store_registry(url: str, con: Any, tf_table: Any, rules: Any) -> float:
                     for r in rows
                 ],
             )
-            _bulk_insert(
+            bulk_insert(
                 conn,
                 MatchFeatures.__table__,  # type: ignore[arg-type]
                 [
@@ -123,9 +124,8 @@ def _store_registry(url: str, con: Any, tf_table: Any, rules: Any) -> float:
                     }
                     for r in rows
                 ],
-                json_columns=("features",),
             )
-            _bulk_insert(
+            bulk_insert(
                 conn,
                 BlockingKey.__table__,  # type: ignore[arg-type]
                 [
@@ -139,7 +139,7 @@ def _store_registry(url: str, con: Any, tf_table: Any, rules: Any) -> float:
                 ],
             )
     with engine.begin() as conn:
-        _bulk_insert(
+        bulk_insert(
             conn,
             TermFrequency.__table__,  # type: ignore[arg-type]
             [

@@ -190,13 +190,20 @@ COMMON_MIDDLE_NAMES: Final[frozenset[str]] = frozenset({"van", "thi"})
 _VALUE_CACHE: Final = 1 << 18
 
 
+def _cached_for_text[T](fn: Callable[[object], T]) -> Callable[[object], T]:
+    """``fn`` with its results for text arguments cached (``_VALUE_CACHE`` values);
+    anything else (``None``, a number from a JSON source) is computed each time."""
+    cached = lru_cache(maxsize=_VALUE_CACHE)(fn)
+
+    def wrapper(value: object) -> T:
+        return cached(value) if type(value) is str else fn(value)
+
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@_cached_for_text
 def _name_features(full_name: object) -> dict[str, FeatureValue]:
-    if type(full_name) is str:
-        return _name_features_of_text(full_name)
-    return _name_features_uncached(full_name)
-
-
-def _name_features_uncached(full_name: object) -> dict[str, FeatureValue]:
     folded = fold_text(full_name)
     if folded is None:
         return dict.fromkeys(
@@ -233,9 +240,6 @@ def _name_features_uncached(full_name: object) -> dict[str, FeatureValue]:
     }
 
 
-_name_features_of_text = lru_cache(maxsize=_VALUE_CACHE)(_name_features_uncached)
-
-
 def _marked_given(full_name: object) -> str | None:
     """The given name with its tone marks (canonical placement, lower case), only when
     the record kept its diacritics: Hoa and Hòa are two names (twins get both), which
@@ -265,12 +269,6 @@ def _date_parts(value: object) -> tuple[int | None, int | None, int | None]:
     return year, month, day
 
 
-def _dob_features(value: object) -> dict[str, FeatureValue]:
-    if type(value) is str:
-        return _dob_features_of_text(value)
-    return _dob_features_uncached(value)
-
-
 _NO_DOB: Final[dict[str, FeatureValue]] = {
     "dob": None,
     "dob_full": None,
@@ -284,7 +282,8 @@ _NO_DOB: Final[dict[str, FeatureValue]] = {
 _NO_DOB_BUT_ID: Final[dict[str, FeatureValue]] = {**_NO_DOB, "dob_is_partial": True}
 
 
-def _dob_features_uncached(value: object) -> dict[str, FeatureValue]:
+@_cached_for_text
+def _dob_features(value: object) -> dict[str, FeatureValue]:
     year, month, day = _date_parts(value)
     if year is None:
         return _NO_DOB
@@ -306,9 +305,6 @@ def _dob_features_uncached(value: object) -> dict[str, FeatureValue]:
         if placeholder or full is None or month is None or day is None
         else f"{min(month, day):02d}-{max(month, day):02d}",
     }
-
-
-_dob_features_of_text = lru_cache(maxsize=_VALUE_CACHE)(_dob_features_uncached)
 
 
 def personal_id_birth_year(pid: str | None) -> int | None:
@@ -360,15 +356,10 @@ _HAMLET_WORDS: Final[frozenset[str]] = frozenset({"thon", "xom", "ap"})
 _STREET_WORDS: Final[frozenset[str]] = frozenset({"duong", "pho"})
 
 
+@_cached_for_text
 def street_key(value: object) -> str | None:
     """The street part folded, without the words clerks add or drop:
     ``Số 36, đường Lạc Long Quân`` → ``36 lac long quan``; ``Xóm 9`` → ``thon 9``."""
-    if type(value) is str:
-        return _street_key_of_text(value)
-    return _street_key_uncached(value)
-
-
-def _street_key_uncached(value: object) -> str | None:
     folded = fold_text(value)
     if folded is None:
         return None
@@ -383,9 +374,6 @@ def _street_key_uncached(value: object) -> str | None:
     if len(words) > 1 and words[0] in _HAMLET_WORDS:
         words[0] = "thon"
     return " ".join(words)
-
-
-_street_key_of_text = lru_cache(maxsize=_VALUE_CACHE)(_street_key_uncached)
 
 
 def _first_address(raw: Mapping[str, Any], *keys: str) -> object:

@@ -57,7 +57,6 @@ from sqlalchemy import (
 from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
-from mdm.domain.canonical_json import canonical_json
 from mdm.exceptions import BadRequest, ConfigError, Conflict
 from mdm.matching import (
     BatchResult,
@@ -100,6 +99,7 @@ from mdm.store.models import (
 )
 from mdm.store.models.match import blocking_key_hashes
 from mdm.store.repositories import lookup
+from mdm.store.repositories.entities import bulk_insert
 from mdm.store.repositories.source_records import copy_text
 
 log = logging.getLogger(__name__)
@@ -559,8 +559,8 @@ def _insert_features(
         for rec, _feats, keys, _digest in changed
         for h in blocking_key_hashes(entity_type, keys)
     ]
-    _bulk_insert(conn, mf, feature_rows, json_columns=("features",))
-    _bulk_insert(conn, bk, key_rows)
+    bulk_insert(conn, mf, feature_rows)
+    bulk_insert(conn, bk, key_rows)
 
 
 def _copy_features(
@@ -592,33 +592,6 @@ def _copy_features(
             "COPY blocking_keys (entity_type, key_hash, source_record_id) FROM STDIN"
         ) as copy:
             copy.write(keys)
-
-
-def _bulk_insert(
-    conn: Connection,
-    table: Table,
-    rows: list[dict[str, Any]],
-    json_columns: tuple[str, ...] = (),
-) -> None:
-    """executemany on SQLite; COPY on Postgres (an order of magnitude faster)."""
-    if not rows:
-        return
-    if conn.dialect.name != "postgresql":
-        for part in _chunks(rows, WRITE_BATCH):
-            conn.execute(insert(table), list(part))
-        return
-    columns = list(rows[0])
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None
-    names = ", ".join(columns)
-    with (
-        dbapi.cursor() as cur,
-        cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row(
-                tuple(canonical_json(row[c]) if c in json_columns else row[c] for c in columns)
-            )
 
 
 def _drop_inactive_features(engine: Engine, entity_type: str) -> int:
@@ -761,8 +734,7 @@ def _persist_tf(engine: Engine, entity_type: str, table: Any) -> tuple[bool, str
     """Replace the stored term frequencies when they changed; returns (changed, hash).
 
     About a million values at a million records (phones and IDs are nearly unique):
-    the table is read by column, the stored rows and the new ones go through the
-    driver on Postgres (COPY text built here), not a dict and a dumper per row."""
+    the table is read by column, not as a dict per row."""
     new: dict[tuple[str, str], float] = {}
     for batch in table.to_batches(max_chunksize=65_536):
         columns, values, tfs = (batch.column(i).to_pylist() for i in range(3))
@@ -770,48 +742,25 @@ def _persist_tf(engine: Engine, entity_type: str, table: Any) -> tuple[bool, str
             new[str(c), str(v)] = float(tf)
     digest = _tf_digest(table)
     with engine.begin() as conn:
-        postgres = conn.dialect.name == "postgresql"
-        dbapi = conn.connection.driver_connection if postgres else None
-        if dbapi is not None:
-            with dbapi.cursor() as cur:
-                cur.execute(
-                    "SELECT column_name, value, tf FROM term_frequencies WHERE entity_type = %s",
-                    (entity_type,),
+        stored = {
+            (c, v): float(tf)
+            for c, v, tf in conn.execute(
+                select(tft.c.column_name, tft.c.value, tft.c.tf).where(
+                    tft.c.entity_type == entity_type
                 )
-                stored = {(c, v): float(tf) for c, v, tf in cur}
-        else:
-            stored = {
-                (c, v): float(tf)
-                for c, v, tf in conn.execute(
-                    select(tft.c.column_name, tft.c.value, tft.c.tf).where(
-                        tft.c.entity_type == entity_type
-                    )
-                )
-            }
+            )
+        }
         if stored == new:
             return False, digest
         conn.execute(delete(tft).where(tft.c.entity_type == entity_type))
-        if dbapi is not None:
-            et = copy_text(entity_type)
-            text_ = "".join(
-                f"{et}\t{copy_text(c)}\t{copy_text(v)}\t{tf!r}\n" for (c, v), tf in new.items()
-            )
-            with (
-                dbapi.cursor() as cur,
-                cur.copy(
-                    "COPY term_frequencies (entity_type, column_name, value, tf) FROM STDIN"
-                ) as copy,
-            ):
-                copy.write(text_)
-        else:
-            _bulk_insert(
-                conn,
-                tft,
-                [
-                    {"entity_type": entity_type, "column_name": c, "value": v, "tf": tf}
-                    for (c, v), tf in new.items()
-                ],
-            )
+        bulk_insert(
+            conn,
+            tft,
+            [
+                {"entity_type": entity_type, "column_name": c, "value": v, "tf": tf}
+                for (c, v), tf in new.items()
+            ],
+        )
     return True, digest
 
 
