@@ -55,7 +55,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as cast_
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
 from mdm.exceptions import BadRequest, ConfigError, Conflict
 from mdm.matching import (
@@ -273,7 +275,7 @@ class _StoredRecord:
     source_system: str
     #: the payload as JSON text until :attr:`standardized` parses it (a record whose
     #: stored features are reused never needs it)
-    payload: str | dict[str, Any]
+    payload: str | bytes | dict[str, Any]
     stored_hash: str | None
     stored_version: int | None = None
     stored_signature: str | None = None
@@ -286,17 +288,24 @@ class _StoredRecord:
         return cast(dict[str, Any], self.payload)
 
 
+_ActiveRow = tuple[int, int, str, Any, str | None, int | None, str | None, str | bytes | None]
+
+
 def _iter_active(
-    conn: Connection, entity_type: str, with_stored: bool, batch: int = READ_BATCH
-) -> Iterator[list[_StoredRecord]]:
-    """The active records' current standardized versions, in id order, in batches.
+    conn: Connection, entity_type: str, with_stored: bool, batch: int | None = None
+) -> Iterator[list[_ActiveRow]]:
+    """The active records' current standardized versions, in id order, in batches,
+    as plain tuples (they go to worker processes as they are): record id, version,
+    source system, the payload's JSON text, and with ``with_stored`` the stored
+    feature row's content hash, record version, signature and features as JSON text
+    (``None`` each otherwise).
 
     ``stream_results`` makes this a server-side cursor on Postgres; SQLite's
     cursor steps through the rows anyway. Memory stays at one batch.
     """
     # the payload as its stored JSON text (Postgres ``json`` keeps it verbatim; the
-    # cast is free), parsed here with orjson: psycopg's default ``json.loads`` cost
-    # a third of the pass's reading time
+    # cast is free), parsed with orjson: psycopg's default ``json.loads`` cost a
+    # third of the pass's reading time
     cols = [sr.c.id, sr.c.current_version, systems.c.name, cast_(srv.c.standardized, Text)]
     joined = sr.join(
         srv, and_(srv.c.source_record_id == sr.c.id, srv.c.version == sr.c.current_version)
@@ -311,23 +320,21 @@ def _iter_active(
         .where(sr.c.entity_type == entity_type, sr.c.status == "active")
         .order_by(sr.c.id)
     )
+    batch = batch or READ_BATCH
     if conn.dialect.name == "postgresql":
         yield from _iter_active_driver(conn, stmt, with_stored, batch)
         return
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
     for part in result.partitions(batch):
         if with_stored:
-            yield [
-                _StoredRecord(int(r[0]), int(r[1]), str(r[2]), r[3], r[4], r[5], r[6], r[7])
-                for r in part
-            ]
+            yield [(int(r[0]), int(r[1]), str(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in part]
         else:
-            yield [_StoredRecord(int(r[0]), int(r[1]), str(r[2]), r[3], None) for r in part]
+            yield [(int(r[0]), int(r[1]), str(r[2]), r[3], None, None, None, None) for r in part]
 
 
 def _iter_active_driver(
     conn: Connection, stmt: Any, with_stored: bool, batch: int
-) -> Iterator[list[_StoredRecord]]:
+) -> Iterator[list[_ActiveRow]]:
     """:func:`_iter_active` on Postgres: the statement on a psycopg server-side cursor
     of the same connection (and transaction), rows taken as the driver's tuples. A
     first feature pass reads every record of the type; SQLAlchemy's result machinery
@@ -337,13 +344,22 @@ def _iter_active_driver(
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     with dbapi.cursor(name=f"mdm_active_{id(stmt):x}") as cur:
+        # the two JSON texts (cast to ``text``; names and hashes are ``varchar``)
+        # come as the server's UTF-8 bytes: orjson parses bytes, and a worker process
+        # receives them without the decoding and re-encoding of a ``str``
+        cur.adapters.register_loader("text", _RawTextLoader)
         cur.itersize = batch
         cur.execute(str(compiled), compiled.params)
         while part := cur.fetchmany(batch):
             if with_stored:
-                yield [_StoredRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in part]
+                yield part
             else:
-                yield [_StoredRecord(r[0], r[1], r[2], r[3], None) for r in part]
+                yield [(*r, None, None, None, None) for r in part]
+
+
+class _RawTextLoader(psycopg.adapt.Loader):
+    def load(self, data: Any) -> bytes:
+        return bytes(data)
 
 
 def _loads(text_: str | bytes) -> Any:
@@ -404,6 +420,154 @@ class _FeaturePass:
     seconds: float = 0.0
 
 
+_Changed = list[tuple[_StoredRecord, FeatureRow, list[str], str]]
+
+
+@dataclass(slots=True)
+class _FeatureWrite:
+    """What one batch of a feature pass writes to the candidate index."""
+
+    #: records whose feature row and keys are (re)written
+    ids: list[int]
+    #: of those, the ones that had stored rows (only theirs need deleting first)
+    replace: list[int]
+    #: on Postgres: the COPY text of their ``match_features`` and ``blocking_keys``
+    #: rows, built where the features were computed (in a worker process)
+    copy: tuple[bytes, bytes] | None = None
+    #: elsewhere: the rows themselves
+    changed: _Changed | None = None
+
+
+@dataclass(slots=True)
+class _BatchResult:
+    table: Any  # pyarrow.Table: the batch's feature rows, in record order
+    reused: int
+    write: _FeatureWrite | None
+
+
+@dataclass(frozen=True, slots=True)
+class _PassSpec:
+    """What a feature pass's batches are computed with (sent once to each worker)."""
+
+    entity_type: str
+    rules: MatchingRules
+    signature: str
+    persist: bool
+    copy: bool  # write COPY text (Postgres) rather than rows
+
+
+def _feature_batch(spec: _PassSpec, part: list[_ActiveRow]) -> _BatchResult:
+    """One batch of a feature pass, pure (no database): each record's stored feature
+    row is reused when its version and :func:`feature_signature` are current, the
+    others are computed, and those whose features or keys changed are written."""
+    entity_type, rules, signature = spec.entity_type, spec.rules, spec.signature
+    rows: list[FeatureRow] = []
+    changed: _Changed = []
+    reused = 0
+    for rid, version, system, payload, stored_hash, stored_version, stored_sig, stored in part:
+        if stored is not None and stored_sig == signature and stored_version == version:
+            rows.append(_loads(stored))
+            reused += 1
+            continue
+        rec = _StoredRecord(rid, version, system, payload, stored_hash, stored_version, stored_sig)
+        feats = build_features(entity_type, str(rid), system, rec.standardized)
+        rows.append(feats)
+        if spec.persist:
+            keys = blocking_keys(feats, rules)
+            digest = _features_hash(feats, keys)
+            if digest != stored_hash or stored_sig != signature:
+                changed.append((rec, feats, keys, digest))
+    write = _prepare_write(entity_type, signature, spec.copy, changed) if changed else None
+    return _BatchResult(rows_to_arrow(entity_type, rows), reused, write)
+
+
+def _prepare_write(
+    entity_type: str, signature: str | None, copy: bool, changed: _Changed
+) -> _FeatureWrite:
+    out = _FeatureWrite(
+        [rec.record_id for rec, *_ in changed],
+        [rec.record_id for rec, *_ in changed if rec.stored_hash is not None],
+    )
+    if not copy:
+        out.changed = changed
+        return out
+    # the text built directly (psycopg's per-row ``write_row`` cost more than
+    # Postgres's own work)
+    et = copy_text(entity_type)
+    sig = "\\N" if signature is None else copy_text(signature)
+    features = "".join(
+        f"{rec.record_id}\t{et}\t{rec.version}\t{digest}\t{sig}\t"
+        f"{copy_text(orjson.dumps(feats).decode())}\n"
+        for rec, feats, _keys, digest in changed
+    )
+    keys = "".join(
+        f"{et}\t{h}\t{rec.record_id}\n"
+        for rec, _feats, record_keys, _digest in changed
+        for h in blocking_key_hashes(entity_type, record_keys)
+    )
+    # as bytes: they cross from a worker process without a decode and re-encode
+    out.copy = (features.encode(), keys.encode())
+    return out
+
+
+# ----------------------------------------------------- feature worker processes
+
+# A first pass computes every record's features: past this many active records the
+# batches go to worker processes (the pass is pure Python and held one core; the
+# database's share is small once the keys are bulk-loaded, see _begin_bulk_keys)
+_PARALLEL_AFTER = 50_000
+_worker_spec: _PassSpec | None = None
+
+
+def _init_feature_worker(spec: _PassSpec) -> None:
+    global _worker_spec
+    import gc
+
+    _worker_spec = spec
+    gc.freeze()  # what the worker holds from now on is never garbage
+
+
+def _worker_batch(part: list[_ActiveRow]) -> _BatchResult:
+    assert _worker_spec is not None
+    with gc_paused():
+        return _feature_batch(_worker_spec, part)
+
+
+def _feature_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def _batches_in_workers(
+    spec: _PassSpec, parts: Iterator[list[_ActiveRow]], workers: int
+) -> Iterator[tuple[list[_ActiveRow], _BatchResult]]:
+    """``(batch, result)`` in batch order, computed by ``workers`` processes; at most
+    ``workers + 1`` batches are in flight (memory stays bounded)."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    context = multiprocessing.get_context("forkserver")
+    pending: deque[tuple[list[_ActiveRow], Future[_BatchResult]]] = deque()
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_feature_worker,
+        initargs=(spec,),
+    ) as pool:
+        try:
+            for part in parts:
+                pending.append((part, pool.submit(_worker_batch, part)))
+                if len(pending) > workers:
+                    done, fut = pending.popleft()
+                    yield done, fut.result()
+            while pending:
+                done, fut = pending.popleft()
+                yield done, fut.result()
+        finally:
+            for _part, fut in pending:
+                fut.cancel()
+
+
 def _write_features(
     engine: Engine,
     entity_type: str,
@@ -411,66 +575,61 @@ def _write_features(
     parquet_path: Path,
     *,
     persist: bool,
+    workers: int | None = None,
 ) -> _FeaturePass:
     """Stream the active records into a parquet file of feature rows; with
     ``persist``, also bring ``match_features`` / ``blocking_keys`` up to date,
     writing only records whose features or keys changed (one transaction a batch),
     and reuse the stored row of a record whose version and
-    :func:`feature_signature` are current instead of computing it again."""
+    :func:`feature_signature` are current instead of computing it again.
+
+    On Postgres, batches of a large pass are computed by worker processes
+    (``workers``, default: one per core, at most 4) while this process reads the
+    next batches and a background thread writes the results; smaller passes and
+    SQLite compute in this process."""
     import pyarrow.parquet as pq
 
     started = time.perf_counter()
     out = _FeaturePass()
+    postgres = engine.dialect.name == "postgresql"
+    spec = _PassSpec(entity_type, rules, feature_signature(entity_type, rules), persist, postgres)
     writer = pq.ParquetWriter(str(parquet_path), arrow_schema(entity_type))
-    # On Postgres one thread writes batch N while this one computes batch N+1 (the
-    # database and the feature code each get a core); at most one batch waits, so
-    # memory stays at two batches. SQLite has one writer: written in line.
-    signature = feature_signature(entity_type, rules)
-    store = (
-        _BackgroundStore(engine, entity_type, signature)
-        if engine.dialect.name == "postgresql"
-        else None
-    )
+    # On Postgres one thread writes batch N while the next ones are computed; at most
+    # one batch waits for it. SQLite has one writer: written in line.
+    store = _BackgroundStore(engine, entity_type, spec.signature) if postgres else None
+    bulk_keys = persist and postgres and _begin_bulk_keys(engine, entity_type)
+    if workers is None:
+        workers = _feature_workers() if postgres else 1
     try:
         with gc_paused(), engine.connect() as conn:
-            for batch in _iter_active(conn, entity_type, with_stored=persist):
-                rows: list[FeatureRow] = []
-                changed: list[tuple[_StoredRecord, FeatureRow, list[str], str]] = []
-                for rec in batch:
-                    out.record_ids.append(rec.record_id)
-                    if (
-                        rec.stored_features is not None
-                        and rec.stored_signature == signature
-                        and rec.stored_version == rec.version
-                    ):
-                        rows.append(_loads(rec.stored_features))
-                        out.reused += 1
-                        continue
-                    feats = build_features(
-                        entity_type, str(rec.record_id), rec.source_system, rec.standardized
-                    )
-                    rows.append(feats)
-                    if persist:
-                        keys = blocking_keys(feats, rules)
-                        digest = _features_hash(feats, keys)
-                        if digest != rec.stored_hash or rec.stored_signature != signature:
-                            changed.append((rec, feats, keys, digest))
-                writer.write_table(rows_to_arrow(entity_type, rows))
-                if changed:
+            parts = _iter_active(conn, entity_type, with_stored=persist)
+            if workers > 1 and _active_count(conn, entity_type) >= _PARALLEL_AFTER:
+                results = _batches_in_workers(spec, parts, workers)
+            else:
+                results = ((part, _feature_batch(spec, part)) for part in parts)
+            for part, result in results:
+                out.record_ids.extend(r[0] for r in part)
+                out.reused += result.reused
+                writer.write_table(result.table)
+                if result.write is not None:
                     if store is not None:
-                        store.submit(changed)
+                        store.submit(result.write)
                     else:
-                        _store_features(engine, entity_type, changed, signature)
-                    out.written += len(changed)
+                        _store_write(engine, entity_type, result.write, spec.signature)
+                    out.written += len(result.write.ids)
         if store is not None:
             store.drain()
     finally:
         if store is not None:
             store.close()
         writer.close()
+        if bulk_keys:
+            # also after an error: the candidate index is whole again (or, if even
+            # this fails, the next pass's _begin_bulk_keys rebuilds it)
+            _restore_key_indexes(engine)
     if persist:
         out.removed = _drop_inactive_features(engine, entity_type)
-        if engine.dialect.name == "postgresql" and out.written >= _ANALYZE_AFTER:
+        if postgres and out.written >= _ANALYZE_AFTER:
             # the API's candidate query plans with these statistics: after a first
             # run they would still say "empty" until autovacuum comes round
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -482,11 +641,18 @@ def _write_features(
 _ANALYZE_AFTER = 10_000  # rows written by one pass
 
 
-_Changed = list[tuple[_StoredRecord, FeatureRow, list[str], str]]
+def _active_count(conn: Connection, entity_type: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(sr)
+            .where(sr.c.entity_type == entity_type, sr.c.status == "active")
+        ).scalar_one()
+    )
 
 
 class _BackgroundStore:
-    """:func:`_store_features` on one background thread, one batch in flight."""
+    """:func:`_store_write` on one background thread, one batch in flight."""
 
     def __init__(self, engine: Engine, entity_type: str, signature: str) -> None:
         self._engine = engine
@@ -494,10 +660,8 @@ class _BackgroundStore:
         self._signature = signature
         self._writer = BackgroundWriter("mdm-features")
 
-    def submit(self, changed: _Changed) -> None:
-        self._writer.submit(
-            _store_features, self._engine, self._entity_type, changed, self._signature
-        )
+    def submit(self, write: _FeatureWrite) -> None:
+        self._writer.submit(_store_write, self._engine, self._entity_type, write, self._signature)
 
     def drain(self) -> None:
         self._writer.drain()
@@ -508,30 +672,38 @@ class _BackgroundStore:
         self._writer.close()
 
 
-def _store_features(
-    engine: Engine, entity_type: str, changed: _Changed, signature: str | None
+def _store_features(engine: Engine, entity_type: str, changed: _Changed, signature: str) -> None:
+    """Write the feature rows and keys of ``changed`` (one transaction)."""
+    copy = engine.dialect.name == "postgresql"
+    _store_write(
+        engine, entity_type, _prepare_write(entity_type, signature, copy, changed), signature
+    )
+
+
+def _store_write(
+    engine: Engine, entity_type: str, write: _FeatureWrite, signature: str | None
 ) -> None:
     # only records that had features need their old rows removed: on a first run
     # (or for new records) there is nothing to delete, and a DELETE ... IN on a
     # table whose statistics still say "empty" is a sequential scan per batch
-    ids = [rec.record_id for rec, *_ in changed if rec.stored_hash is not None]
     with engine.begin() as conn:
-        if conn.dialect.name != "postgresql":
+        if write.copy is None:
             # (SQLite's planner uses the index whatever its statistics say)
-            _delete_features(conn, [rec.record_id for rec, *_ in changed])
-            _insert_features(conn, entity_type, changed, signature)
+            assert write.changed is not None
+            _delete_features(conn, write.ids)
+            _insert_features(conn, entity_type, write.changed, signature)
             return
-        _delete_features(conn, ids)
+        _delete_features(conn, write.replace)
         try:
             with conn.begin_nested():
-                _copy_features(conn, entity_type, changed, signature)
+                _copy_features(conn, write.copy)
         except psycopg.errors.UniqueViolation:
             # the API registered one of these records (its features) after this
             # run read it: replace them all, as before the run skipped the deletes
             # (the next run sees the newer version and rewrites its features)
-            log.info("features of %d records written concurrently; replacing", len(changed))
-            _delete_features(conn, [rec.record_id for rec, *_ in changed])
-            _copy_features(conn, entity_type, changed, signature)
+            log.info("features of %d records written concurrently; replacing", len(write.ids))
+            _delete_features(conn, write.ids)
+            _copy_features(conn, write.copy)
 
 
 def _delete_features(conn: Connection, ids: list[int]) -> None:
@@ -563,25 +735,11 @@ def _insert_features(
     bulk_insert(conn, bk, key_rows)
 
 
-def _copy_features(
-    conn: Connection, entity_type: str, changed: _Changed, signature: str | None
-) -> None:
-    """Both tables by COPY, the text built directly (psycopg's per-row ``write_row``
-    cost more than Postgres's own work)."""
+def _copy_features(conn: Connection, text_: tuple[bytes, bytes]) -> None:
+    """Both tables by COPY of the text :func:`_prepare_write` built."""
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
-    et = copy_text(entity_type)
-    sig = "\\N" if signature is None else copy_text(signature)
-    features = "".join(
-        f"{rec.record_id}\t{et}\t{rec.version}\t{digest}\t{sig}\t"
-        f"{copy_text(orjson.dumps(feats).decode())}\n"
-        for rec, feats, _keys, digest in changed
-    )
-    keys = "".join(
-        f"{et}\t{h}\t{rec.record_id}\n"
-        for rec, _feats, record_keys, _digest in changed
-        for h in blocking_key_hashes(entity_type, record_keys)
-    )
+    features, keys = text_
     with dbapi.cursor() as cur:
         with cur.copy(
             "COPY match_features (source_record_id, entity_type, record_version, "
@@ -592,6 +750,92 @@ def _copy_features(
             "COPY blocking_keys (entity_type, key_hash, source_record_id) FROM STDIN"
         ) as copy:
             copy.write(keys)
+
+
+# A first load into an empty candidate index: the blocking keys go in without its
+# indexes, which are built afterwards (below this many active records, not worth it)
+_BULK_KEYS_AFTER = 50_000
+
+
+def _key_index_ddl() -> list[tuple[str, Any]]:
+    """(name, DDL) of ``blocking_keys``' primary key and indexes, from the model."""
+    table = cast(Table, BlockingKey.__table__)
+    out: list[tuple[str, Any]] = [(str(table.primary_key.name), AddConstraint(table.primary_key))]
+    out.extend((str(ix.name), CreateIndex(ix)) for ix in sorted(table.indexes, key=str))
+    return out
+
+
+def _missing_key_indexes(conn: Connection) -> list[tuple[str, Any]]:
+    return [
+        (name, ddl)
+        for name, ddl in _key_index_ddl()
+        if conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is None
+    ]
+
+
+def _begin_bulk_keys(engine: Engine, entity_type: str) -> bool:
+    """On Postgres, before a feature pass: make sure ``blocking_keys`` has its
+    indexes (a pass killed in bulk mode left them dropped), and, when the table is
+    empty and the pass is large (a first national load), drop them for the pass.
+
+    Why: each blocking key is a random insertion into a B-tree that soon outgrows the
+    buffer cache (7M keys at 1M citizens, about 450 MB of index); Postgres's CPU per
+    key doubled over such a pass. COPY into the bare table and one sorted index
+    build afterwards cost a fraction of that (docs/sizing.md, "Stop 22"). The
+    candidate lookups of the API and of one-record matching find nothing in an empty
+    table anyway; while the pass runs they scan the table instead of the index.
+    Returns whether the indexes were dropped (:func:`_restore_key_indexes` then
+    rebuilds them)."""
+    with engine.begin() as conn:
+        if _missing_key_indexes(conn):
+            _build_key_indexes(conn)
+        active = _active_count(conn, entity_type)
+        if active < _BULK_KEYS_AFTER:
+            return False
+        # the lock makes the emptiness test and the drop one step for writers
+        conn.exec_driver_sql("LOCK TABLE blocking_keys IN SHARE ROW EXCLUSIVE MODE")
+        if conn.execute(select(bk.c.key_hash).limit(1)).first() is not None:
+            return False
+        table = cast(Table, BlockingKey.__table__)
+        for ix in table.indexes:
+            conn.execute(DropIndex(ix))
+        conn.execute(DropConstraint(table.primary_key))
+    log.info("blocking keys: first load of %d records, indexes built after the pass", active)
+    return True
+
+
+def _restore_key_indexes(engine: Engine) -> None:
+    with engine.begin() as conn:
+        _build_key_indexes(conn)
+
+
+def _build_key_indexes(conn: Connection) -> None:
+    """Build ``blocking_keys``' missing indexes. Writers wait meanwhile (the lock);
+    a record written by the API while the indexes were down can have left a key
+    twice: duplicates are removed before the primary key is built."""
+    conn.exec_driver_sql("LOCK TABLE blocking_keys IN SHARE ROW EXCLUSIVE MODE")
+    missing = _missing_key_indexes(conn)
+    if not missing:
+        return
+    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+    started = time.perf_counter()
+    for _name, ddl in missing:
+        try:
+            with conn.begin_nested():
+                conn.execute(ddl)
+        except sa_exc.IntegrityError:
+            # only the primary key can fail: remove the duplicates, then build it
+            conn.exec_driver_sql(
+                "DELETE FROM blocking_keys a USING blocking_keys b"
+                " WHERE a.key_hash = b.key_hash AND a.source_record_id = b.source_record_id"
+                " AND a.ctid > b.ctid"
+            )
+            conn.execute(ddl)
+    log.info(
+        "blocking keys: built %s in %.1f s",
+        ", ".join(name for name, _ in missing),
+        time.perf_counter() - started,
+    )
 
 
 def _drop_inactive_features(engine: Engine, entity_type: str) -> int:
