@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -120,7 +121,7 @@ def _store_digest(session: Session) -> dict[str, list[tuple[object, ...]]]:
             for e in session.scalars(select(Entity))
         ),
         "links": sorted(
-            (ln.source_record_id, cid[ln.entity_id], ln.method, ln.active)
+            (ln.source_record_id, cid[ln.entity_id], ln.method, ln.score, ln.active)
             for ln in session.scalars(select(Link))
         ),
         "versions": sorted(
@@ -128,7 +129,15 @@ def _store_digest(session: Session) -> dict[str, list[tuple[object, ...]]]:
             for v in session.scalars(select(EntityVersion))
         ),
         "events": sorted(
-            (ev.canonical_id, ev.event_type, ev.sequence, repr(ev.payload["data"]))
+            (
+                ev.canonical_id,
+                ev.event_type,
+                ev.sequence,
+                ev.payload["type"],
+                ev.payload["canonical_id"],
+                ev.payload["version"],
+                repr(ev.payload["data"]),
+            )
             for ev in session.scalars(select(OutboxEvent))
         ),
         "conflicts": sorted(
@@ -138,15 +147,28 @@ def _store_digest(session: Session) -> dict[str, list[tuple[object, ...]]]:
     }
 
 
+@pytest.mark.parametrize("workers", [False, True], ids=["in-process", "workers"])
 def test_reads_beside_writes_give_the_store_of_the_plain_run(
-    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch, workers: bool
 ) -> None:
     """The batch run's identity step reads through a second connection while a
     background thread writes (Postgres): the store must be exactly the plain run's,
-    with chunks small enough that canonical-ID collisions cross chunk boundaries."""
+    with chunks small enough that canonical-ID collisions cross chunk boundaries.
+    With ``workers`` (a large first load), worker processes build the golden records
+    and the rows' COPY data."""
 
     monkeypatch.setattr(identity, "_CHUNK_GROUPS", 7)
+    monkeypatch.setattr(identity, "_WORKER_CHUNK_GROUPS", 6)
+    monkeypatch.setattr(identity, "_WORKERS_AFTER", 1 if workers else 10**9)
     monkeypatch.setattr(resolve, "_CHUNK_ENTITIES", 5)
+    submitted: list[int] = []
+    real_chunk = identity._GoldenWorkers.submit
+
+    def count_chunks(self: identity._GoldenWorkers, task: identity._NewEntitiesTask) -> Any:
+        submitted.append(len(task.specs))
+        return real_chunk(self, task)
+
+    monkeypatch.setattr(identity._GoldenWorkers, "submit", count_chunks)
     real = identity.new_canonical_id
 
     def crowded(entity_type: str, *, seed: bytes) -> str:
@@ -162,14 +184,28 @@ def test_reads_beside_writes_give_the_store_of_the_plain_run(
         with Session(engine) as setup:
             groups = _load(record_maker(setup), 60)
             setup.commit()
+        # link scores as a matching run gives them (one not a number: stored as null)
+        methods = {
+            g[-1]: ("rule", 0.97 if i % 5 else float("nan"))
+            for i, g in enumerate(groups)
+            if len(g) > 1
+        }
         with Session(engine) as plain:
-            summary = apply_partition(plain, "citizen", groups)
+            summary = apply_partition(plain, "citizen", groups, methods=methods)
             expected = _store_digest(plain)
             plain.rollback()
+        assert not submitted
         with Session(engine) as piped:
-            piped_summary = apply_partition(piped, "citizen", groups, reader=engine)
+            piped_summary = apply_partition(
+                piped, "citizen", groups, methods=methods, reader=engine
+            )
             assert _store_digest(piped) == expected
             piped.commit()
+        # the worker path ran (Postgres only: SQLite has no reads beside writes)
+        large = workers and engine.dialect.name == "postgresql"
+        assert (sum(submitted), len(submitted) > 3) == (
+            (len(groups), True) if large else (0, False)
+        )
         assert piped_summary.as_dict() == summary.as_dict()
         assert summary.entities_created == len(groups)
         assert len({row[0] for row in expected["entities"]}) == len(groups)  # IDs unique

@@ -80,12 +80,23 @@ def write_events(
     """
     if not events:
         return 0
-    for ev in events:
-        if ev.event_type not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {ev.event_type!r}")
     new = set(new_entity_ids)
     lookup = sorted({ev.entity_id for ev in events} - new)
     sequences = max_sequences(conn, lookup) if lookup else {}
+    rows = event_rows(events, now, sequences)
+    bulk_insert(conn, outbox, rows)
+    return len(rows)
+
+
+def event_rows(
+    events: Sequence[PendingEvent], now: datetime, sequences: dict[int, int] | None = None
+) -> list[dict[str, Any]]:
+    """The outbox rows of ``events``; ``sequences``: each entity's largest sequence
+    so far (updated; an entity not in it has no events yet, e.g. a new entity)."""
+    for ev in events:
+        if ev.event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {ev.event_type!r}")
+    sequences = {} if sequences is None else sequences
     stamp = now.isoformat()
     rows = []
     for ev, event_id in zip(events, new_event_ids(len(events)), strict=True):
@@ -111,5 +122,4 @@ def write_events(
                 "created_at": now,
             }
         )
-    bulk_insert(conn, outbox, rows)
-    return len(rows)
+    return rows

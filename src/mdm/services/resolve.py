@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from mdm.events.outbox import PendingEvent, write_events
+from mdm.events.outbox import PendingEvent, event_rows, outbox, write_events
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
 from mdm.survivorship import (
@@ -183,6 +183,31 @@ def new_entity_rows(
                 )
             )
     return out
+
+
+def new_entity_copies(
+    conn: Connection,
+    entity_type: str,
+    batch: Sequence[NewEntity],
+    *,
+    actor: str,
+    now: datetime,
+    rules: SurvivorshipRules,
+) -> tuple[list[repo.CopyData], int, int]:
+    """What :func:`write_new_entity_rows` writes for ``batch`` on Postgres, rendered
+    as COPY data (e.g. in a worker process), in the same table order; with the
+    numbers of versions and events. ``conn`` only reads."""
+    rows = new_entity_rows(conn, entity_type, batch, actor=actor, now=now, rules=rules)
+    events = event_rows(rows.events, now)  # new entities: every sequence starts at 1
+    tables = (
+        (repo.entities, rows.entities),
+        (repo.versions, rows.versions),
+        (repo.links, rows.links),
+        (repo.conflicts, rows.conflicts),
+        (outbox, events),
+    )
+    copies = [c for table, part in tables if (c := repo.copy_data(table, part)) is not None]
+    return copies, len(rows.versions), len(events)
 
 
 def write_new_entity_rows(conn: Connection, rows: NewEntityRows, now: datetime) -> tuple[int, int]:

@@ -130,6 +130,43 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     _copy(conn, table.name, list(rows[0].keys()), json_columns, rows)
 
 
+@dataclass(frozen=True, slots=True)
+class CopyData:
+    """Rows of one table already in COPY's text format (UTF-8), e.g. built by a worker
+    process for :func:`write_copy` on the connection of the transaction."""
+
+    table: str
+    columns: tuple[str, ...]
+    data: bytes
+
+
+def copy_data(table: Table, rows: Sequence[Mapping[str, Any]]) -> CopyData | None:
+    """What :func:`bulk_insert` would COPY on Postgres, as bytes (``None``: no rows)."""
+    if not rows:
+        return None
+    json_set = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    columns = tuple(rows[0].keys())
+    pairs = [(c, _copy_json if c in json_set else _copy_value) for c in columns]
+    text = "".join("\t".join([f(row[c]) for c, f in pairs]) + "\n" for row in rows)
+    return CopyData(table.name, columns, text.encode())
+
+
+def write_copy(conn: Connection, data: CopyData | None) -> None:
+    """COPY what :func:`copy_data` rendered (Postgres)."""
+    if data is None:
+        return
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    names = ", ".join(f'"{c}"' for c in data.columns)
+    with dbapi.cursor() as cur, cur.copy(f"COPY {data.table} ({names}) FROM STDIN") as copy:
+        view = memoryview(data.data)
+        for start in range(0, len(view), _COPY_BYTES):
+            copy.write(view[start : start + _COPY_BYTES])
+
+
+_COPY_BYTES = 1 << 22  # per write: psycopg queues a buffer per call
+
+
 def _copy(
     conn: Connection,
     table: str,
