@@ -45,9 +45,11 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
+    null,
     or_,
     select,
     text,
@@ -292,13 +294,20 @@ _ActiveRow = tuple[int, int, str, Any, str | None, int | None, str | None, str |
 
 
 def _iter_active(
-    conn: Connection, entity_type: str, with_stored: bool, batch: int | None = None
+    conn: Connection,
+    entity_type: str,
+    with_stored: bool,
+    batch: int | None = None,
+    *,
+    signature: str | None = None,
 ) -> Iterator[list[_ActiveRow]]:
     """The active records' current standardized versions, in id order, in batches,
     as plain tuples (they go to worker processes as they are): record id, version,
     source system, the payload's JSON text, and with ``with_stored`` the stored
     feature row's content hash, record version, signature and features as JSON text
-    (``None`` each otherwise).
+    (``None`` each otherwise). With ``signature``, a record whose stored row is
+    current under it (and is reused as stored) comes without its payload: a run
+    after training reads no payload at all.
 
     ``stream_results`` makes this a server-side cursor on Postgres; SQLite's
     cursor steps through the rows anyway. Memory stays at one batch.
@@ -306,7 +315,11 @@ def _iter_active(
     # the payload as its stored JSON text (Postgres ``json`` keeps it verbatim; the
     # cast is free), parsed with orjson: psycopg's default ``json.loads`` cost a
     # third of the pass's reading time
-    cols = [sr.c.id, sr.c.current_version, systems.c.name, cast_(srv.c.standardized, Text)]
+    payload: Any = cast_(srv.c.standardized, Text)
+    if with_stored and signature is not None:
+        current = and_(mf.c.record_version == sr.c.current_version, mf.c.signature == signature)
+        payload = case((current, null()), else_=payload)
+    cols = [sr.c.id, sr.c.current_version, systems.c.name, payload]
     joined = sr.join(
         srv, and_(srv.c.source_record_id == sr.c.id, srv.c.version == sr.c.current_version)
     ).join(systems, systems.c.id == sr.c.source_system_id)
@@ -602,7 +615,7 @@ def _write_features(
         workers = _feature_workers() if postgres else 1
     try:
         with gc_paused(), engine.connect() as conn:
-            parts = _iter_active(conn, entity_type, with_stored=persist)
+            parts = _iter_active(conn, entity_type, persist, signature=spec.signature)
             if workers > 1 and _active_count(conn, entity_type) >= _PARALLEL_AFTER:
                 results = _batches_in_workers(spec, parts, workers)
             else:
