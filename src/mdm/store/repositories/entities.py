@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -146,9 +146,7 @@ def copy_data(table: Table, rows: Sequence[Mapping[str, Any]]) -> CopyData | Non
         return None
     json_set = {c.name for c in table.columns if isinstance(c.type, JSON)}
     columns = tuple(rows[0].keys())
-    pairs = [(c, _copy_json if c in json_set else _copy_value) for c in columns]
-    text = "".join("\t".join([f(row[c]) for c, f in pairs]) + "\n" for row in rows)
-    return CopyData(table.name, columns, text.encode())
+    return CopyData(table.name, columns, _render(_formats(columns, json_set), rows).encode())
 
 
 def write_copy(conn: Connection, data: CopyData | None) -> None:
@@ -157,8 +155,7 @@ def write_copy(conn: Connection, data: CopyData | None) -> None:
         return
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
-    names = ", ".join(f'"{c}"' for c in data.columns)
-    with dbapi.cursor() as cur, cur.copy(f"COPY {data.table} ({names}) FROM STDIN") as copy:
+    with dbapi.cursor() as cur, cur.copy(_copy_sql(data.table, data.columns)) as copy:
         view = memoryview(data.data)
         for start in range(0, len(view), _COPY_BYTES):
             copy.write(view[start : start + _COPY_BYTES])
@@ -176,23 +173,30 @@ def _copy(
 ) -> None:
     """COPY ``rows`` with the text format built here: psycopg's per-row ``write_row``
     (a dumper looked up per value) cost more than Postgres's own work."""
-    json_set = set(json_columns)
-    formats = [_copy_json if c in json_set else _copy_value for c in columns]
+    pairs = _formats(columns, set(json_columns))
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
-    names = ", ".join(f'"{c}"' for c in columns)
-    pairs = list(zip(columns, formats, strict=True))
-    with dbapi.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+    with dbapi.cursor() as cur, cur.copy(_copy_sql(table, columns)) as copy:
         for start in range(0, len(rows), _COPY_BLOCK):
-            copy.write(
-                "".join(
-                    "\t".join([f(row[c]) for c, f in pairs]) + "\n"
-                    for row in rows[start : start + _COPY_BLOCK]
-                )
-            )
+            copy.write(_render(pairs, rows[start : start + _COPY_BLOCK]))
 
 
 _COPY_BLOCK = 5_000  # rows per write: bounded text, few calls
+
+_Formats = list[tuple[str, Callable[[Any], str]]]
+
+
+def _formats(columns: Iterable[str], json_columns: set[str]) -> _Formats:
+    return [(c, _copy_json if c in json_columns else _copy_value) for c in columns]
+
+
+def _render(pairs: _Formats, rows: Iterable[Mapping[str, Any]]) -> str:
+    return "".join("\t".join([f(row[c]) for c, f in pairs]) + "\n" for row in rows)
+
+
+def _copy_sql(table: str, columns: Iterable[str]) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f"COPY {table} ({names}) FROM STDIN"
 
 
 def _copy_value(v: Any) -> str:
