@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         default=True,
         description="Dispatch shortcut for entity and xref lookups (mdm.api.fastpath)",
     )
+    match_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Worker processes of a large train or match run (the feature pass of "
+        "50,000 records or more, the golden records of 50,000 new entities or more); "
+        "default one per core, at most 4; 1 keeps that work in the run's own process",
+    )
     log_level: str = "INFO"
     log_json: bool = False
     # Event delivery (``mdm relay``): see docs/events.md.

@@ -193,3 +193,34 @@ def test_bulk_mode_only_on_an_empty_table(engine: Engine, monkeypatch: pytest.Mo
     assert _indexes(engine) == set()
     svc._restore_key_indexes(engine)
     assert _indexes(engine) == set(KEY_INDEXES)
+
+
+def test_match_workers_setting_keeps_a_large_pass_in_process(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``MDM_MATCH_WORKERS=1`` (e.g. a host shared with the API): no worker process,
+    the same rows."""
+    from mdm.config import get_settings
+    from mdm.services.bulk import bulk_workers
+
+    rules = load_rules("citizen")
+    _clear(engine)
+    svc._write_features(engine, "citizen", rules, tmp_path / "a.parquet", persist=True)
+    expected = _stored(engine)
+    _clear(engine)
+    _large(monkeypatch)
+
+    def no_workers(*args: Any) -> Any:
+        raise AssertionError("worker processes started")
+
+    monkeypatch.setattr(svc, "_batches_in_workers", no_workers)
+    monkeypatch.setenv("MDM_MATCH_WORKERS", "1")
+    get_settings.cache_clear()
+    try:
+        assert bulk_workers() == 1
+        svc._write_features(engine, "citizen", rules, tmp_path / "b.parquet", persist=True)
+    finally:
+        monkeypatch.delenv("MDM_MATCH_WORKERS")
+        get_settings.cache_clear()
+    assert _stored(engine) == expected
+    assert bulk_workers() >= 1

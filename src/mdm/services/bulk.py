@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -54,3 +55,15 @@ class BackgroundWriter:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def bulk_workers() -> int:
+    """Worker processes for a large batch step: ``MDM_MATCH_WORKERS`` if set, else one
+    per core, at most 4 (beyond that the one Postgres backend of the run's writes
+    is the limit)."""
+    from mdm.config import get_settings
+
+    configured = get_settings().match_workers
+    if configured is not None:
+        return configured
+    return max(1, min(os.cpu_count() or 1, 4))

@@ -32,7 +32,6 @@ set-based: bulk reads in chunks, COPY on Postgres, no ORM object per record.
 
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -46,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_id import new_canonical_id
 from mdm.exceptions import BadRequest, Conflict
-from mdm.services.bulk import BackgroundWriter, gc_paused
+from mdm.services.bulk import BackgroundWriter, bulk_workers, gc_paused
 from mdm.services.resolve import (
     NewEntity,
     Plan,
@@ -491,7 +490,7 @@ _NewSpec = tuple[int, str, list[int], list[tuple[str, float | None]]]
 
 # A first national load creates an entity per group. Past this many new entities
 # their golden records, and the COPY text of every row that creates them, are built
-# by worker processes (one per core, at most 4): in one process this held one core
+# by worker processes (``bulk_workers``: one per core, at most 4): in one process this held one core
 # (about 80 µs an entity) while Postgres used less than one.
 _WORKERS_AFTER = 50_000
 _WORKER_CHUNK_GROUPS = 10_000
@@ -582,7 +581,7 @@ def _golden_workers(
 ) -> Iterator[_GoldenWorkers | None]:
     """Worker processes for a large number of new entities (reads beside writes on
     Postgres only: the workers read committed data, as the reader does)."""
-    workers = max(1, min(os.cpu_count() or 1, 4))
+    workers = bulk_workers()
     if reader is None or reader.dialect.name != "postgresql" or new < _WORKERS_AFTER:
         yield None
         return

@@ -87,7 +87,7 @@ from mdm.matching.features import FeatureRow, FeatureValue
 from mdm.matching.model import weight_to_prob
 from mdm.matching.rules import default_rules_dir
 from mdm.matching.spark import SparkOptions, check_staging, start_session
-from mdm.services.bulk import BackgroundWriter, gc_paused
+from mdm.services.bulk import BackgroundWriter, bulk_workers, gc_paused
 from mdm.store.models import (
     BlockingKey,
     Entity,
@@ -546,10 +546,6 @@ def _worker_batch(part: list[_ActiveRow]) -> _BatchResult:
         return _feature_batch(_worker_spec, part)
 
 
-def _feature_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 4))
-
-
 def _batches_in_workers(
     spec: _PassSpec, parts: Iterator[list[_ActiveRow]], workers: int
 ) -> Iterator[tuple[list[_ActiveRow], _BatchResult]]:
@@ -597,7 +593,7 @@ def _write_features(
     :func:`feature_signature` are current instead of computing it again.
 
     On Postgres, batches of a large pass are computed by worker processes
-    (``workers``, default: one per core, at most 4) while this process reads the
+    (``workers``, default :func:`~mdm.services.bulk.bulk_workers`) while this process reads the
     next batches and a background thread writes the results; smaller passes and
     SQLite compute in this process."""
     import pyarrow.parquet as pq
@@ -612,7 +608,7 @@ def _write_features(
     store = _BackgroundStore(engine, entity_type, spec.signature) if postgres else None
     bulk_keys = persist and postgres and _begin_bulk_keys(engine, entity_type)
     if workers is None:
-        workers = _feature_workers() if postgres else 1
+        workers = bulk_workers() if postgres else 1
     try:
         with gc_paused(), engine.connect() as conn:
             parts = _iter_active(conn, entity_type, persist, signature=spec.signature)
