@@ -593,9 +593,9 @@ def _write_features(
     :func:`feature_signature` are current instead of computing it again.
 
     On Postgres, batches of a large pass are computed by worker processes
-    (``workers``, default :func:`~mdm.services.bulk.bulk_workers`) while this process reads the
-    next batches and a background thread writes the results; smaller passes and
-    SQLite compute in this process."""
+    (``workers``, default :func:`~mdm.services.bulk.bulk_workers`) while this
+    process reads the next batches and a background thread writes the results;
+    smaller passes and SQLite compute in this process."""
     import pyarrow.parquet as pq
 
     started = time.perf_counter()
