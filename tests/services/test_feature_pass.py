@@ -186,10 +186,10 @@ def test_bulk_mode_only_on_an_empty_table(engine: Engine, monkeypatch: pytest.Mo
             "INSERT INTO blocking_keys (entity_type, key_hash, source_record_id)"
             " SELECT 'citizen', 1, min(id) FROM source_records"
         )
-    assert svc._begin_bulk_keys(engine, "citizen") is False
+    assert svc._begin_bulk_keys(engine, 2) is False
     assert _indexes(engine) == set(KEY_INDEXES)
     _clear(engine)
-    assert svc._begin_bulk_keys(engine, "citizen") is True
+    assert svc._begin_bulk_keys(engine, 2) is True
     assert _indexes(engine) == set()
     svc._restore_key_indexes(engine)
     assert _indexes(engine) == set(KEY_INDEXES)

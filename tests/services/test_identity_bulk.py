@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_id import new_canonical_id
-from mdm.services import identity, resolve
+from mdm.services import bulk, identity, resolve
 from mdm.services.identity import apply_partition
 from mdm.services.resolve import rebuild
 from mdm.store.db import make_engine
@@ -162,13 +162,14 @@ def test_reads_beside_writes_give_the_store_of_the_plain_run(
     monkeypatch.setattr(identity, "_WORKERS_AFTER", 1 if workers else 10**9)
     monkeypatch.setattr(resolve, "_CHUNK_ENTITIES", 5)
     submitted: list[int] = []
-    real_chunk = identity._GoldenWorkers.submit
+    real_submit = bulk.OrderedProcessPool.submit
 
-    def count_chunks(self: identity._GoldenWorkers, task: identity._NewEntitiesTask) -> Any:
+    def count_chunks(self: bulk.OrderedProcessPool, fn: Any, task: Any, tag: Any = None) -> Any:
+        assert isinstance(task, identity._NewEntitiesTask)
         submitted.append(len(task.specs))
-        return real_chunk(self, task)
+        return real_submit(self, fn, task, tag)
 
-    monkeypatch.setattr(identity._GoldenWorkers, "submit", count_chunks)
+    monkeypatch.setattr(bulk.OrderedProcessPool, "submit", count_chunks)
     real = identity.new_canonical_id
 
     def crowded(entity_type: str, *, seed: bytes) -> str:

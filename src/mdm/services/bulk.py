@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -67,3 +68,46 @@ def bulk_workers() -> int:
     if configured is not None:
         return configured
     return max(1, min(os.cpu_count() or 1, 4))
+
+
+class OrderedProcessPool:
+    """Worker processes (``forkserver``, like ingest's) whose results come back in
+    submission order, at most ``workers + 1`` tasks in flight (memory stays bounded
+    whatever the number of tasks). Each task carries a tag handed back with its
+    result. Leaving the ``with`` block cancels what has not started and waits for
+    the rest: no worker keeps running behind the caller."""
+
+    def __init__(self, workers: int, initializer: Callable[..., None], initargs: tuple[Any, ...]):
+        import multiprocessing
+
+        self._workers = workers
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=initializer,
+            initargs=initargs,
+        )
+        self._pending: deque[tuple[Any, Future[Any]]] = deque()
+
+    def __enter__(self) -> OrderedProcessPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for _tag, fut in self._pending:
+            fut.cancel()
+        self._pool.shutdown(wait=True)
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any, tag: Any = None) -> list[tuple[Any, Any]]:
+        """Queue ``fn(arg)``; returns the ``(tag, result)`` pairs now due, oldest first."""
+        self._pending.append((tag, self._pool.submit(fn, arg)))
+        due = []
+        while len(self._pending) > self._workers:
+            t, fut = self._pending.popleft()
+            due.append((t, fut.result()))
+        return due
+
+    def finish(self) -> list[tuple[Any, Any]]:
+        """The remaining ``(tag, result)`` pairs, in order."""
+        out = [(t, fut.result()) for t, fut in self._pending]
+        self._pending.clear()
+        return out

@@ -32,9 +32,8 @@ set-based: bulk reads in chunks, COPY on Postgres, no ORM object per record.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -45,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_id import new_canonical_id
 from mdm.exceptions import BadRequest, Conflict
-from mdm.services.bulk import BackgroundWriter, bulk_workers, gc_paused
+from mdm.services.bulk import BackgroundWriter, OrderedProcessPool, bulk_workers, gc_paused
 from mdm.services.resolve import (
     NewEntity,
     Plan,
@@ -341,6 +340,13 @@ def _apply_partition(
         _golden_workers(reader, entity_type, rules, len(new_groups)) as workers,
     ):
         issued: set[str] = set()
+
+        def write_done(done: list[tuple[Any, _Copies]]) -> None:
+            for _tag, (copies, versions, events) in done:
+                summary.versions += versions
+                summary.events += events
+                write(_write_copies, conn, copies)
+
         chunk_size = _CHUNK_GROUPS if workers is None else _WORKER_CHUNK_GROUPS
         for start in range(0, len(new_groups), chunk_size):
             chunk = new_groups[start : start + chunk_size]
@@ -355,12 +361,9 @@ def _apply_partition(
                     g = parts[gi]
                     specs.append((eid, cid, g, [_link_method(r, g, methods) for r in g]))
                     summary.links_created += sum(1 for r in g if r not in current)
-                for copies, versions, events in workers.submit(
-                    _NewEntitiesTask(entity_type, actor, now, specs)
-                ):
-                    summary.versions += versions
-                    summary.events += events
-                    write(_write_copies, conn, copies)
+                write_done(
+                    workers.submit(_golden_chunk, _NewEntitiesTask(entity_type, actor, now, specs))
+                )
                 continue
             new_entities = []
             for gi, eid, cid in zip(chunk, ids, canonical, strict=True):
@@ -376,10 +379,7 @@ def _apply_partition(
             summary.events += len(prepared.events)
             write(write_new_entity_rows, conn, prepared, now)
         if workers is not None:
-            for copies, versions, events in workers.finish():
-                summary.versions += versions
-                summary.events += events
-                write(_write_copies, conn, copies)
+            write_done(workers.finish())
     summary.entities_created = len(new_groups)
 
     # 5. redirects, statuses, golden records, versions, events
@@ -548,57 +548,19 @@ def _write_copies(conn: Connection, copies: list[repo.CopyData]) -> None:
         repo.write_copy(conn, data)
 
 
-class _GoldenWorkers:
-    """Chunks handed to worker processes; results come back in submission order, at
-    most ``workers + 1`` chunks in flight (memory stays bounded)."""
-
-    def __init__(self, pool: Any, workers: int) -> None:
-        self._pool = pool
-        self._workers = workers
-        self._pending: deque[Future[_Copies]] = deque()
-
-    def submit(self, task: _NewEntitiesTask) -> list[_Copies]:
-        """Queue ``task``; returns the results that are due (oldest first)."""
-        self._pending.append(self._pool.submit(_golden_chunk, task))
-        out = []
-        while len(self._pending) > self._workers:
-            out.append(self._pending.popleft().result())
-        return out
-
-    def finish(self) -> list[_Copies]:
-        out = [fut.result() for fut in self._pending]
-        self._pending.clear()
-        return out
-
-    def cancel(self) -> None:
-        for fut in self._pending:
-            fut.cancel()
-
-
 @contextmanager
 def _golden_workers(
     reader: Engine | None, entity_type: str, rules: SurvivorshipRules, new: int
-) -> Iterator[_GoldenWorkers | None]:
+) -> Iterator[OrderedProcessPool | None]:
     """Worker processes for a large number of new entities (reads beside writes on
     Postgres only: the workers read committed data, as the reader does)."""
-    workers = bulk_workers()
     if reader is None or reader.dialect.name != "postgresql" or new < _WORKERS_AFTER:
         yield None
         return
+    workers = bulk_workers()
     if workers < 2:
         yield None
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("forkserver"),
-        initializer=_init_golden_worker,
-        initargs=(reader.url.render_as_string(hide_password=False), rules),
-    ) as pool:
-        state = _GoldenWorkers(pool, workers)
-        try:
-            yield state
-        finally:
-            state.cancel()
+    url = reader.url.render_as_string(hide_password=False)
+    with OrderedProcessPool(workers, _init_golden_worker, (url, rules)) as pool:
+        yield pool

@@ -87,7 +87,7 @@ from mdm.matching.features import FeatureRow, FeatureValue
 from mdm.matching.model import weight_to_prob
 from mdm.matching.rules import default_rules_dir
 from mdm.matching.spark import SparkOptions, check_staging, start_session
-from mdm.services.bulk import BackgroundWriter, bulk_workers, gc_paused
+from mdm.services.bulk import BackgroundWriter, OrderedProcessPool, bulk_workers, gc_paused
 from mdm.store.models import (
     BlockingKey,
     Entity,
@@ -549,32 +549,11 @@ def _worker_batch(part: list[_ActiveRow]) -> _BatchResult:
 def _batches_in_workers(
     spec: _PassSpec, parts: Iterator[list[_ActiveRow]], workers: int
 ) -> Iterator[tuple[list[_ActiveRow], _BatchResult]]:
-    """``(batch, result)`` in batch order, computed by ``workers`` processes; at most
-    ``workers + 1`` batches are in flight (memory stays bounded)."""
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import Future, ProcessPoolExecutor
-
-    context = multiprocessing.get_context("forkserver")
-    pending: deque[tuple[list[_ActiveRow], Future[_BatchResult]]] = deque()
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_init_feature_worker,
-        initargs=(spec,),
-    ) as pool:
-        try:
-            for part in parts:
-                pending.append((part, pool.submit(_worker_batch, part)))
-                if len(pending) > workers:
-                    done, fut = pending.popleft()
-                    yield done, fut.result()
-            while pending:
-                done, fut = pending.popleft()
-                yield done, fut.result()
-        finally:
-            for _part, fut in pending:
-                fut.cancel()
+    """``(batch, result)`` in batch order, computed by ``workers`` processes."""
+    with OrderedProcessPool(workers, _init_feature_worker, (spec,)) as pool:
+        for part in parts:
+            yield from pool.submit(_worker_batch, part, tag=part)
+        yield from pool.finish()
 
 
 def _write_features(
@@ -606,13 +585,18 @@ def _write_features(
     # On Postgres one thread writes batch N while the next ones are computed; at most
     # one batch waits for it. SQLite has one writer: written in line.
     store = _BackgroundStore(engine, entity_type, spec.signature) if postgres else None
-    bulk_keys = persist and postgres and _begin_bulk_keys(engine, entity_type)
+    # how many records the pass reads decides its bulk paths (Postgres only)
+    active = 0
+    if postgres:
+        with engine.connect() as conn:
+            active = _active_count(conn, entity_type)
+    bulk_keys = persist and postgres and _begin_bulk_keys(engine, active)
     if workers is None:
         workers = bulk_workers() if postgres else 1
     try:
         with gc_paused(), engine.connect() as conn:
             parts = _iter_active(conn, entity_type, persist, signature=spec.signature)
-            if workers > 1 and _active_count(conn, entity_type) >= _PARALLEL_AFTER:
+            if workers > 1 and active >= _PARALLEL_AFTER:
                 results = _batches_in_workers(spec, parts, workers)
             else:
                 results = ((part, _feature_batch(spec, part)) for part in parts)
@@ -782,10 +766,11 @@ def _missing_key_indexes(conn: Connection) -> list[tuple[str, Any]]:
     ]
 
 
-def _begin_bulk_keys(engine: Engine, entity_type: str) -> bool:
+def _begin_bulk_keys(engine: Engine, active: int) -> bool:
     """On Postgres, before a feature pass: make sure ``blocking_keys`` has its
     indexes (a pass killed in bulk mode left them dropped), and, when the table is
-    empty and the pass is large (a first national load), drop them for the pass.
+    empty and the pass is large (``active`` records, at least ``_BULK_KEYS_AFTER``:
+    a first national load), drop them for the pass.
 
     Why: each blocking key is a random insertion into a B-tree that soon outgrows the
     buffer cache (7M keys at 1M citizens, about 450 MB of index); Postgres's CPU per
@@ -798,7 +783,6 @@ def _begin_bulk_keys(engine: Engine, entity_type: str) -> bool:
     with engine.begin() as conn:
         if _missing_key_indexes(conn):
             _build_key_indexes(conn)
-        active = _active_count(conn, entity_type)
         if active < _BULK_KEYS_AFTER:
             return False
         # the lock makes the emptiness test and the drop one step for writers

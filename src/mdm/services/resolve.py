@@ -127,7 +127,6 @@ def _conflict_rows(eid: int, golden: GoldenRecord, now: datetime) -> list[dict[s
 class NewEntityRows:
     """The rows that create a batch of new entities, ready to be written."""
 
-    entity_ids: list[int]
     entities: list[dict[str, Any]] = field(default_factory=list)
     versions: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
@@ -150,7 +149,7 @@ def new_entity_rows(
     them through a second connection while its transaction writes, see
     :mod:`mdm.services.identity`)."""
     goldens = golden_for(conn, entity_type, {n.id: n.records for n in batch}, rules, overrides={})
-    out = NewEntityRows([n.id for n in batch])
+    out = NewEntityRows()
     for n in batch:
         g = goldens[n.id]
         attributes, provenance = (
@@ -198,26 +197,30 @@ def new_entity_copies(
     as COPY data (e.g. in a worker process), in the same table order; with the
     numbers of versions and events. ``conn`` only reads."""
     rows = new_entity_rows(conn, entity_type, batch, actor=actor, now=now, rules=rules)
-    events = event_rows(rows.events, now)  # new entities: every sequence starts at 1
-    tables = (
-        (repo.entities, rows.entities),
-        (repo.versions, rows.versions),
-        (repo.links, rows.links),
-        (repo.conflicts, rows.conflicts),
-        (outbox, events),
-    )
+    tables = _new_entity_tables(rows, now)
     copies = [c for table, part in tables if (c := repo.copy_data(table, part)) is not None]
-    return copies, len(rows.versions), len(events)
+    return copies, len(rows.versions), len(tables[-1][1])
 
 
 def write_new_entity_rows(conn: Connection, rows: NewEntityRows, now: datetime) -> tuple[int, int]:
     """Write what :func:`new_entity_rows` made; returns (versions, events) written."""
-    repo.bulk_insert(conn, repo.entities, rows.entities)
-    repo.bulk_insert(conn, repo.versions, rows.versions)
-    repo.bulk_insert(conn, repo.links, rows.links)
-    repo.bulk_insert(conn, repo.conflicts, rows.conflicts)
-    events = write_events(conn, rows.events, now, new_entity_ids=rows.entity_ids)
-    return len(rows.versions), events
+    tables = _new_entity_tables(rows, now)
+    for table, part in tables:
+        repo.bulk_insert(conn, table, part)
+    return len(rows.versions), len(tables[-1][1])
+
+
+def _new_entity_tables(rows: NewEntityRows, now: datetime) -> list[tuple[Any, list[Any]]]:
+    """The rows that create new entities, table by table in the order they are
+    written (referenced tables first), the outbox last. The entities are new: every
+    event sequence starts at 1, nothing to look up."""
+    return [
+        (repo.entities, rows.entities),
+        (repo.versions, rows.versions),
+        (repo.links, rows.links),
+        (repo.conflicts, rows.conflicts),
+        (outbox, event_rows(rows.events, now)),
+    ]
 
 
 def apply_plans(
