@@ -19,6 +19,7 @@ attributes that changed, and the canonical IDs involved::
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,19 +51,34 @@ class PendingEvent:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
-#: a hex digit -> the same digit with its top two bits set to 10 (the RFC 4122 variant)
-_VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+#: a batch's IDs are numbered in 26 bits: 12 in ``rand_a``, 14 after the variant
+_COUNTER_BITS: Final = 26
 
 
 def new_event_ids(n: int) -> list[str]:
-    """``n`` random UUIDs (version 4, RFC 4122 variant) as text, from one read of
-    the OS's random source: what ``str(uuid.uuid4())`` gives, without a system call
-    and a UUID object per event (a first run writes an event per new entity)."""
-    h = os.urandom(16 * n).hex()
+    """``n`` time-ordered UUIDs (version 7, RFC 9562) as text: 48 bits of Unix time
+    in milliseconds, then a counter numbering this call's IDs (RFC 9562's "fixed
+    bit-length dedicated counter", 26 bits), then 48 random bits from one read of the
+    OS's random source.
+
+    Time-ordered, not random (version 4, before): every event ID goes into the
+    outbox's unique index, and a first national load writes one per new entity. A
+    random key lands anywhere in a B-tree that soon outgrows the buffer cache; keys
+    of one time sort together and are appended at its right edge (COPY of the
+    855,747 events of a 1M-record first run into a table with the outbox's indexes,
+    two pairs back to back: 22.4 → 15.5 s and 29.1 → 22.8 s). The IDs of one call
+    sort in order; IDs from two processes in one millisecond stay distinct by their
+    48 random bits."""
+    if n <= 0:
+        return []
+    if n >= 1 << _COUNTER_BITS:
+        raise ValueError(f"at most {(1 << _COUNTER_BITS) - 1} event IDs at once")
+    ts = f"{(time.time_ns() // 1_000_000) & 0xFFFF_FFFF_FFFF:012x}"
+    head = f"{ts[:8]}-{ts[8:]}-7"
+    h = os.urandom(6 * n).hex()
     return [
-        f"{h[j : j + 8]}-{h[j + 8 : j + 12]}-4{h[j + 13 : j + 16]}-"
-        f"{_VARIANT[h[j + 16]]}{h[j + 17 : j + 20]}-{h[j + 20 : j + 32]}"
-        for j in range(0, 32 * n, 32)
+        f"{head}{i >> 14:03x}-{0x8000 | (i & 0x3FFF):04x}-{h[12 * i : 12 * i + 12]}"
+        for i in range(n)
     ]
 
 
