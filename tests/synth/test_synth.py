@@ -344,3 +344,23 @@ def test_twins_mostly_same_sex() -> None:
         assert p.surname[a] == p.surname[b] and p.year[a] == p.year[b]
         if p.sex[a] == p.sex[b]:
             assert p.given[a] != p.given[b]
+
+
+def test_cmnd_names_the_home_provinces_region() -> None:
+    """A CMND's first two digits are its issuing office's (the home province's
+    region, :data:`~mdm.standardize.ids.CMND_REGIONS`), as the matcher expects."""
+    import numpy as np
+
+    from mdm.standardize.ids import cmnd_region_of_province
+    from mdm.synth import geo
+    from mdm.synth.people import make_people
+
+    codes = geo.merged_provinces()
+    provs = [geo.load_province(c) for c in (codes[0], codes[-1])]
+    rng = np.random.default_rng(2)
+    p = make_people(rng, provs, 2_000, sorted(geo.all_legacy_province_names()))
+    issued = p.cmnd >= 0
+    assert issued.sum() > 1_000
+    for i in np.flatnonzero(issued)[::7]:
+        expected = cmnd_region_of_province(f"{provs[int(p.home[i])].code:03d}")
+        assert f"{int(p.cmnd[i]):09d}"[:2] == expected

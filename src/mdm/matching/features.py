@@ -31,6 +31,8 @@ from datetime import date
 from functools import lru_cache
 from typing import Any, Final, Literal
 
+from mdm.standardize.ids import id_region, personal_id_province
+
 EntityType = Literal["citizen", "organization", "dossier"]
 ENTITY_TYPES: Final[tuple[EntityType, ...]] = ("citizen", "organization", "dossier")
 
@@ -70,6 +72,8 @@ FEATURE_COLUMNS: Final[dict[str, dict[str, str]]] = {
         "legacy_commune_code": "VARCHAR",
         "street_fold": "VARCHAR",
         "birth_province_code": "VARCHAR",
+        "birth_province_any": "VARCHAR",
+        "id_region": "VARCHAR",
     },
     "organization": {
         "unique_id": "VARCHAR",
@@ -402,6 +406,21 @@ def _digits(value: object, *lengths: int) -> str | None:
 _TAX_CODE = re.compile(r"^(\d{10})(?:-(\d{3}))?$")
 
 
+@lru_cache(maxsize=1)
+def _new_province_of_legacy() -> dict[str, str]:
+    """Pre-2025 province code (3 digits, as in the personal ID) → its 2025 province
+    (2 digits, as standardized addresses hold it), from the unit index."""
+    from mdm.standardize.units import get_index
+
+    return {f"{int(old):03d}": new for old, new in get_index().legacy_province_to_new.items()}
+
+
+def id_birth_province(personal_id: str | None) -> str | None:
+    """The 2025 province of the province where the personal ID's birth was registered."""
+    province = personal_id_province(personal_id)
+    return None if province is None else _new_province_of_legacy().get(province)
+
+
 # ---------------------------------------------------------------------- entities
 
 
@@ -410,7 +429,9 @@ def citizen_features(unique_id: str, source_system: str, std: Mapping[str, Any])
 
     ``id_birth_year`` is the birth year the personal ID encodes; ``birth_year_any``
     the date's year, else the ID's. A record with no date of birth but an ID counts
-    as a partial date."""
+    as a partial date. Likewise ``birth_province_any`` is the place of birth's (or
+    hometown's) 2025 province, else the one the personal ID was registered in, and
+    ``id_region`` the CMND region the identifiers name (:func:`~mdm.standardize.ids.id_region`)."""
     pob = std.get("place_of_birth")
     if not isinstance(pob, Mapping) or not pob.get("province_code"):
         pob = std.get("hometown")
@@ -421,11 +442,13 @@ def citizen_features(unique_id: str, source_system: str, std: Mapping[str, Any])
     if birth_year is None and id_year is not None:
         dob = _NO_DOB_BUT_ID
     email = _clean(std.get("email"))
+    old_id = _digits(std.get("old_id_number"), 9, 12)
+    birth_province = _clean(pob.get("province_code")) if isinstance(pob, Mapping) else None
     return {
         "unique_id": unique_id,
         "source_system": source_system,
         "personal_id": personal_id,
-        "old_id": _digits(std.get("old_id_number"), 9, 12),
+        "old_id": old_id,
         **_name_features(std.get("full_name")),
         **dob,
         "id_birth_year": id_year,
@@ -434,9 +457,9 @@ def citizen_features(unique_id: str, source_system: str, std: Mapping[str, Any])
         "phone": _clean(std.get("phone")),
         "email": email.lower() if email else None,
         **_address(_first_address(std, "permanent_address", "current_address")),
-        "birth_province_code": _clean(pob.get("province_code"))
-        if isinstance(pob, Mapping)
-        else None,
+        "birth_province_code": birth_province,
+        "birth_province_any": birth_province or id_birth_province(personal_id),
+        "id_region": id_region(personal_id, old_id),
     }
 
 

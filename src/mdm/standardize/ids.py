@@ -16,7 +16,12 @@ A disagreement with the record's date of birth or sex is a **warning**
 which, and the record stays useful.
 
 Old identity card (CMND): 9 digits (the 12-digit CMND issued 2012-2016 follows the
-personal-ID layout). Nothing links a CMND arithmetically to the later 12-digit ID.
+personal-ID layout). Nothing links a CMND arithmetically to the later 12-digit ID,
+but both name a place: the CMND's first two digits the police office of the
+province that issued it (several provinces share one prefix), the personal ID's
+first three the province where the birth was registered. Most people got their
+CMND where they were born, so the two agree for most people and for few pairs of
+strangers: :func:`id_region` puts both on one scale for the matcher.
 
 Tax code (mã số thuế = enterprise code): 10 digits, the 10th a check digit over
 the first nine (weights 31, 29, 23, 19, 17, 13, 7, 5, 3; check = 10 - (Σ mod 11);
@@ -33,9 +38,13 @@ from functools import lru_cache
 from mdm.standardize.issues import Issue, warning
 
 __all__ = [
+    "CMND_REGIONS",
     "LEGACY_PROVINCE_CODES",
+    "cmnd_region_of_province",
+    "id_region",
     "personal_id_birth_century",
     "personal_id_consistent",
+    "personal_id_province",
     "personal_id_sex",
     "standardize_old_id",
     "standardize_personal_id",
@@ -55,6 +64,91 @@ def _legacy_province_codes() -> frozenset[str]:
 
 LEGACY_PROVINCE_CODES: frozenset[str] = _legacy_province_codes()
 """The 63 pre-2025 province codes, 3-digit zero-padded as in the personal ID."""
+
+#: CMND prefix (first two digits, the issuing province's police office) → the
+#: pre-2025 province codes it served, as the prefix list is commonly published
+#: (several provinces share one office's range; Hà Tây's former 11 is not listed:
+#: it joined Hà Nội in 2008 and its people's later IDs say 001). Not an official
+#: table: verify against the Ministry of Public Security's before relying on one
+#: region. A wrong entry costs only evidence (the matcher learns how often the
+#: regions of one person's two numbers differ), never a decision.
+CMND_REGIONS: dict[str, tuple[int, ...]] = {
+    "01": (1,),
+    "02": (79,),
+    "03": (31,),
+    "04": (11, 12),
+    "05": (14,),
+    "06": (10, 15),
+    "07": (2, 8),
+    "08": (4, 20),
+    "09": (6, 19),
+    "10": (22,),
+    "11": (17,),
+    "12": (24, 27),
+    "13": (25, 26),
+    "14": (30, 33),
+    "15": (34,),
+    "16": (35, 36, 37),
+    "17": (38,),
+    "18": (40, 42),
+    "19": (44, 45, 46),
+    "20": (48, 49),
+    "21": (51, 52),
+    "22": (54, 56),
+    "23": (62, 64),
+    "24": (66, 67),
+    "25": (68,),
+    "26": (58, 60),
+    "27": (75, 77),
+    "28": (70, 74),
+    "29": (72,),
+    "30": (80,),
+    "31": (82,),
+    "32": (83,),
+    "33": (84, 86),
+    "34": (87,),
+    "35": (89,),
+    "36": (92, 93, 94),
+    "37": (91,),
+    "38": (95, 96),
+}
+_REGION_OF_PROVINCE: dict[str, str] = {
+    f"{code:03d}": prefix for prefix, codes in CMND_REGIONS.items() for code in codes
+}
+
+
+def cmnd_region_of_province(province: str) -> str | None:
+    """The CMND prefix of a pre-2025 province (code zero-padded to 3 digits)."""
+    return _REGION_OF_PROVINCE.get(province)
+
+
+def personal_id_province(pid: str | None) -> str | None:
+    """The pre-2025 province code (3 digits) a 12-digit personal ID starts with, if
+    it is one."""
+    if pid is None or len(pid) != 12:
+        return None
+    code = pid[:3]
+    return code if code in LEGACY_PROVINCE_CODES else None
+
+
+def id_region(personal_id: str | None, old_id: str | None) -> str | None:
+    """The CMND region (see :data:`CMND_REGIONS`) a record's identifiers name: the
+    9-digit CMND's issuing office, else the province of birth registration of the
+    personal ID (or of a 12-digit old card, which has its layout). ``None`` when
+    neither names a known region.
+
+    A record with both numbers is compared by each with records holding the same
+    kind; the region adds the cross comparison with records holding only the other.
+    Which of the two comes first hardly matters: in 1M synthetic citizens, pairs of
+    one person whose regions are both known disagree 6,230 times in 140,747 (4.4%)
+    this way, 6,195 times the other way round."""
+    if old_id is not None and len(old_id) == 9 and old_id[:2] in CMND_REGIONS:
+        return old_id[:2]
+    province = personal_id_province(personal_id)
+    if province is None and old_id is not None and len(old_id) == 12:
+        province = personal_id_province(old_id)
+    return None if province is None else _REGION_OF_PROVINCE.get(province)
+
 
 _TAX_WEIGHTS = (31, 29, 23, 19, 17, 13, 7, 5, 3)
 

@@ -443,23 +443,6 @@ DOSSIER_STATUS_VI = {
     "rejected": "Từ chối",
 }
 
-# Old 9-digit CMND: the first digits name the issuing police office's province.
-# Best knowledge, not an authoritative table; it only needs to look right.
-CMND_PREFIX: dict[int, str] = {
-    1: "01",
-    31: "03",
-    30: "14",
-    33: "14",
-    34: "15",
-    35: "16",
-    36: "16",
-    37: "16",
-    74: "28",
-    77: "27",
-    79: "02",
-    75: "27",
-    70: "28",
-}
 # Tax-office province codes (their own list, HCMC is 03). Approximate as above.
 TAX_PREFIX: dict[int, str] = {
     1: "01",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from mdm.standardize.ids import cmnd_region_of_province
 from mdm.synth import data
 from mdm.synth.geo import LegacyProvince
 
@@ -223,7 +224,8 @@ def _identifiers(rng: np.random.Generator, p: People, provinces: list[LegacyProv
     # The 9-digit CMND was issued from age 14 until 2021.
     codes = np.array([pr.code for pr in provinces], dtype=np.int64)
     pref_of = np.array(
-        [int(data.CMND_PREFIX.get(int(c), "3" + str(c % 10))) for c in codes], dtype=np.int64
+        [int(cmnd_region_of_province(f"{c:03d}") or "3" + str(c % 10)) for c in codes],
+        dtype=np.int64,
     )
     cm = unique_codes(rng, pref_of[p.home], 10_000_000)
     eligible = (p.year <= 2006) & (rng.random(n) < 0.97)
