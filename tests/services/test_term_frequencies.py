@@ -69,3 +69,15 @@ def test_stored_then_unchanged_then_replaced(engine: Engine) -> None:
     svc._persist_tf(engine, "organization", _table([("name_fold", "cty an", 1.0)]))
     assert _stored(engine, "citizen") == {(c, v): tf for c, v, tf in other}
     assert _stored(engine, "organization") == {("name_fold", "cty an"): 1.0}
+
+
+def test_first_store_of_nothing_changes_nothing(engine: Engine) -> None:
+    changed, digest = svc._persist_tf(engine, "citizen", _table([]))
+    assert not changed
+    assert _stored(engine, "citizen") == {}
+    assert digest == svc._tf_digest(_table([]))
+    # a first store of one type while another's are stored
+    svc._persist_tf(engine, "organization", _table([("name_fold", "cty an", 1.0)]))
+    changed, _ = svc._persist_tf(engine, "citizen", _table(ROWS))
+    assert changed
+    assert _stored(engine, "citizen") == {(c, v): tf for c, v, tf in ROWS}

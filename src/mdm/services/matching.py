@@ -976,7 +976,23 @@ def _persist_tf(engine: Engine, entity_type: str, table: Any) -> tuple[bool, str
     """Replace the stored term frequencies when they changed; returns (changed, hash).
 
     About a million values at a million records (phones and IDs are nearly unique):
-    the table is read by column, not as a dict per row."""
+    the table is read by column, not as a dict per row; the first store of a type's
+    frequencies on Postgres has nothing to compare with and is copied as DuckDB
+    renders it (:func:`_copy_first_tf`)."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            # the lock makes "none stored yet" and the copy one step for writers
+            conn.exec_driver_sql("LOCK TABLE term_frequencies IN SHARE ROW EXCLUSIVE MODE")
+            first = (
+                conn.execute(
+                    select(tft.c.value).where(tft.c.entity_type == entity_type).limit(1)
+                ).first()
+                is None
+            )
+            if first:
+                _copy_first_tf(conn, entity_type, table)
+        if first:
+            return table.num_rows > 0, _tf_digest(table)
     new: dict[tuple[str, str], float] = {}
     for batch in table.to_batches(max_chunksize=65_536):
         columns, values, tfs = (batch.column(i).to_pylist() for i in range(3))
@@ -1004,6 +1020,40 @@ def _persist_tf(engine: Engine, entity_type: str, table: Any) -> tuple[bool, str
             ],
         )
     return True, digest
+
+
+def _copy_first_tf(conn: Connection, entity_type: str, table: Any) -> None:
+    """COPY ``table`` into ``term_frequencies`` as text DuckDB renders, in the primary
+    key's order (a million Python row dicts, their rendering and random insertions
+    into the key's B-tree cost seconds at a million records). Values are escaped for
+    COPY (backslash, tab, newline, carriage return); DuckDB writes a double as the
+    shortest text that reads back as the same double."""
+    import duckdb
+
+    def esc(col: str) -> str:
+        return (
+            f"replace(replace(replace(replace({col}, '\\', '\\\\'), chr(9), '\\t'), "
+            f"chr(10), '\\n'), chr(13), '\\r')"
+        )
+
+    con = duckdb.connect()
+    try:
+        con.register("tf", table)
+        et = copy_text(entity_type).replace("'", "''")
+        lines = con.sql(
+            f"SELECT '{et}' || chr(9) || {esc('column_name')} || chr(9) || {esc('value')} "
+            "|| chr(9) || CAST(tf AS VARCHAR) FROM tf ORDER BY column_name, value"
+        ).to_arrow_reader(65_536)
+        dbapi = conn.connection.driver_connection
+        assert dbapi is not None
+        sql = "COPY term_frequencies (entity_type, column_name, value, tf) FROM STDIN"
+        with dbapi.cursor() as cur, cur.copy(sql) as copy:
+            for batch in lines:
+                text = "\n".join(batch.column(0).to_pylist())
+                if text:
+                    copy.write(text + "\n")
+    finally:
+        con.close()
 
 
 def _tf_digest(table: Any) -> str:
