@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -201,3 +202,57 @@ def test_split_date_agrees_with_strptime(value: str, fmt: str) -> None:
     except ValueError:
         expected = None
     assert fast == expected
+
+
+def _dates_uncached(value: str, formats: list[str]) -> str:
+    """What the date stage answered before it was memoized: the first format that reads
+    the text, else the text itself."""
+    for fmt in formats:
+        try:
+            parsed = dt.datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        if parsed.time() == dt.time(0) and "%H" not in fmt:
+            return parsed.date().isoformat()
+        return parsed.isoformat()
+    return value
+
+
+@settings(max_examples=500, deadline=None)
+@given(values=st.lists(_DATE_TEXT.map(str.strip).filter(bool), min_size=1, max_size=20))
+def test_memoized_dates_equal_uncached(values: list[str]) -> None:
+    """The date stage remembers each text's result: asked again (in any order, with
+    other texts in between), it answers what an uncached parse answers."""
+    formats = ["%d/%m/%Y", "%Y%m%d", "%d-%m-%Y %H:%M"]
+    mapping = parse_mapping(
+        {
+            "entity_type": "citizen",
+            "source_key": "id",
+            "fields": {
+                "full_name": "name",
+                "date_of_birth": {"column": "d", "date_format": formats},
+            },
+        }
+    )
+    for value in [*values, *reversed(values), *values]:
+        _key, out = mapping.apply({"id": "1", "name": "A", "d": value})
+        assert out["date_of_birth"] == _dates_uncached(value, formats)
+
+
+def test_date_cache_is_per_mapping_field() -> None:
+    """Two mappings reading the same text with different formats keep separate results."""
+
+    def mapping(fmt: str) -> Any:
+        return parse_mapping(
+            {
+                "entity_type": "citizen",
+                "source_key": "id",
+                "fields": {"full_name": "n", "date_of_birth": {"column": "d", "date_format": fmt}},
+            }
+        )
+
+    dmy, mdy = mapping("%d/%m/%Y"), mapping("%m/%d/%Y")
+    row = {"id": "1", "n": "A", "d": "03/04/1990"}
+    for _ in range(2):
+        assert dmy.apply(row)[1]["date_of_birth"] == "1990-04-03"
+        assert mdy.apply(row)[1]["date_of_birth"] == "1990-03-04"

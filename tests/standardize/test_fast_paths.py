@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdm.standardize import addresses, dates, ids, names, phones
+from mdm.standardize import text as text_module
 from mdm.standardize.text import fold
 
 _SEGMENTS = st.sampled_from(
@@ -127,3 +128,54 @@ def test_personal_id_consistency_agrees_with_its_parts(
         and (dob is None or int(dob[:4]) == year)
     )
     assert ids.personal_id_consistent(pid, dob, sex) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(_DATE_SHAPES, st.text(max_size=70)), min_size=1, max_size=8),
+    st.dates(date(2000, 1, 1), date(2100, 12, 31)),
+    st.booleans(),
+)
+def test_memoized_dates_equal_uncached_and_cannot_be_changed(
+    raws: list[str], today: date, birth: bool
+) -> None:
+    """standardize_date remembers each text's result: asked again it answers what the
+    uncached computation answers, and a caller that changes the issue list it got does
+    not change what the next caller gets."""
+
+    def uncached(raw: str) -> tuple[str | None, list[object]]:
+        value, issues = dates._standardize_text.__wrapped__(raw, "date_of_birth", birth, today)
+        return value, list(issues)
+
+    for raw in [*raws, *raws]:
+        got = dates.standardize_date(raw, "date_of_birth", birth=birth, today=today)
+        assert got == uncached(raw)
+        got[1].append("changed by the caller")
+        got[1].clear()
+        assert dates.standardize_date(raw, "date_of_birth", birth=birth, today=today) == uncached(
+            raw
+        )
+
+
+def _vn_score_whole_text(text: str) -> tuple[int, int]:
+    """The score as computed before it was summed per token (the reference)."""
+    import unicodedata
+
+    tokens = text.split()
+    valid = sum(1 for t in tokens if text_module._is_syllable(t.strip(".,;:()'\"-")))
+    combining = len(text) - list(map(unicodedata.combining, text)).count(0)
+    return valid, -(combining + sum(map(text_module._SUSPECT_CHARS.__contains__, text)))
+
+
+_MOJIBAKE_ALPHABET = (
+    "aăâbcdđeêghiklmnoôơuưyàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệ NguyÔn V¨n ¸Ç¢ÃƯá»…\u0301\u0323"
+    "\u00a0\u00ad\u0085\t\n\u2028\u3000\ufffd.,;'-"
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(st.text(alphabet=_MOJIBAKE_ALPHABET, max_size=40), st.text(max_size=40)))
+def test_token_summed_vn_score_is_the_whole_text_score(text: str) -> None:
+    """Scored token by token (each token once, cached), the text scores as a whole."""
+    assert text_module._vn_score(text) == _vn_score_whole_text(text)
+    assert text_module._vn_score(text) == _vn_score_whole_text(text)  # from the cache

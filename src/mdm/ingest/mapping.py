@@ -18,6 +18,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
@@ -316,19 +317,24 @@ def _split_date(value: str, fmt: str) -> object:
         return None
 
 
-def _with_dates(inner: Getter, cols: list[str], formats: list[str]) -> Getter:
-    single = cols[0] if len(cols) == 1 else None
+#: distinct date texts remembered per date field of a mapping (a text and its result
+#: take about 150 bytes: at most ~10 MiB a field)
+DATE_CACHE_SIZE = 65536
+
+
+def _date_text_parser(formats: list[str]) -> Callable[[str], str]:
+    """Text to the ISO date (or datetime) of the first of ``formats`` that reads it; the
+    text itself when none does (the standardizer then reports what is wrong).
+
+    A pure function of the text, memoized: a field of dates holds a few tens of
+    thousands of distinct values (about 36,500 birth dates a century) across millions
+    of rows. Results are strings, so a cached one cannot be changed by a caller.
+    """
     fmts = tuple(formats)
     strptime = dt.datetime.strptime
 
-    def get(row: MappingABC[str, Any]) -> str | None:
-        if single is not None:
-            native = row.get(single)
-            if isinstance(native, dt.date):  # parquet/arrow already typed it
-                return native.isoformat()
-        v = inner(row)
-        if v is None:
-            return None
+    @lru_cache(maxsize=DATE_CACHE_SIZE)
+    def parse(v: str) -> str:
         for fmt in fmts:
             fast = _split_date(v, fmt)
             if fast is None:
@@ -343,7 +349,24 @@ def _with_dates(inner: Getter, cols: list[str], formats: list[str]) -> Getter:
             if parsed.time() == dt.time(0) and "%H" not in fmt:
                 return parsed.date().isoformat()
             return parsed.isoformat()
-        return v  # leave it to the standardizer, which reports what is wrong
+        return v
+
+    return parse
+
+
+def _with_dates(inner: Getter, cols: list[str], formats: list[str]) -> Getter:
+    single = cols[0] if len(cols) == 1 else None
+    parse = _date_text_parser(formats)
+
+    def get(row: MappingABC[str, Any]) -> str | None:
+        if single is not None:
+            native = row.get(single)
+            if isinstance(native, dt.date):  # parquet/arrow already typed it
+                return native.isoformat()
+        v = inner(row)
+        if v is None:
+            return None
+        return parse(v)
 
     return get
 
@@ -388,7 +411,8 @@ class Mapping:
         self._key_getters = [_make_getter(c, nulls) for c in model.source_key]
         # (field, column, None) for a plain one-column field, read inline by ``apply``
         # (most fields: a call per field per row was a third of the mapping's cost);
-        # (field, None, getter) for joins, dates, codes and defaults.
+        # (field, None, getter) for joins, dates, codes and defaults. (``apply`` reads
+        # the column without typing.cast: a function call per field per row.)
         self._plan: list[tuple[str, str | None, Getter | None]] = [
             (name, spec.source_columns[0], None)
             if len(spec.source_columns) == 1
@@ -442,7 +466,7 @@ class Mapping:
             if get is not None:
                 out[name] = get(row)
                 continue
-            v = row.get(cast(str, column))
+            v = row.get(column)  # type: ignore[arg-type]
             if type(v) is str:
                 v = v.strip()
                 out[name] = v if v and v not in nulls else None

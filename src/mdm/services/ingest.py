@@ -257,9 +257,16 @@ def _init_worker(model: MappingModel, path: Path | None, ctx: _Context) -> None:
 def _init_worker_process(model: MappingModel, path: Path | None, ctx: _Context) -> None:
     """A worker process's start: what it holds now (modules, the administrative-unit
     index, the mapping) lives as long as it does, so it is moved out of the cyclic
-    collector's reach (:func:`gc.freeze`); every full collection walked it again."""
+    collector's reach (:func:`gc.freeze`); every full collection walked it again.
+
+    The collector then stays off for the worker's life, not only while a chunk is
+    standardized: unpickling a chunk and building its rows allocate as many tracked
+    objects as standardizing it, and each young collection there walked what the
+    previous chunk had left in the standardizers' caches. ``_prepare_fields`` runs a
+    full collection every ``FULL_GC_EVERY`` chunks, as before."""
     _init_worker(model, path, ctx)
     gc.freeze()
+    gc.disable()
 
 
 def _prepare_chunk(rows: list[Row]) -> list[_Prepared]:

@@ -317,13 +317,29 @@ def _candidates(text: str) -> list[tuple[str, str]]:
 
 
 def _vn_score(text: str) -> tuple[int, int]:
-    """(valid Vietnamese syllables, minus suspicious characters): higher is better."""
-    tokens = text.split()
-    valid = sum(1 for t in tokens if _is_syllable(t.strip(".,;:()'\"-")))
+    """(valid Vietnamese syllables, minus suspicious characters): higher is better.
+
+    Summed over the whitespace-separated tokens, each scored once (tokens repeat: a
+    name or street is a few of a few thousand syllables). The sum is the whole text's
+    score: whitespace is neither a combining mark nor suspicious (``_SUSPECT_CHARS``
+    leaves out every space), and ``str.split`` drops nothing else.
+    """
+    valid = bad = 0
+    for token in text.split():
+        v, b = _token_score(token)
+        valid += v
+        bad += b
+    return valid, -bad
+
+
+@lru_cache(maxsize=65536)
+def _token_score(token: str) -> tuple[int, int]:
+    """(1 if ``token`` is a Vietnamese syllable else 0, its suspicious characters)."""
+    valid = 1 if _is_syllable(token.strip(".,;:()'\"-")) else 0
     # No suspicious character is a combining mark (they all lie below U+0300), so the two
     # counts add up; map() keeps the per-character loop in C.
-    combining = len(text) - list(map(unicodedata.combining, text)).count(0)
-    return valid, -(combining + sum(map(_SUSPECT_CHARS.__contains__, text)))
+    combining = len(token) - list(map(unicodedata.combining, token)).count(0)
+    return valid, combining + sum(map(_SUSPECT_CHARS.__contains__, token))
 
 
 def looks_mis_decoded(text: str) -> bool:
