@@ -979,27 +979,20 @@ def _persist_tf(engine: Engine, entity_type: str, table: Any) -> tuple[bool, str
     the table is read by column, not as a dict per row; the first store of a type's
     frequencies on Postgres has nothing to compare with and is copied as DuckDB
     renders it (:func:`_copy_first_tf`)."""
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            # the lock makes "none stored yet" and the copy one step for writers
-            conn.exec_driver_sql("LOCK TABLE term_frequencies IN SHARE ROW EXCLUSIVE MODE")
-            first = (
-                conn.execute(
-                    select(tft.c.value).where(tft.c.entity_type == entity_type).limit(1)
-                ).first()
-                is None
-            )
-            if first:
-                _copy_first_tf(conn, entity_type, table)
-        if first:
-            return table.num_rows > 0, _tf_digest(table)
-    new: dict[tuple[str, str], float] = {}
-    for batch in table.to_batches(max_chunksize=65_536):
-        columns, values, tfs = (batch.column(i).to_pylist() for i in range(3))
-        for c, v, tf in zip(columns, values, tfs, strict=True):
-            new[str(c), str(v)] = float(tf)
     digest = _tf_digest(table)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # the lock makes "none stored yet" and the copy one step for writers
+            conn.exec_driver_sql("LOCK TABLE term_frequencies IN SHARE ROW EXCLUSIVE MODE")
+            first = select(tft.c.value).where(tft.c.entity_type == entity_type).limit(1)
+            if conn.execute(first).first() is None:
+                _copy_first_tf(conn, entity_type, table)
+                return table.num_rows > 0, digest
+        new: dict[tuple[str, str], float] = {}
+        for batch in table.to_batches(max_chunksize=65_536):
+            columns, values, tfs = (batch.column(i).to_pylist() for i in range(3))
+            for c, v, tf in zip(columns, values, tfs, strict=True):
+                new[str(c), str(v)] = float(tf)
         stored = {
             (c, v): float(tf)
             for c, v, tf in conn.execute(

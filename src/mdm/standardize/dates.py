@@ -185,14 +185,13 @@ def standardize_date(
     """
     if value is None:
         return None, []
-    if type(value) is str:
-        result, issues = _standardize_text(value, field, birth, today or date.today())
-        return result, list(issues)
-    if isinstance(value, datetime):
-        value = value.date().isoformat()
-    elif isinstance(value, date):
-        value = value.isoformat()
-    result, issues = _standardize_text(str(value), field, birth, today or date.today())
+    if type(value) is not str:
+        if isinstance(value, datetime):
+            value = value.date().isoformat()
+        elif isinstance(value, date):
+            value = value.isoformat()
+        value = str(value)
+    result, issues = _standardize_text(value, field, birth, today or date.today())
     return result, list(issues)
 
 
