@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +45,11 @@ from mdm.matching.tables import (
 logger = logging.getLogger(__name__)
 
 PROBABILITY_FLOOR = 1e-9
+#: m of a level that no EM session saw a pair in, although the sessions that
+#: estimated its comparison were made of (mostly) matching pairs: evidence that
+#: matches rarely fall there, not absence of evidence (Splink would keep its starting
+#: value, about 1/120, and a date one digit off would weigh +3 bits).
+UNOBSERVED_M = 1e-6
 
 
 @dataclass
@@ -194,7 +199,12 @@ def train(
             logger.warning("EM session on %s failed: %s", cols, exc)
         timings["em:" + "+".join(cols)] = time.perf_counter() - t0
 
-    settings = complete_settings(linker)
+    unseen = levels_no_session_observed(linker)
+    settings = complete_settings(linker, unseen)
+    warnings += [
+        f"level {level!r} of {comp} was seen in no EM session: m set to {UNOBSERVED_M:g}"
+        for comp, level in sorted(unseen)
+    ]
     report = TrainingReport(
         records=records,
         probability_two_random_records_match=settings["probability_two_random_records_match"],
@@ -212,8 +222,39 @@ def train(
     return TrainedModel(rules, settings, report)
 
 
-def complete_settings(linker: Any) -> dict[str, Any]:
-    """The linker's settings with explicit, clamped m/u on every non-null level."""
+def levels_no_session_observed(linker: Any) -> set[tuple[str, str]]:
+    """``(comparison, level label)`` of the levels no EM session found a pair in,
+    although at least one session that estimated their comparison found pairs in
+    its other levels.
+
+    A session says nothing about a comparison it fixes (its blocking columns: no
+    record) or whose every pair is null on it (a column the data lacks: no level
+    observed); those leave Splink's value."""
+    by_session: dict[tuple[str, str], dict[str, bool]] = {}
+    for record in linker._settings_obj._parameter_estimates_as_records:
+        if record["m_or_u"] != "m" or not str(record["estimate_description"]).startswith("EM"):
+            continue
+        levels = by_session.setdefault(
+            (str(record["estimate_description"]), str(record["comparison_name"])), {}
+        )
+        # an unobserved level's estimate is the text "level not observed in training dataset"
+        levels[str(record["comparison_level_label"])] = not isinstance(
+            record["estimated_probability"], str
+        )
+    seen: dict[tuple[str, str], bool] = {}
+    for (_session, comparison), levels in by_session.items():
+        if not any(levels.values()):
+            continue
+        for label, observed in levels.items():
+            key = (comparison, label)
+            seen[key] = seen.get(key, False) or observed
+    return {key for key, observed in seen.items() if not observed}
+
+
+def complete_settings(linker: Any, unseen: Collection[tuple[str, str]] = ()) -> dict[str, Any]:
+    """The linker's settings with explicit, clamped m/u on every non-null level;
+    the levels in ``unseen`` (see :func:`levels_no_session_observed`) get
+    :data:`UNOBSERVED_M`."""
     settings: dict[str, Any] = linker.misc.save_model_to_json()
     live = linker._settings_obj.comparisons
     for comp_dict, comp in zip(settings["comparisons"], live, strict=True):
@@ -225,6 +266,9 @@ def complete_settings(linker: Any) -> dict[str, Any]:
             for key in ("m_probability", "u_probability"):
                 value = getattr(level, key)
                 value = 1e-6 if value is None else float(value)  # Splink's "not observed"
+                label = (comp_dict["output_column_name"], level_dict.get("label_for_charts"))
+                if key == "m_probability" and label in unseen:
+                    value = UNOBSERVED_M
                 level_dict[key] = min(1.0, max(PROBABILITY_FLOOR, value))
     settings.pop("linker_uid", None)
     return settings
