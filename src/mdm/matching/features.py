@@ -73,7 +73,9 @@ FEATURE_COLUMNS: Final[dict[str, dict[str, str]]] = {
         "street_fold": "VARCHAR",
         "birth_province_code": "VARCHAR",
         "birth_province_any": "VARCHAR",
+        "birth_province_legacy": "VARCHAR",
         "id_region": "VARCHAR",
+        "ethnicity": "VARCHAR",
     },
     "organization": {
         "unique_id": "VARCHAR",
@@ -421,6 +423,24 @@ def id_birth_province(personal_id: str | None) -> str | None:
     return None if province is None else _new_province_of_legacy().get(province)
 
 
+def legacy_birth_province(place: object, personal_id: str | None) -> str | None:
+    """The pre-2025 province of birth (2 digits, as addresses hold province codes).
+
+    From the place of birth (or hometown) when its text names a pre-2025 province
+    (``Nam Định``: the standardizer keeps its legacy code beside the 2025 one), or a
+    province whose name survived the reform (``Ninh Bình``, read as the old Ninh
+    Bình: a legacy system wrote it, and a 2025 system writing it for someone born
+    in Nam Định only loses this level, not the 2025 one); else the province where
+    the personal ID's birth was registered (its first three digits, pre-2025 codes).
+    """
+    if isinstance(place, Mapping):
+        code = _clean(place.get("legacy_province_code")) or _clean(place.get("province_code"))
+        if code is not None:
+            return code
+    province = personal_id_province(personal_id)
+    return None if province is None else province[-2:]
+
+
 # ---------------------------------------------------------------------- entities
 
 
@@ -459,7 +479,9 @@ def citizen_features(unique_id: str, source_system: str, std: Mapping[str, Any])
         **_address(_first_address(std, "permanent_address", "current_address")),
         "birth_province_code": birth_province,
         "birth_province_any": birth_province or id_birth_province(personal_id),
+        "birth_province_legacy": legacy_birth_province(pob, personal_id),
         "id_region": id_region(personal_id, old_id),
+        "ethnicity": _clean(std.get("ethnicity")),
     }
 
 
