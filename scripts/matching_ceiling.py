@@ -1,0 +1,165 @@
+"""How well could any link rule do with these comparisons? An upper bound from the truth.
+
+Run it after `mdm match train` and `mdm match run` on `mdm synth` data (for example
+the database `bench_e2e.py --keep` leaves, or `eval_matching.py --workdir DIR`). Every
+blocked pair is scored with the trained model and put in a *cell*: the level each
+comparison reached and the match weight rounded down to a whole bit (which carries
+the term-frequency adjustments). An oracle that knows the ground truth then links
+cells, the purest first (and a share of the next one, which only raises the bound),
+and the script prints the recall it reaches at each precision, beside what the
+model's own threshold does. Pairs a guard forbids are
+never linked, as in the pipeline.
+
+No rule that sees only these comparisons can separate two pairs of one cell, so if
+even the oracle misses a precision/recall target, what limits is the evidence the
+comparisons carry, not the threshold or the training. Both figures are per pair
+linked directly (edge level), before clustering adds the pairs a chain of links
+implies: they sit a little below the pipeline's pairwise figures.
+
+    .venv/bin/python scripts/matching_ceiling.py --database-url URL --synth-dir DIR \\
+        [--rules-dir DIR] [--entity citizen]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+from sqlalchemy import create_engine, text
+
+from mdm.config import normalize_database_url
+from mdm.matching.batch import _scored_sql
+from mdm.matching.model import weight_to_prob
+from mdm.matching.rules import load_rules
+from mdm.matching.tables import compute_tf_tables, load_features, rows_to_arrow
+from mdm.matching.training import make_linker
+from mdm.services.matching import model_path
+
+PRECISIONS = (0.9995, 0.999, 0.998, 0.997, 0.995)
+
+
+def _oracle(cells: list[tuple[int, int]], precision: float) -> tuple[float, float]:
+    """The most true pairs any choice of cells links at ``precision`` or better, and
+    the false pairs it links with them: whole cells, purest first, then the share of
+    the next cell that brings the precision down to exactly ``precision``. Linking
+    part of a cell is not a rule anyone can apply; allowing it makes this the optimum
+    of the relaxed problem, a true upper bound for every choice of whole cells."""
+    tp = fp = 0.0
+    for t, f in cells:  # purest first
+        if tp + t >= precision * (tp + fp + t + f):
+            tp, fp = tp + t, fp + f
+            continue
+        share = (tp - precision * (tp + fp)) / (precision * (t + f) - t)
+        return tp + share * t, fp + share * f
+    return tp, fp
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--synth-dir", type=Path, required=True)
+    parser.add_argument("--rules-dir", type=Path, default=None)
+    parser.add_argument("--entity", default="citizen")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rules = load_rules(args.entity, args.rules_dir)
+    trained = model_path(args.entity, args.rules_dir)
+    if not trained.is_file():
+        sys.exit(f"{trained}: no trained model; run `mdm match train --entity {args.entity}`")
+    settings = orjson.loads(trained.read_bytes())
+
+    if not (args.synth_dir / "truth.csv").is_file():
+        sys.exit(f"{args.synth_dir}: no truth.csv (the directory `mdm synth --out` wrote)")
+    truth: dict[tuple[str, str], str] = {}
+    with (args.synth_dir / "truth.csv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["entity_type"] == args.entity:
+                truth[(row["source_system"], row["source_key"])] = row["true_entity"]
+
+    engine = create_engine(normalize_database_url(args.database_url))
+    uids: list[str] = []
+    entities: list[str] = []
+    features = []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT sr.id, ss.name, sr.source_key, mf.features FROM source_records sr "
+                "JOIN source_systems ss ON ss.id = sr.source_system_id "
+                "JOIN match_features mf ON mf.source_record_id = sr.id "
+                "WHERE sr.entity_type = :e AND sr.status = 'active'"
+            ),
+            {"e": args.entity},
+        )
+        for rid, system, key, feats in rows:
+            if (system, key) not in truth:
+                continue
+            uids.append(str(rid))
+            entities.append(truth[(system, key)])
+            features.append(feats if isinstance(feats, dict) else orjson.loads(feats))
+    if not features:
+        sys.exit("no feature rows with ground truth: run `mdm match run` on synth data first")
+    sizes: dict[str, int] = {}
+    for e in entities:
+        sizes[e] = sizes.get(e, 0) + 1
+    true_pairs = sum(n * (n - 1) // 2 for n in sizes.values())
+
+    con = duckdb.connect()
+    load_features(con, args.entity, rows_to_arrow(args.entity, features))
+    del features
+    con.register("truth_arrow", pa.table({"uid": uids, "te": entities}))
+    con.execute("CREATE TABLE truth AS SELECT * FROM truth_arrow")
+    tf_names = compute_tf_tables(con, "mdm_features", rules.tf_columns)
+    linker = make_linker(con, "mdm_features", settings, tf_names)
+    predictions = linker.inference.predict(warning_mode="never")
+    comps = [c.name for c in rules.comparisons]
+    # each level of a comparison has its own weight: the rounded weight names the level
+    levels = ", ".join(f'round(g."mw_{c}", 3) AS "lv_{c}"' for c in comps)
+    scored = _scored_sql(rules, predictions.physical_name, "mdm_features", "1 AS unused")
+    con.execute(
+        f"CREATE TABLE cells AS SELECT s.match_weight, s.guard, {levels}, a.te = b.te AS is_true "
+        f"FROM ({scored}) s JOIN {predictions.physical_name} g "
+        "ON g.unique_id_l = s.unique_id_l AND g.unique_id_r = s.unique_id_r "
+        "JOIN truth a ON a.uid = s.unique_id_l JOIN truth b ON b.uid = s.unique_id_r"
+    )
+    blocked, guarded = con.execute(
+        "SELECT sum(is_true::INT), sum(CASE WHEN guard IS NOT NULL THEN is_true::INT END) "
+        "FROM cells"
+    ).fetchone() or (0, 0)
+    cols = ", ".join(f'"lv_{c}"' for c in comps)
+    cells = con.execute(
+        f"SELECT sum(is_true::INT), sum((NOT is_true)::INT) FROM cells WHERE guard IS NULL "
+        f"GROUP BY {cols}, floor(match_weight)"
+    ).fetchall()
+    cells.sort(key=lambda c: -c[0] / (c[0] + c[1]))
+
+    print(f"{args.entity}: {len(uids):,} records, {true_pairs:,} true pairs")
+    print(
+        f"  blocked true pairs {blocked:,} (a guard forbids {guarded or 0:,}); "
+        f"no blocking key shared: {true_pairs - (blocked or 0):,}"
+    )
+    for target in PRECISIONS:
+        t, f = _oracle(cells, target)
+        print(
+            f"  oracle, precision >= {target}: recall {t / true_pairs:.5f}  "
+            f"(linked {t:,.0f} true, {f:,.0f} false)"
+        )
+    auto = rules.thresholds.auto_link_weight
+    t, f = con.execute(
+        "SELECT sum(is_true::INT), sum((NOT is_true)::INT) FROM cells "
+        f"WHERE guard IS NULL AND match_weight >= {auto}"
+    ).fetchone() or (0, 0)
+    print(
+        f"  model at its threshold (p >= {weight_to_prob(auto):.2f}): precision "
+        f"{t / max(t + f, 1):.5f}  recall {t / true_pairs:.5f}  (linked {t:,} true, {f:,} false)"
+    )
+    print(f"  ({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
