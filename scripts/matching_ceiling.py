@@ -119,12 +119,11 @@ def main() -> None:
     predictions = linker.inference.predict(warning_mode="never")
     comps = [c.name for c in rules.comparisons]
     # each level of a comparison has its own weight: the rounded weight names the level
-    levels = ", ".join(f'round(g."mw_{c}", 3) AS "lv_{c}"' for c in comps)
-    scored = _scored_sql(rules, predictions.physical_name, "mdm_features", "1 AS unused")
+    levels = ", ".join(f'round(p."mw_{c}", 3) AS "lv_{c}"' for c in comps)
+    scored = _scored_sql(rules, predictions.physical_name, "mdm_features", levels)
     con.execute(
-        f"CREATE TABLE cells AS SELECT s.match_weight, s.guard, {levels}, a.te = b.te AS is_true "
-        f"FROM ({scored}) s JOIN {predictions.physical_name} g "
-        "ON g.unique_id_l = s.unique_id_l AND g.unique_id_r = s.unique_id_r "
+        f"CREATE TABLE cells AS SELECT s.* EXCLUDE (unique_id_l, unique_id_r), "
+        f"a.te = b.te AS is_true FROM ({scored}) s "
         "JOIN truth a ON a.uid = s.unique_id_l JOIN truth b ON b.uid = s.unique_id_r"
     )
     blocked, guarded = con.execute(
