@@ -69,6 +69,28 @@ class Settings(BaseSettings):
     relay_keep_delivered_days: float = Field(
         default=7.0, description="Delivered deliveries are deleted after this long"
     )
+    # Webhook destinations (docs/events.md, "Where webhooks may point"): loopback,
+    # link-local, private, shared, multicast, reserved and cloud-metadata addresses
+    # are refused unless an operator allows them here.
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhooks to any non-public address (only for closed test setups)",
+    )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated CIDRs webhooks may reach although not public "
+        "(e.g. an agency's gateway in 10.20.0.0/16)",
+    )
+    # HTTP edge (docs/api.md, "Limits"; docs/steward.md)
+    http_max_header_bytes: int = Field(
+        default=16 * 1024,
+        description="Largest request line plus headers the server reads (431 above)",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDRs of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed; empty: none",
+    )
 
     @field_validator("database_url")
     @classmethod
