@@ -43,6 +43,7 @@ from nats.aio.client import Client as NATS
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
+from mdm.events.destinations import DestinationPolicy, parse_networks
 from mdm.events.feed import sequence_events
 from mdm.events.outbox import PendingEvent, write_events
 from mdm.services.identity import apply_partition
@@ -181,6 +182,12 @@ def nats_consumer(url: str, subjects: str, arrivals: Arrivals, stop: threading.E
     asyncio.run(run())
 
 
+# The receiver listens on loopback, where webhooks may not point by default: this
+# benchmark allows it as an operator would (docs/events.md, "Where webhooks may point").
+LOOPBACK_ENV = {"MDM_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+LOOPBACK = DestinationPolicy(allowed_networks=parse_networks("127.0.0.0/8"))
+
+
 def in_order(order: list[tuple[str, int]]) -> bool:
     last: dict[str, int] = {}
     for cid, seq in order:
@@ -225,8 +232,8 @@ def main() -> None:
                 # the subscription starts after the entities' creation events
                 while sequence_events(s.connection()) > 0:
                     pass
-                create_subscription(s, int(client), hook_url)
-            env = {**os.environ, "MDM_DATABASE_URL": url}
+                create_subscription(s, int(client), hook_url, policy=LOOPBACK)
+            env = {**os.environ, "MDM_DATABASE_URL": url, **LOOPBACK_ENV}
             for _ in range(args.relays):
                 procs.append(subprocess.Popen([sys.executable, "-m", "mdm", "relay"], env=env))
             consumer = None

@@ -192,6 +192,9 @@ class Session:
             # a killed relay's leases run out quickly (lease > timeout + 1 s)
             "MDM_RELAY_LEASE_SECONDS": str(self.args.relay_lease),
             "MDM_RELAY_HTTP_TIMEOUT_SECONDS": str(self.args.relay_lease - 2),
+            # the relay job's receiver listens on loopback, where webhooks may not point
+            # by default (docs/events.md, "Where webhooks may point")
+            "MDM_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
         }
 
     @staticmethod
@@ -412,6 +415,7 @@ def subscribe(url: str, target: str) -> None:
     makes them (the same secret in both databases)."""
     from sqlalchemy.orm import Session as OrmSession
 
+    from mdm.events.destinations import DestinationPolicy, parse_networks
     from mdm.services.clients import create_client
     from mdm.services.subscriptions import create_subscription
 
@@ -419,7 +423,14 @@ def subscribe(url: str, target: str) -> None:
     try:
         with OrmSession(engine) as session:
             client = create_client(session, "crash-agency", ["subscriptions:manage"])
-            create_subscription(session, client.client.id, target, {}, secret="whsec_crash")
+            create_subscription(
+                session,
+                client.client.id,
+                target,
+                {},
+                secret="whsec_crash",
+                policy=DestinationPolicy(allowed_networks=parse_networks("127.0.0.0/8")),
+            )
             session.commit()
     finally:
         engine.dispose()

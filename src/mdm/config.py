@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     def _normalize(cls, value: str) -> str:
         return normalize_database_url(value)
 
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _webhook_networks(cls, value: str) -> str:
+        from mdm.events.destinations import parse_networks
+
+        parse_networks(value)  # a bad entry stops the process, naming the entry
+        return value
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

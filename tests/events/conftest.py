@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mdm.api import clear_auth_cache
 from mdm.app import create_app
+from mdm.events.destinations import DestinationPolicy, parse_networks
 from mdm.events.relay import RelayConfig
 from mdm.events.signing import verify
 from mdm.services.audit import close_writers
@@ -59,7 +60,22 @@ FAST = RelayConfig(
     poll_seconds=0.05,
 )
 
+
+def loopback_resolver(host: str, port: int) -> list[str]:
+    """Every name is 127.0.0.1: no test looks a name up in DNS or reaches past
+    loopback."""
+    return ["127.0.0.1"]
+
+
+#: Where the tests' webhooks may point: the receivers here listen on loopback, which
+#: the default policy refuses; these tests opt in as an operator would
+#: (MDM_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8).
+LOOPBACK = DestinationPolicy(
+    allowed_networks=parse_networks("127.0.0.0/8"), resolver=loopback_resolver
+)
+
 FAST_ENV = {
+    "MDM_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
     "MDM_RELAY_MAX_ATTEMPTS": "1000",
     "MDM_RELAY_BACKOFF_BASE_SECONDS": "0.05",
     "MDM_RELAY_BACKOFF_MAX_SECONDS": "0.4",
@@ -378,7 +394,13 @@ def check_order(log: list[Received], expected: list[tuple[str, str, int]]) -> No
 
 
 @pytest.fixture
-def api(db: Engine) -> Iterator[tuple[str, dict[str, str]]]:
+def webhook_policy() -> DestinationPolicy:
+    """The served API's destination policy (a test module may override it)."""
+    return LOOPBACK
+
+
+@pytest.fixture
+def api(db: Engine, webhook_policy: DestinationPolicy) -> Iterator[tuple[str, dict[str, str]]]:
     tag = uuid.uuid4().hex[:6]
     scopes = {
         "agency": ["events:read", "subscriptions:manage"],
@@ -390,6 +412,7 @@ def api(db: Engine) -> Iterator[tuple[str, dict[str, str]]]:
     clear_auth_cache()
     app = create_app()
     app.state.mdm_engine = db
+    app.state.mdm_webhook_policy = webhook_policy
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

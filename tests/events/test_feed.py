@@ -22,7 +22,7 @@ from mdm.services import subscriptions as subs
 from mdm.services.merge import merge_entities, unmerge
 from mdm.store.db import unit_of_work
 from mdm.store.models import Delivery, Entity, Link, OutboxEvent, Redirect, utcnow
-from tests.events.conftest import add_client, factory, make_entities, update_entity
+from tests.events.conftest import LOOPBACK, add_client, factory, make_entities, update_entity
 
 
 def _sequence(engine: Engine) -> int:
@@ -137,7 +137,7 @@ def test_watch_list_on_the_loser_gets_the_merge_and_follows_the_survivor(db: Eng
     client = add_client(db)
     with unit_of_work(factory(db)) as s:
         view, _secret = subs.create_subscription(
-            s, client, "http://127.0.0.1:9/hook", {"canonical_ids": [loser]}
+            s, client, "http://127.0.0.1:9/hook", {"canonical_ids": [loser]}, policy=LOOPBACK
         )
     with unit_of_work(factory(db)) as s:
         merge_entities(s, survivor, loser, actor="steward:test", reason="same person")

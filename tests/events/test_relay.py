@@ -17,6 +17,7 @@ from mdm.store.models import Delivery, utcnow
 from mdm.store.repositories import events as repo
 from tests.events.conftest import (
     FAST,
+    LOOPBACK,
     Receiver,
     add_client,
     all_events,
@@ -31,7 +32,7 @@ from tests.events.conftest import (
 @contextmanager
 def running(engine: Engine, config: RelayConfig = FAST, n: int = 1) -> Iterator[list[WebhookRelay]]:
     stop = threading.Event()
-    relays = [WebhookRelay(engine, config) for _ in range(n)]
+    relays = [WebhookRelay(engine, config, policy=LOOPBACK) for _ in range(n)]
     threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in relays]
     for t in threads:
         t.start()
@@ -48,7 +49,7 @@ def running(engine: Engine, config: RelayConfig = FAST, n: int = 1) -> Iterator[
 def subscribe(engine: Engine, receiver: Receiver, filters: dict | None = None) -> int:  # type: ignore[type-arg]
     client = add_client(engine)
     with unit_of_work(factory(engine)) as s:
-        view, secret = subs.create_subscription(s, client, receiver.url, filters)
+        view, secret = subs.create_subscription(s, client, receiver.url, filters, policy=LOOPBACK)
     receiver.secret = secret
     return view.id
 

@@ -18,6 +18,7 @@ from mdm.services import subscriptions as subs
 from mdm.store.db import unit_of_work
 from tests.events.conftest import (
     FAST_ENV,
+    LOOPBACK,
     Receiver,
     add_client,
     all_events,
@@ -68,7 +69,7 @@ def relays(events_db_url: str, tmp_path: Path) -> Iterator[Relays]:
 def _subscribe(db: Engine, receiver: Receiver) -> None:
     client = add_client(db)
     with unit_of_work(factory(db)) as s:
-        _view, receiver.secret = subs.create_subscription(s, client, receiver.url)
+        _view, receiver.secret = subs.create_subscription(s, client, receiver.url, policy=LOOPBACK)
 
 
 def _burst(db: Engine, ids: list[str], n: int, done: threading.Event) -> threading.Thread:

@@ -3,6 +3,10 @@ resume, delete, rotate the secret; deliveries, dead letters and redelivery.
 
 Scope ``subscriptions:manage``. A client sees and manages only its own
 subscriptions (another client's answer 404). docs/events.md.
+
+A webhook URL must reach a public address (400 ``webhook_destination_refused``):
+``mdm.events.destinations``; the policy is the settings', or
+``app.state.mdm_webhook_policy`` when set (tests).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
@@ -18,6 +22,7 @@ from starlette.responses import Response
 from mdm.api.auth import Caller, Principal
 from mdm.api.errors import JsonResponse, responses
 from mdm.api.events import MAX_BIGINT, require_scope
+from mdm.events.destinations import DestinationPolicy
 from mdm.services import subscriptions as svc
 from mdm.services.clients import SUBSCRIPTIONS_MANAGE
 from mdm.store.db import unit_of_work
@@ -33,7 +38,8 @@ EventTypeName = Literal[
     "entity.created", "entity.updated", "entity.merged", "entity.unmerged", "entity.retired"
 ]
 # Printable ASCII only after the host: no spaces, no control characters (a NUL cannot
-# be stored in Postgres text or JSON).
+# be stored in Postgres text or JSON). A host name or IPv4 address; no IPv6 literals
+# (an IPv6 receiver is reached by name) and no user info.
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[\x21-\x7e]*)?$"
 
 
@@ -45,15 +51,28 @@ class FiltersIn(BaseModel):
     )
 
 
+URL_DESCRIPTION = (
+    "The webhook: an absolute http(s) URL whose host resolves to public addresses only "
+    "(400 webhook_destination_refused otherwise)"
+)
+
+
+def _policy(request: Request) -> DestinationPolicy | None:
+    """The app's destination policy if one was set; ``None``: the settings'."""
+    policy = getattr(request.app.state, "mdm_webhook_policy", None)
+    return policy if isinstance(policy, DestinationPolicy) else None
+
+
+Policy = Annotated[DestinationPolicy | None, Depends(_policy)]
+
+
 class SubscriptionIn(BaseModel):
-    url: str = Field(
-        max_length=2000, pattern=URL_PATTERN, description="The webhook: an absolute http(s) URL"
-    )
+    url: str = Field(max_length=2000, pattern=URL_PATTERN, description=URL_DESCRIPTION)
     filters: FiltersIn = Field(default_factory=FiltersIn)
 
 
 class SubscriptionPatch(BaseModel):
-    url: str | None = Field(None, max_length=2000, pattern=URL_PATTERN)
+    url: str | None = Field(None, max_length=2000, pattern=URL_PATTERN, description=URL_DESCRIPTION)
     filters: FiltersIn | None = None
     status: Literal["active", "paused"] | None = None
 
@@ -104,10 +123,10 @@ def _audit(principal: Principal, action: str, subscription_id: int) -> None:
     response_model=SubscriptionOut,
     responses=responses(400),
 )
-def create(principal: Caller, body: SubscriptionIn) -> JsonResponse:
+def create(principal: Caller, body: SubscriptionIn, policy: Policy) -> JsonResponse:
     with _session(principal) as session:
         view, secret = svc.create_subscription(
-            session, principal.client.id, body.url, body.filters.model_dump()
+            session, principal.client.id, body.url, body.filters.model_dump(), policy=policy
         )
     _audit(principal, "subscription.create", view.id)
     return JsonResponse(_out(view, secret), status_code=201)
@@ -137,7 +156,9 @@ def get_one(principal: Caller, subscription_id: SubId) -> JsonResponse:
     response_model=SubscriptionOut,
     responses=responses(400, 404),
 )
-def patch(principal: Caller, subscription_id: SubId, body: SubscriptionPatch) -> JsonResponse:
+def patch(
+    principal: Caller, subscription_id: SubId, body: SubscriptionPatch, policy: Policy
+) -> JsonResponse:
     with _session(principal) as session:
         view = svc.update_subscription(
             session,
@@ -146,6 +167,7 @@ def patch(principal: Caller, subscription_id: SubId, body: SubscriptionPatch) ->
             url=body.url,
             filters=body.filters.model_dump() if body.filters is not None else None,
             status=body.status,
+            policy=policy,
         )
     _audit(principal, "subscription.update", subscription_id)
     return JsonResponse(_out(view))

@@ -27,6 +27,14 @@ lease is longer than the HTTP timeout, and a relay does not start a request unle
 its lease will outlast it, so a request from a relay that lost its lease cannot still
 be in flight when another relay delivers the next event.
 
+Where a webhook may point is checked again on every connection
+(:mod:`mdm.events.destinations`): the relay resolves the host itself, checks every
+address and connects to a checked one. A refused destination is a failed attempt
+like any other (retried, then a dead letter) whose recorded error says only
+"destination refused"; no other failure records more than its kind either (a status
+code, "timed out", "could not connect"), so a subscriber cannot use the relay to
+learn about hosts and ports.
+
 A dead letter does not hold the entity back: it stops blocking, the entity's later
 events go on, and the dead letter waits to be redelivered (then out of order; each
 event carries its per-entity ``sequence`` so a receiver can tell).
@@ -52,7 +60,9 @@ import orjson
 from sqlalchemy import Connection, Engine
 
 from mdm.config import Settings, get_settings
+from mdm.events.destinations import DestinationPolicy, DestinationRefused
 from mdm.events.feed import Filters, sequence_events
+from mdm.events.pinned_http import pinned_client
 from mdm.events.signing import signature
 from mdm.store.models import utcnow
 from mdm.store.repositories import events as repo
@@ -183,6 +193,21 @@ def _body(d: repo.ClaimedDelivery) -> bytes:
     )
 
 
+def _failure(exc: Exception) -> str:
+    """What a delivery records of a failed request: its kind only (the subscriber
+    reads it; the address, port or the exception's text would tell them more than
+    their own receiver's state)."""
+    if isinstance(exc, DestinationRefused):
+        return exc.delivery_error
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect"
+    if isinstance(exc, httpx.TransportError):
+        return "connection failed"
+    return "request failed"
+
+
 class WebhookRelay:
     """One relay process's worker. Thread-safe: attempts run in a thread pool."""
 
@@ -193,16 +218,20 @@ class WebhookRelay:
         *,
         owner: str | None = None,
         client: httpx.Client | None = None,
+        policy: DestinationPolicy | None = None,
     ) -> None:
+        """``policy``: where webhooks may point (default: from the settings), checked
+        on every connection; a ``client`` given instead does no such check."""
         self.engine = engine
         self.config = config or RelayConfig.from_settings()
         self.owner = owner or new_owner()
-        self.client = client or httpx.Client(
+        self.policy = policy or DestinationPolicy.from_settings()
+        self.client = client or pinned_client(
+            self.policy,
             timeout=self.config.http_timeout_seconds,
-            follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
             # every pool thread keeps its connection alive between requests
-            limits=httpx.Limits(max_keepalive_connections=max(20, self.config.concurrency)),
+            keepalive=max(20, self.config.concurrency),
         )
         self.stats = {"delivered": 0, "failed": 0, "dead": 0, "lost_lease": 0}
         self._lock = threading.Lock()
@@ -265,10 +294,11 @@ class WebhookRelay:
             status_code = response.status_code
             ok = 200 <= status_code < 300
             if not ok:
-                error = f"HTTP {status_code} {response.reason_phrase}"[:500]
+                error = f"HTTP {status_code} {httpx.codes.get_reason_phrase(status_code)}".strip()
         except Exception as exc:  # refused, timeout, bad URL...: a failed attempt
             ok = False
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = _failure(exc)
+            log.debug("delivery %s failed: %s: %s", d.id, type(exc).__name__, exc)
         attempts = d.attempts + 1
         if ok:
             return repo.Outcome(d.id, "delivered", attempts, status_code=status_code)

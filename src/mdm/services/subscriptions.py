@@ -5,6 +5,10 @@ at the feed's tip); to catch up on history an agency pages ``GET /v1/events`` fi
 Pausing keeps queueing: on resume the relay delivers what happened meanwhile, in
 order. The secret is returned once, at creation (and on rotation); it signs every
 delivery (docs/events.md).
+
+A URL is accepted only if its host resolves to addresses webhooks may reach
+(:class:`mdm.events.destinations.DestinationPolicy`; by default from the settings):
+400 ``webhook_destination_refused`` otherwise.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlparse
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from mdm.events.destinations import DestinationPolicy
 from mdm.events.feed import Filters
 from mdm.exceptions import BadRequest, NotFound
 from mdm.store.models import Delivery, Subscription, utcnow
@@ -44,11 +48,9 @@ class SubscriptionView:
         )
 
 
-def _check_url(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise BadRequest("the webhook URL must be an absolute http(s) URL")
-    return url
+def _check_url(url: str, policy: DestinationPolicy | None) -> str:
+    """``url`` if webhooks may go there (resolves the host: before any database work)."""
+    return (policy or DestinationPolicy.from_settings()).check_url(url)
 
 
 def new_secret() -> str:
@@ -62,15 +64,18 @@ def create_subscription(
     filters: Mapping[str, Any] | None = None,
     *,
     secret: str | None = None,
+    policy: DestinationPolicy | None = None,
 ) -> tuple[SubscriptionView, str]:
-    """Create a subscription; returns it and its secret (shown only now)."""
+    """Create a subscription; returns it and its secret (shown only now). ``policy``:
+    where webhooks may point (default: from the settings)."""
     checked = Filters.from_json(filters)
+    url = _check_url(url, policy)
     secret = secret or new_secret()
     now = utcnow()
     tip = repo.cursor_position(session.connection(), repo.SEQUENCER) or 0
     sub = Subscription(
         client_id=client_id,
-        url=_check_url(url),
+        url=url,
         secret=secret,
         filters=checked.to_json(),
         status="active",
@@ -112,12 +117,16 @@ def update_subscription(
     url: str | None = None,
     filters: Mapping[str, Any] | None = None,
     status: str | None = None,
+    policy: DestinationPolicy | None = None,
 ) -> SubscriptionView:
     """Change the URL, the filters (for events fanned out from now on) or the status
-    (``paused`` / ``active``)."""
+    (``paused`` / ``active``). A new URL is checked against ``policy`` (default: from
+    the settings) first."""
+    if url is not None:
+        url = _check_url(url, policy)
     sub = _get(session, subscription_id, client_id)
     if url is not None:
-        sub.url = _check_url(url)
+        sub.url = url
     if filters is not None:
         sub.filters = Filters.from_json(filters).to_json()
     if status is not None:
