@@ -77,6 +77,13 @@ def create_app() -> FastAPI:
     from mdm.steward.app import create_console
 
     app.mount("/steward", create_console())
+
+    from mdm.api.middleware import HeaderSizeLimit
+    from mdm.config import get_settings
+
+    # Outermost: also for the console and the health checks. The registry's own
+    # server refuses such heads before reading them (mdm.http_server); this is for others.
+    app.add_middleware(HeaderSizeLimit, max_bytes=get_settings().http_max_header_bytes)
     return app
 
 

@@ -1,4 +1,5 @@
-"""Request-size limit, as pure ASGI middleware.
+"""Request-size limits, as pure ASGI middleware: the body (:class:`BodySizeLimit`)
+and the request line plus headers (:class:`HeaderSizeLimit`).
 
 The body is read here, counting bytes, before the application sees it: a declared
 ``Content-Length`` over the limit is refused at once, and a chunked body (no length)
@@ -73,3 +74,53 @@ class BodySizeLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def head_too_large_body(limit: int) -> bytes:
+    """The 431 body, the same from the server (mdm.http_server) and from here."""
+    return orjson.dumps(
+        {
+            "error": "header_too_large",
+            "detail": f"the request line and headers exceed the limit of {limit} bytes",
+        }
+    )
+
+
+class HeaderSizeLimit:
+    """431 ``header_too_large`` for a request line plus headers over ``max_bytes``.
+
+    The registry's own server refuses such a head before reading it whole
+    (mdm.http_server); this is the same check, on the head as the server parsed it,
+    for an application run under another server. The size is that of the head as it
+    travelled: ``METHOD target HTTP/1.1`` and each ``name: value`` with its line end.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string") or b""
+        size = len(scope["method"]) + len(path) + len(query) + (1 if query else 0) + 13
+        for name, value in scope["headers"]:
+            size += len(name) + len(value) + 4
+        if size <= self.max_bytes:
+            await self.app(scope, receive, send)
+            return
+        body = head_too_large_body(self.max_bytes)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 431,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

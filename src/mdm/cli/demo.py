@@ -222,6 +222,8 @@ def _serve(host: str, port: int, started: float) -> None:
     import httpx
     import uvicorn
 
+    from mdm.http_server import uvicorn_options
+
     config = uvicorn.Config(
         "mdm.app:create_served_app",
         factory=True,
@@ -229,6 +231,7 @@ def _serve(host: str, port: int, started: float) -> None:
         port=port,
         log_level="warning",
         access_log=False,
+        **uvicorn_options(),
     )
     server = uvicorn.Server(config)
 

@@ -35,7 +35,9 @@ def serve(
 
 def run_uvicorn(app: str, *, workers: int = 1, **options: Any) -> None:
     """``uvicorn.run`` with ``TCP_NODELAY`` on every connection, also with workers,
-    and with several workers a listening socket of its own per worker.
+    and with several workers a listening socket of its own per worker; with the
+    registry's head-size limit and proxy trust (:func:`mdm.http_server.uvicorn_options`)
+    unless ``options`` say otherwise.
 
     * With several workers uvicorn binds the listening socket itself, without a
       protocol number, and asyncio then leaves Nagle's algorithm on for the accepted
@@ -53,6 +55,9 @@ def run_uvicorn(app: str, *, workers: int = 1, **options: Any) -> None:
     """
     import uvicorn
 
+    from mdm.http_server import uvicorn_options
+
+    options = {**uvicorn_options(), **options}
     if workers <= 1:
         uvicorn.run(app, **options)
         return
