@@ -16,10 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Form, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -43,7 +45,7 @@ from mdm.store.db import (
     is_unavailable,
     unit_of_work,
 )
-from mdm.store.models import utcnow
+from mdm.store.models import ENTITY_TYPES, utcnow
 from mdm.store.repositories import entities as repo
 
 HERE = Path(__file__).parent
@@ -58,6 +60,29 @@ BANDS = {
     "0.9-0.95": (0.9, 0.95),
     "0-0.9": (None, 0.9),
 }
+#: The largest row ID either database stores (a signed 64-bit integer): larger
+#: numbers in a URL or a form are refused before they reach a driver.
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+
+
+class BadParameter(BadRequest):
+    """A query or form parameter outside its allowed values: a 400 page naming the
+    parameter (never its value) and, for enumerations, what is allowed."""
+
+    def __init__(self, name: str, allowed: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.allowed = allowed
+        detail = f"invalid value of {name!r}"
+        if allowed:
+            detail += f"; allowed: {', '.join(allowed)}"
+        super().__init__(detail, code="bad_parameter")
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise BadParameter(name, tuple(a for a in allowed if a))
+    return value
 
 
 class LoginRequired(Exception):
@@ -218,10 +243,32 @@ def create_console() -> FastAPI:
     async def _csrf_failed(request: Request, _exc: CsrfFailed) -> Response:
         return error_page(request, 403, translate("error.csrf", _lang(request)))
 
+    @console.exception_handler(BadParameter)
+    async def _bad_parameter(request: Request, exc: BadParameter) -> Response:
+        return error_page(request, 400, _bad_parameter_message([exc.name], exc.allowed, request))
+
+    @console.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's default is a JSON 422; the console answers with its own page.
+        names = [str(e["loc"][-1]) for e in exc.errors() if e.get("loc")]
+        return error_page(request, 400, _bad_parameter_message(names, (), request))
+
+    def _bad_parameter_message(names: list[str], allowed: tuple[str, ...], request: Request) -> str:
+        lang = _lang(request)
+        parts = [translate("error.bad_request", lang)]
+        parts += [
+            translate("error.bad_parameter", lang).format(name=n) for n in dict.fromkeys(names)
+        ]
+        if allowed:
+            parts.append(translate("error.allowed", lang).format(allowed=", ".join(allowed)))
+        return " ".join(parts)
+
     @console.exception_handler(MDMError)
     async def _mdm_error(request: Request, exc: MDMError) -> Response:
         lang = _lang(request)
         message = translate("error.forbidden", lang) if exc.status_code == 403 else ""
+        if exc.status_code == 400:
+            message = translate("error.bad_request", lang)
         response = error_page(request, exc.status_code, f"{message} {exc.detail}".strip())
         if exc.status_code == 503:
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -337,7 +384,10 @@ def create_console() -> FastAPI:
     def _filter(
         entity_type: str = "", source: str = "", band: str = ""
     ) -> tuple[review.QueueFilter, dict[str, str]]:
-        lo, hi = BANDS.get(band, (None, None))
+        """The queue's filter; an entity type or score band outside the lists is a
+        400 page (a source system is any name: an unknown one filters everything out)."""
+        _one_of("entity_type", entity_type, ("", *ENTITY_TYPES))
+        lo, hi = BANDS[_one_of("band", band, tuple(BANDS))]
         params = {"entity_type": entity_type, "source": source, "band": band}
         return (
             review.QueueFilter(entity_type or None, source or None, lo, hi),
@@ -354,8 +404,8 @@ def create_console() -> FastAPI:
     def queue(
         request: Request, entity_type: str = "", source: str = "", band: str = ""
     ) -> Response:
-        flt, params = _filter(entity_type, source, band)
         with page(request) as c:
+            flt, params = _filter(entity_type, source, band)
             total, rows = review.pending_queue(c.db, flt)
             facets = review.queue_facets(c.db)
             last = review.last_action(c.db, c.user.steward.actor)
@@ -380,8 +430,8 @@ def create_console() -> FastAPI:
         source: str = Form(""),
         band: str = Form(""),
     ) -> Response:
-        flt, params = _filter(entity_type, source, band)
         with page(request, csrf=csrf_token) as c:
+            flt, params = _filter(entity_type, source, band)
             taken = review.take_next(
                 c.db, c.user.steward.actor, flt, reserve_minutes=cfg.reservation_minutes
             )
@@ -396,13 +446,13 @@ def create_console() -> FastAPI:
     @console.get("/review/{candidate_id}", response_class=HTMLResponse)
     def candidate(
         request: Request,
-        candidate_id: int,
+        candidate_id: RowId,
         entity_type: str = "",
         source: str = "",
         band: str = "",
     ) -> Response:
-        _flt, params = _filter(entity_type, source, band)
         with page(request) as c:
+            _flt, params = _filter(entity_type, source, band)
             view = review.candidate_view(c.db, candidate_id)
             # Stewards read personal data here: who looked at which pair is kept.
             _audit(
@@ -439,7 +489,7 @@ def create_console() -> FastAPI:
     @console.post("/review/{candidate_id}/decide")
     def decide(
         request: Request,
-        candidate_id: int,
+        candidate_id: RowId,
         decision: str = Form(...),
         csrf_token: str = Form(""),
         reason: str = Form(""),
@@ -447,8 +497,8 @@ def create_console() -> FastAPI:
         source: str = Form(""),
         band: str = Form(""),
     ) -> Response:
-        flt, params = _filter(entity_type, source, band)
         with page(request, csrf=csrf_token) as c:
+            flt, params = _filter(entity_type, source, band)
             review.decide(
                 c.db, candidate_id, decision, actor=c.user.steward.actor, reason=reason or None
             )
@@ -465,8 +515,8 @@ def create_console() -> FastAPI:
         source: str = Form(""),
         band: str = Form(""),
     ) -> Response:
-        _flt, params = _filter(entity_type, source, band)
         with page(request, csrf=csrf_token) as c:
+            _flt, params = _filter(entity_type, source, band)
             candidate_id = review.undo_last(
                 c.db, c.user.steward.actor, reserve_minutes=cfg.reservation_minutes
             )
@@ -548,15 +598,16 @@ def create_console() -> FastAPI:
     @console.post("/entity/{canonical_id}/split")
     async def split(request: Request, canonical_id: str) -> Response:
         form = await request.form()
-        record_ids = [int(str(v)) for v in form.getlist("record_id") if str(v).isdigit()]
+        record_ids = [str(v) for v in form.getlist("record_id")]
         reason = str(form.get("reason") or "")
         csrf = str(form.get("csrf_token") or "")
         return await _run_sync(_split, request, canonical_id, record_ids, reason, csrf)
 
     def _split(
-        request: Request, canonical_id: str, record_ids: list[int], reason: str, csrf: str
+        request: Request, canonical_id: str, values: list[str], reason: str, csrf: str
     ) -> Response:
         with page(request, role="senior", csrf=csrf) as c:
+            record_ids = [_row_id("record_id", v) for v in values]
             into = review.steward_split(
                 c.db, canonical_id, record_ids, actor=c.user.steward.actor, reason=reason
             )
@@ -596,6 +647,7 @@ def create_console() -> FastAPI:
         identifier: str = "",
     ) -> Response:
         with page(request) as c:
+            _one_of("entity_type", entity_type, ENTITY_TYPES)
             result: console_search.SearchResult | None = None
             found: str | None = None
             asked = False
@@ -750,6 +802,14 @@ async def _run_sync(fn: Any, *args: Any) -> Response:
 
     result: Response = await run_in_threadpool(fn, *args)
     return result
+
+
+def _row_id(name: str, text: str) -> int:
+    """A row ID from a form: ASCII digits, 1 to :data:`MAX_ID`, else a 400 page."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_ID:
+        raise BadParameter(name)
+    return int(text)
 
 
 def _parse_value(text: str) -> Any:

@@ -143,6 +143,12 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
         "Cơ sở dữ liệu tạm thời không truy cập được. Vui lòng thử lại sau ít phút.",
         "The database is temporarily unavailable. Please try again in a few moments.",
     ),
+    "error.bad_request": ("Yêu cầu không hợp lệ.", "The request is invalid."),
+    "error.bad_parameter": (
+        "Giá trị của tham số “{name}” không hợp lệ.",
+        "The value of “{name}” is invalid.",
+    ),
+    "error.allowed": ("Giá trị hợp lệ: {allowed}.", "Allowed values: {allowed}."),
     "error.back": ("Quay lại", "Back"),
     "lang.switch": ("English", "Tiếng Việt"),
 }
