@@ -148,8 +148,13 @@ def make_clients(session: Session) -> dict[str, str]:
         "org-reader": ["organization:read", "dossier:read"],
         "none": ["events:read"],
     }
+    # the source systems the tests register into with the write keys
+    writes = {"all": ["api-test", "audit-test", "sec-injection"], "writer": ["api-test"]}
     return {
-        name: create_client(session, f"test-{name}", scopes).key for name, scopes in specs.items()
+        name: create_client(
+            session, f"test-{name}", scopes, source_systems=writes.get(name, ())
+        ).key
+        for name, scopes in specs.items()
     }
 
 

@@ -50,7 +50,8 @@ def matrix_keys(registry: Registry) -> dict[tuple[str, ...], str]:
     with Session(registry.engine) as session:
         for scopes in SCOPE_SETS:
             name = "matrix-" + ("+".join(scopes) or "none")
-            keys[scopes] = create_client(session, name, list(scopes)).key
+            writes = ["matrix-test"] if any(s.endswith(":write") for s in scopes) else []
+            keys[scopes] = create_client(session, name, list(scopes), source_systems=writes).key
         session.commit()
     return keys
 

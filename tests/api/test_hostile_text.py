@@ -32,7 +32,9 @@ def test_nul_in_a_registration_is_a_client_error(registry: Registry) -> None:
 def test_nul_in_a_subscription_is_a_client_error(registry: Registry) -> None:
     with Session(registry.engine) as session:
         key = create_client(
-            session, f"subs-{uuid.uuid4().hex[:8]}", [*ALL_SCOPES, "subscriptions:manage"]
+            session,
+            f"subs-{uuid.uuid4().hex[:8]}",
+            [*(s for s in ALL_SCOPES if s != "*:write"), "subscriptions:manage"],  # writes nothing
         ).key
         session.commit()
     headers = {"Authorization": f"Bearer {key}"}

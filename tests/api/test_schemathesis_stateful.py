@@ -21,8 +21,8 @@ from tests.api.conftest import ALL_SCOPES, Registry
 SCENARIOS = 20
 STEPS = 6
 # Generated attributes are almost never a usable record (422 record_rejected), so
-# most registrations carry one of these instead (keys and systems stay generated):
-# the links then start from real canonical IDs.
+# most registrations carry one of these instead (keys stay generated): the links then
+# start from real canonical IDs.
 RECORDS: dict[str, dict[str, Any]] = {
     # citizens only: the registry has no model for the other types (503 by design)
     "citizen": {
@@ -32,6 +32,10 @@ RECORDS: dict[str, dict[str, Any]] = {
         "permanent_address": "Thôn 3, Xã Nam Lý, Tỉnh Ninh Bình",
     },
 }
+# The key writes this source system only, and registrations are sent under it (a
+# generated one would be 403 forbidden: test_records.py and test_schemathesis.py
+# cover that answer).
+WRITES = "schemathesis-stateful"
 # the documented 503s of an entity type without a trained model (search, registration)
 UNTRAINED = ("model_not_trained", "matching_unavailable")
 
@@ -43,6 +47,7 @@ def test_linked_call_sequences_conform(registry: Registry) -> None:
             "schemathesis-stateful",
             [*ALL_SCOPES, "events:read", "subscriptions:manage"],
             rate_limit_per_minute=1_000_000,
+            source_systems=[WRITES],
         ).key
         session.commit()
     headers = {"Authorization": f"Bearer {key}", "X-Purpose": "stateful conformance test"}
@@ -66,6 +71,10 @@ def test_linked_call_sequences_conform(registry: Registry) -> None:
             if case.operation.label == "POST /v1/{entity_type}/records" and isinstance(body, dict):
                 kind = case.path_parameters.get("entity_type")
                 source_key = body.get("source_key")
+                system = body.get("source_system")
+                # a valid system for a valid one: a negative case stays negative
+                if isinstance(system, str) and 0 < len(system) <= 100 and "\x00" not in system:
+                    body["source_system"] = WRITES
                 if kind in RECORDS and isinstance(source_key, str) and len(source_key) % 4:
                     body["attributes"] = dict(RECORDS[kind])
 

@@ -72,16 +72,25 @@ def person(i: int, seed: int = 1) -> dict[str, str]:
 
 
 def make_api_clients(
-    url: str, names: list[str], scopes: list[str], *, rate_limit_per_minute: int = 10**6
+    url: str,
+    names: list[str],
+    scopes: list[str],
+    *,
+    rate_limit_per_minute: int = 10**6,
+    source_systems: tuple[str, ...] = (),
 ) -> dict[str, str]:
-    """API clients (``mdm clients create``'s service) in the database at ``url``;
-    name -> key."""
+    """API clients (``mdm clients create``'s service) in the database at ``url``,
+    writing ``source_systems``; name -> key."""
     engine = make_engine(url)
     try:
         with Session(engine) as session:
             keys = {
                 n: create_client(
-                    session, n, scopes, rate_limit_per_minute=rate_limit_per_minute
+                    session,
+                    n,
+                    scopes,
+                    rate_limit_per_minute=rate_limit_per_minute,
+                    source_systems=source_systems,
                 ).key
                 for n in names
             }

@@ -141,7 +141,7 @@ def test_twenty_clients_registering_each_person_through_two_sources_at_once(
                 "lock, and the full 4,000 take about 100 s; the full scale runs on Postgres."
             )
     names = [f"reliability-client-{i:02d}" for i in range(CLIENTS)]
-    keys = make_api_clients(fresh_db_url, names, ["citizen:write"])
+    keys = make_api_clients(fresh_db_url, names, ["citizen:write"], source_systems=SOURCES)
     env = {"MDM_MATCHING_RULES_DIR": str(citizen_rules)}
     stats_before = _pg_stats(fresh_db_url)
     workers = os.environ.get("MDM_TEST_SERVE_WORKERS", "2")

@@ -146,7 +146,10 @@ def _setup(url: str) -> dict[str, str]:
     migrate.upgrade(url)
     keys = make_api_clients(url, ["reliability-reader"], ["citizen:read"])
     keys |= make_api_clients(
-        url, ["reliability-pii"], ["citizen:read", "citizen:pii", "citizen:write"]
+        url,
+        ["reliability-pii"],
+        ["citizen:read", "citizen:pii", "citizen:write"],
+        source_systems=(SOURCE,),
     )
     engine = make_engine(url)
     with Session(engine) as session:

@@ -143,7 +143,9 @@ def test_wildcards_never_widen_a_lookup(registry: Registry) -> None:
 def test_subscriptions_take_hostile_text(registry: Registry) -> None:
     with Session(registry.engine) as session:
         key = create_client(
-            session, f"sec-subs-{uuid.uuid4().hex[:8]}", [*ALL_SCOPES, "subscriptions:manage"]
+            session,
+            f"sec-subs-{uuid.uuid4().hex[:8]}",
+            [*(s for s in ALL_SCOPES if s != "*:write"), "subscriptions:manage"],  # writes nothing
         ).key
         session.commit()
     headers = {"Authorization": f"Bearer {key}"}

@@ -245,8 +245,9 @@ def test_no_personal_data_in_any_log(fresh_db_url: str, tmp_path: Path) -> None:
     _run([*mdm, "resolve"], env, work, logs)
     scopes = "*:read,*:search,*:write,*:pii,subscriptions:manage"
     key_out = _run(
-        [*mdm, "clients", "create", "--name", "pii-test", "--scopes", scopes], env, work, logs
-    )
+        [*mdm, "clients", "create", "--name", "pii-test", "--scopes", scopes,
+         "--source-systems", "pii-test"], env, work, logs
+    )  # fmt: skip
     key = key_out.split()[0]
     _run([*mdm, "stewards", "create", "--username", "pii.steward", "--role", "senior",
           "--password-stdin"], env, work, logs, stdin=PASSWORD + "\n")  # fmt: skip

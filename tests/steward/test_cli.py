@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mdm.services.clients import list_clients
 from mdm.steward.accounts import authenticate
 from mdm.steward.settings import ConsoleSettings
 from mdm.store.db import make_engine
@@ -82,6 +83,8 @@ def test_demo_builds_everything(tmp_path: Path) -> None:
             s.execute(select(Steward.role).where(Steward.username == "demo")).scalar() == "senior"
         )
         assert s.execute(select(func.count()).select_from(ApiClient)).scalar_one() == 1
+        # its key writes a source system of its own, not the synthetic sources'
+        assert [c.source_systems for c in list_clients(s)] == [{"demo-agency"}]
         assert s.execute(select(func.count()).select_from(MatchCandidate)).scalar_one() >= 0
     engine.dispose()
     # the demo trained its own models, beside its own copy of the rules

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect, text
+import json
 
+from sqlalchemy import inspect, text
+from sqlalchemy.orm import Session
+
+from mdm.services.clients import list_clients
 from mdm.store import migrate
 from mdm.store.db import make_engine
 from mdm.store.models import Base
@@ -80,5 +84,90 @@ def test_0011_converts_text_blocking_keys_to_the_hash_the_code_computes(
         assert stored == {(t, blocking_key_hash(t, k), r) for t, k, r in keys}
         # the same key of two records is one hash; different types hash apart
         assert blocking_key_hash("citizen", "x") != blocking_key_hash("organization", "x")
+    finally:
+        engine.dispose()
+
+
+def test_0015_binds_existing_clients_to_the_source_systems_they_wrote(
+    fresh_db_url: str,
+) -> None:
+    """Clients existing before 0015 may write the source systems their committed
+    registrations (``record.register`` audit rows) named, and nothing else: a reader,
+    a writer that never wrote, another client's system, a system only read (an
+    ``xref.read`` row) and a registration without a client give no binding."""
+    migrate.downgrade(fresh_db_url, "0014")  # the template database is at head
+    engine = make_engine(fresh_db_url)
+    at = "2026-12-01 10:00:00"
+    clients = {1: "writer", 2: "other-writer", 3: "never-wrote", 4: "reader"}
+    systems = {1: "hn-legacy", 2: "national-portal", 3: "hcm-legacy", 4: "dn-legacy"}
+    audit = [
+        # (client_id, action, source system named in details)
+        (1, "record.register", "hn-legacy"),
+        (1, "record.register", "hn-legacy"),  # twice: one binding
+        (1, "record.register", "national-portal"),
+        (1, "xref.read", "hcm-legacy"),  # read, not written
+        (2, "record.register", "hcm-legacy"),
+        (4, "entity.read", None),
+        (None, "record.register", "dn-legacy"),  # no client (the CLI)
+    ]
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO api_clients (id, name, key_prefix, key_hash, scopes, "
+                    "rate_limit_per_minute, created_at) VALUES (:i, :n, :p, 'sha256:x', "
+                    "'[\"citizen:write\"]', 60, :at)"
+                ),
+                [{"i": i, "n": n, "p": f"{i:08x}", "at": at} for i, n in clients.items()],
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO source_systems (id, name, trust, created_at) "
+                    "VALUES (:i, :n, '{}', :at)"
+                ),
+                [{"i": i, "n": n, "at": at} for i, n in systems.items()],
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (at, actor_type, actor, action, entity_ids, "
+                    "details, client_id, prev_hash, row_hash) VALUES (:at, 'client', 'a', "
+                    ":action, '[]', :details, :client, :h, :h)"
+                ),
+                [
+                    {
+                        "at": at,
+                        "action": action,
+                        "details": json.dumps({} if s is None else {"source_system": s}),
+                        "client": client,
+                        "h": f"{n:064x}",
+                    }
+                    for n, (client, action, s) in enumerate(audit)
+                ],
+            )
+        migrate.upgrade(fresh_db_url)
+        with engine.connect() as conn:
+            bound = set(
+                conn.execute(
+                    text(
+                        "SELECT c.name, s.name FROM api_client_source_systems b "
+                        "JOIN api_clients c ON c.id = b.client_id "
+                        "JOIN source_systems s ON s.id = b.source_system_id"
+                    )
+                ).all()
+            )
+        assert bound == {
+            ("writer", "hn-legacy"),
+            ("writer", "national-portal"),
+            ("other-writer", "hcm-legacy"),
+        }
+        with Session(engine) as session:
+            by_name = {c.name: c.source_systems for c in list_clients(session)}
+        assert by_name["never-wrote"] == frozenset() and by_name["reader"] == frozenset()
+        migrate.downgrade(fresh_db_url, "0014")
+        assert "api_client_source_systems" not in _tables(fresh_db_url)
+        migrate.upgrade(fresh_db_url)  # and again, from the same trail
+        with Session(engine) as session:
+            by_name = {c.name: c.source_systems for c in list_clients(session)}
+        assert by_name["writer"] == {"hn-legacy", "national-portal"}
     finally:
         engine.dispose()

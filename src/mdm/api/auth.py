@@ -7,6 +7,9 @@
   takes effect within that time in every running process.
 * **Scopes.** ``{entity_type}:{read|search|write|pii}`` or ``*:{action}``; missing →
   403 ``forbidden`` naming the scope.
+* **Source systems.** A write also needs the record's source system among the
+  client's binding (``mdm clients create --source-systems``), carried by the cached
+  client; another → 403 ``forbidden`` naming the system.
 * **Purpose.** A client holding ``<type>:pii`` reads unmasked data, and must say why
   in ``X-Purpose`` (stored in the audit trail); without it → 400 ``purpose_required``.
   Clients without the pii scope read masked data and need no purpose.
@@ -142,6 +145,14 @@ class Principal:
     def require(self, entity_type: str, action: str) -> None:
         if not self.can(entity_type, action):
             raise Forbidden(f"this key lacks the scope {entity_type}:{action}", code="forbidden")
+
+    def require_source_system(self, source_system: str) -> None:
+        """A write under ``source_system`` needs the key bound to it (no query: the
+        binding is part of the cached client)."""
+        if not self.client.may_write(source_system):
+            raise Forbidden(
+                f"this key may not write source system {source_system!r}", code="forbidden"
+            )
 
     def pii(self, entity_type: str) -> bool:
         """Whether this read is unmasked; demands a purpose when it is."""

@@ -62,6 +62,7 @@ def register(
     ] = None,
 ) -> JsonResponse:
     principal.require(entity_type, "write")
+    principal.require_source_system(body.source_system)
     factory = sessionmaker(principal.engine, expire_on_commit=False)
     attempts = reg.RETRY_ATTEMPTS
     for attempt in range(1, attempts + 1):

@@ -87,6 +87,7 @@ def demo(
         f"  API      {base}/docs        key: {creds['api_key']}",
         f"           curl -H 'Authorization: Bearer {creds['api_key']}' -H 'X-Purpose: demo' "
         f"{base}/v1/entities/{creds['example_id']}",
+        f"           (the key registers records under source system {DEMO_SOURCE_SYSTEM!r} only)",
         f"  entity   {base}/steward/entity/{creds['example_id']}",
         f"  database {url}",
     ]
@@ -195,6 +196,9 @@ def _example_id() -> str:
     return str(found or "")
 
 
+DEMO_SOURCE_SYSTEM = "demo-agency"  # the one source system the demo's API key may write
+
+
 def _api_client() -> str:
     try:
         from mdm.services.clients import create_client
@@ -214,6 +218,9 @@ def _api_client() -> str:
                 "events:read",
                 "subscriptions:manage",
             ],
+            # registrations through the API come from an agency system of its own,
+            # never under the synthetic sources' names
+            source_systems=[DEMO_SOURCE_SYSTEM],
         )
     return created.key
 

@@ -13,6 +13,14 @@ keys). Comparison is constant-time (``hmac.compare_digest``).
 Scopes are ``{entity_type}:{action}`` with entity types ``citizen``, ``organization``,
 ``dossier`` (or ``*`` for all) and actions ``read``, ``search``, ``write``, ``pii``;
 ``events:read`` and ``subscriptions:manage`` are reserved for the change feed.
+
+**Source systems.** A write scope says which entity types a client may register; its
+*binding* (``api_client_source_systems``) says under which source systems. A
+registration naming any other source system is refused (403), and a client bound to
+none writes nothing, so :func:`create_client` refuses a write scope without source
+systems. Binding a name the registry does not know yet creates that source system
+(no trust settings: survivorship's defaults), as its first registration would have.
+The binding travels in :class:`ClientInfo`, so checking it costs no query.
 """
 
 from __future__ import annotations
@@ -21,17 +29,21 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mdm.exceptions import BadRequest, Conflict, NotFound
-from mdm.store.models import ApiClient, utcnow
+from mdm.store.models import ApiClient, ApiClientSourceSystem, SourceSystem, utcnow
 
 clients = cast(Table, ApiClient.__table__)
+bindings = cast(Table, ApiClientSourceSystem.__table__)
+systems = cast(Table, SourceSystem.__table__)
 
 ENTITY_TYPES: Final = ("citizen", "organization", "dossier")
 ACTIONS: Final = ("read", "search", "write", "pii")
@@ -43,6 +55,7 @@ ALL_SCOPES: Final = (
     *RESERVED_SCOPES,
 )
 DEFAULT_RATE_LIMIT: Final = 6000
+MAX_SOURCE_SYSTEM_LENGTH: Final = 100  # source_systems.name, and a registration's limit
 
 KEY_PREFIX: Final = "mdm_"
 _KEY_RE = re.compile(r"^mdm_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
@@ -78,6 +91,42 @@ def has_scope(scopes: frozenset[str], entity_type: str, action: str) -> bool:
     return f"{entity_type}:{action}" in scopes or f"*:{action}" in scopes
 
 
+def validate_source_systems(names: Iterable[str]) -> list[str]:
+    """Source system names as given, surrounding blanks removed, blanks and repeats
+    dropped (a registration must name one of them exactly)."""
+    out: list[str] = []
+    for name in names:
+        name = name.strip()
+        if not name:
+            continue
+        if len(name) > MAX_SOURCE_SYSTEM_LENGTH or "\x00" in name:
+            raise BadRequest(
+                f"source system name {name[:MAX_SOURCE_SYSTEM_LENGTH]!r} is longer than "
+                f"{MAX_SOURCE_SYSTEM_LENGTH} characters or holds a NUL",
+                code="invalid_source_system",
+            )
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _check_binding(scopes: Iterable[str], source_systems: list[str]) -> None:
+    """A write scope needs source systems, and source systems need a write scope."""
+    writes = sorted(s for s in scopes if s.endswith(":write"))
+    if writes and not source_systems:
+        raise BadRequest(
+            f"a key with {', '.join(writes)} must name the source systems it may write "
+            "(--source-systems a,b); without them it could write nothing",
+            code="source_systems_required",
+        )
+    if source_systems and not writes:
+        raise BadRequest(
+            "source systems (--source-systems) say what a key may write, and this key "
+            "has no write scope",
+            code="source_systems_without_write",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ClientInfo:
     id: int
@@ -87,6 +136,13 @@ class ClientInfo:
     rate_limit_per_minute: int
     created_at: datetime
     revoked_at: datetime | None
+    #: the source systems this client may write (its binding)
+    source_systems: frozenset[str] = frozenset()
+
+    def may_write(self, source_system: str) -> bool:
+        """Whether a registration under ``source_system`` is this client's to make
+        (its write scopes are checked apart)."""
+        return source_system in self.source_systems
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +151,7 @@ class CreatedClient:
     key: str  # shown once; never stored
 
 
-def _info(row: object) -> ClientInfo:
+def _info(row: object, source_systems: Iterable[str] = ()) -> ClientInfo:
     return ClientInfo(
         int(row.id),  # type: ignore[attr-defined]
         row.name,  # type: ignore[attr-defined]
@@ -104,7 +160,56 @@ def _info(row: object) -> ClientInfo:
         int(row.rate_limit_per_minute),  # type: ignore[attr-defined]
         row.created_at,  # type: ignore[attr-defined]
         row.revoked_at,  # type: ignore[attr-defined]
+        frozenset(source_systems),
     )
+
+
+def _bound(session: Session, client_id: int | None = None) -> dict[int, set[str]]:
+    """Client id -> the names of the source systems it may write (one client's, or
+    every client's)."""
+    query = select(bindings.c.client_id, systems.c.name).join(
+        systems, systems.c.id == bindings.c.source_system_id
+    )
+    if client_id is not None:
+        query = query.where(bindings.c.client_id == client_id)
+    out: dict[int, set[str]] = {}
+    for cid, name in session.execute(query):
+        out.setdefault(int(cid), set()).add(name)
+    return out
+
+
+def _bind(session: Session, client_id: int, client_name: str, names: list[str]) -> None:
+    """Make ``names`` the client's binding, creating the source systems not known yet."""
+    conn = session.connection()
+    if names:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        now = utcnow()
+        conn.execute(
+            dialect.insert(systems)
+            .values(
+                [
+                    {
+                        "name": n,
+                        "trust": {},
+                        "description": f"named when API client {client_name!r} was bound to it",
+                        "created_at": now,
+                    }
+                    for n in names
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+    ids = conn.execute(select(systems.c.id).where(systems.c.name.in_(names))).scalars().all()
+    conn.execute(delete(bindings).where(bindings.c.client_id == client_id))
+    if ids:
+        conn.execute(
+            insert(bindings), [{"client_id": client_id, "source_system_id": i} for i in ids]
+        )
+
+
+def _with_binding(session: Session, row: object) -> ClientInfo:
+    client_id = int(row.id)  # type: ignore[attr-defined]
+    return _info(row, _bound(session, client_id).get(client_id, ()))
 
 
 def create_client(
@@ -113,14 +218,18 @@ def create_client(
     scopes: list[str],
     *,
     rate_limit_per_minute: int = DEFAULT_RATE_LIMIT,
+    source_systems: Iterable[str] = (),
 ) -> CreatedClient:
-    """A new client and its key. Flushes; the caller commits."""
+    """A new client and its key, bound to ``source_systems`` (required with a write
+    scope, refused without one). Flushes; the caller commits."""
     name = name.strip()
     if not name:
         raise BadRequest("a client needs a name")
     if rate_limit_per_minute < 1:
         raise BadRequest("the rate limit must be at least 1 request a minute")
     valid = validate_scopes(scopes)
+    bound = validate_source_systems(source_systems)
+    _check_binding(valid, bound)
     exists = session.execute(select(clients.c.id).where(clients.c.name == name)).scalar()
     if exists is not None:
         raise Conflict(f"a client named {name!r} already exists", code="client_exists")
@@ -143,11 +252,35 @@ def create_client(
         )
     )
     row = session.execute(select(clients).where(clients.c.key_prefix == prefix)).one()
-    return CreatedClient(_info(row), key)
+    _bind(session, int(row.id), name, bound)
+    return CreatedClient(_with_binding(session, row), key)
 
 
 def list_clients(session: Session) -> list[ClientInfo]:
-    return [_info(r) for r in session.execute(select(clients).order_by(clients.c.name))]
+    bound = _bound(session)
+    return [
+        _info(r, bound.get(int(r.id), ()))
+        for r in session.execute(select(clients).order_by(clients.c.name))
+    ]
+
+
+def bind_client(session: Session, name: str, source_systems: Iterable[str]) -> ClientInfo:
+    """Replace a client's binding with ``source_systems`` (at least one: the client
+    needs a write scope). Running API processes apply it within their authentication
+    cache's lifetime, as a revocation. Flushes; the caller commits."""
+    row = session.execute(select(clients).where(clients.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"no client named {name!r}", code="client_not_found")
+    bound = validate_source_systems(source_systems)
+    if not bound:
+        raise BadRequest(
+            "name at least one source system (--source-systems a,b); to stop a key "
+            "from writing, revoke it",
+            code="source_systems_required",
+        )
+    _check_binding(row.scopes or (), bound)
+    _bind(session, int(row.id), row.name, bound)
+    return _with_binding(session, row)
 
 
 def revoke_client(session: Session, name: str) -> ClientInfo:
@@ -158,7 +291,9 @@ def revoke_client(session: Session, name: str) -> ClientInfo:
         raise NotFound(f"no client named {name!r}", code="client_not_found")
     if row.revoked_at is None:
         session.execute(update(clients).where(clients.c.id == row.id).values(revoked_at=utcnow()))
-    return _info(session.execute(select(clients).where(clients.c.id == row.id)).one())
+    return _with_binding(
+        session, session.execute(select(clients).where(clients.c.id == row.id)).one()
+    )
 
 
 def authenticate(session: Session, key: str) -> ClientInfo | None:
@@ -171,4 +306,4 @@ def authenticate(session: Session, key: str) -> ClientInfo | None:
         return None
     if not hmac.compare_digest(row.key_hash, hash_key(key)):
         return None
-    return _info(row)
+    return _with_binding(session, row)

@@ -1,6 +1,6 @@
 """All tables of the registry. Import from here; Alembic reads ``Base.metadata``."""
 
-from mdm.store.models.access import ApiClient, AuditLog
+from mdm.store.models.access import ApiClient, ApiClientSourceSystem, AuditLog
 from mdm.store.models.base import Base, utcnow
 from mdm.store.models.console import STEWARD_ROLES, ReviewAction, Steward, StewardSession
 from mdm.store.models.entity import Entity, EntityVersion, Link, Redirect
@@ -26,6 +26,7 @@ __all__ = [
     "AdminUnitCrosswalk",
     "AdminUnitDataset",
     "ApiClient",
+    "ApiClientSourceSystem",
     "AttributeOverride",
     "AuditLog",
     "Base",

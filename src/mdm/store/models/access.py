@@ -27,6 +27,22 @@ class ApiClient(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class ApiClientSourceSystem(Base):
+    """A source system a client may write (``POST /v1/{type}/records``): the client's
+    binding. A client with a write scope writes only the systems bound to it; with
+    none bound it writes nothing (migration 0015 explains how existing clients were
+    bound)."""
+
+    __tablename__ = "api_client_source_systems"
+
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("api_clients.id"), primary_key=True, autoincrement=False
+    )
+    source_system_id: Mapped[int] = mapped_column(
+        ForeignKey("source_systems.id"), primary_key=True, autoincrement=False, index=True
+    )
+
+
 class AuditLog(Base):
     """Append-only trail; each row carries the hash of the previous one."""
 
