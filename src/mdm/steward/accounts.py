@@ -1,12 +1,17 @@
 """Steward accounts and server-side sessions.
 
 Passwords are hashed with argon2id (``argon2-cffi`` defaults, re-hashed on login when
-the parameters change). Login is throttled two ways: per account (after
-``login_max_failures`` consecutive failures the account is locked for
-``login_lock_minutes``; the counter lives in the database, so it holds across
-processes) and per client address (an in-process sliding window). A failed login
-answers the same whether the user exists or not, and an unknown user still costs a
-hash verification, so timing does not reveal which usernames exist.
+the parameters change). Login is throttled two ways: per submitted username (after
+``login_max_failures`` failures, each within ``login_failure_window_minutes`` of the
+previous one, the username is locked for ``login_lock_minutes``; the counter lives
+in the database, ``login_failures``, so it holds across processes) and per client
+address (an in-process sliding window; the address is the TCP peer unless it is one
+of ``MDM_TRUSTED_PROXIES``, see mdm.http_server).
+
+Nothing tells which usernames exist: an unknown (or deactivated) username is
+counted and locked exactly like a steward's, answers the same status and page, and
+costs the same single argon2 verification (against a dummy hash made with the same
+parameters); a locked username, known or not, is refused before any verification.
 
 A session's cookie carries a random token (256 bits); the database keeps its
 SHA-256 and a per-session CSRF token that every POST must echo.
@@ -18,6 +23,7 @@ import hashlib
 import secrets
 import threading
 import time
+import unicodedata
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,16 +31,19 @@ from typing import Final, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mdm.exceptions import BadRequest, Conflict
 from mdm.services import audit
 from mdm.steward.settings import ConsoleSettings, get_console_settings
 from mdm.store.models import STEWARD_ROLES, Steward, StewardSession, utcnow
+from mdm.store.models.console import LoginFailure
 
 stewards = cast(Table, Steward.__table__)
 sessions = cast(Table, StewardSession.__table__)
+failed_logins = cast(Table, LoginFailure.__table__)
 
 _hasher = PasswordHasher()
 _DUMMY_HASH: Final = _hasher.hash("not a password of anyone")
@@ -100,8 +109,6 @@ def create_steward(
             role=role,
             password_hash=_hasher.hash(password),
             active=True,
-            failed_logins=0,
-            locked_until=None,
             created_at=utcnow(),
         )
         .returning(stewards.c.id)
@@ -121,15 +128,22 @@ def create_steward(
 
 
 class _IpWindow:
-    """Attempts per address in the last minute (per process)."""
+    """Attempts per address in the last minute (per process). Once a minute the
+    addresses with no attempt in the last minute are forgotten, so the map holds
+    the addresses of about two minutes, however many an attacker uses."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hits: dict[str, deque[float]] = defaultdict(deque)
+        self._swept = time.monotonic()
 
     def allow(self, address: str, limit: int) -> bool:
         now = time.monotonic()
         with self._lock:
+            if now - self._swept > 60:
+                self._swept = now
+                for old in [a for a, h in self._hits.items() if not h or h[-1] < now - 60]:
+                    del self._hits[old]
             hits = self._hits[address]
             while hits and hits[0] < now - 60:
                 hits.popleft()
@@ -156,35 +170,80 @@ def authenticate(
 ) -> StewardInfo | None:
     """The steward if the password is right and the account usable, else ``None``.
 
-    Raises :class:`LoginThrottled` when the address or the account is locked out;
-    writes the counters in the caller's transaction (commit even on failure).
+    Raises :class:`LoginThrottled` when the address or the username is locked out;
+    writes the counters in the caller's transaction (commit even on failure). Every
+    username takes the same path: one lock lookup, then (unless locked) one argon2
+    verification, then one counter update.
     """
     cfg = settings or get_console_settings()
     if not _ip_window.allow(address, cfg.login_per_ip_per_minute):
         raise LoginThrottled()
-    row = session.execute(select(stewards).where(stewards.c.username == username)).first()
+    conn = session.connection()
     now = utcnow()
-    if row is None or not row.active:
-        _verify(_DUMMY_HASH, password)
-        return None
-    if row.locked_until is not None and row.locked_until > now:
+    key = username_key(username)
+    locked = conn.execute(
+        select(failed_logins.c.locked_until).where(failed_logins.c.username_key == key)
+    ).scalar()
+    if locked is not None and locked > now:
         raise LoginThrottled()
-    if not _verify(row.password_hash, password):
-        failures = int(row.failed_logins) + 1
-        locked = None
-        if failures >= cfg.login_max_failures:
-            locked, failures = now + timedelta(minutes=cfg.login_lock_minutes), 0
-        session.execute(
+    row = conn.execute(select(stewards).where(stewards.c.username == username)).first()
+    usable = row is not None and bool(row.active)
+    verified = _verify(row.password_hash if row is not None and usable else _DUMMY_HASH, password)
+    if row is None or not usable or not verified:
+        _count_failure(conn, key, now, cfg)
+        return None
+    conn.execute(delete(failed_logins).where(failed_logins.c.username_key == key))
+    if _hasher.check_needs_rehash(row.password_hash):
+        conn.execute(
             update(stewards)
             .where(stewards.c.id == row.id)
-            .values(failed_logins=failures, locked_until=locked)
+            .values(password_hash=_hasher.hash(password))
         )
-        return None
-    values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
-    if _hasher.check_needs_rehash(row.password_hash):
-        values["password_hash"] = _hasher.hash(password)
-    session.execute(update(stewards).where(stewards.c.id == row.id).values(**values))
     return StewardInfo(int(row.id), row.username, row.display_name, row.role)
+
+
+def username_key(username: str) -> str:
+    """The lockout's key of a submitted username: as a person would type it again
+    (Unicode NFKC, no surrounding spaces, case folded), hashed (SHA-256 hex). Only
+    the first 200 characters count: no steward's name is longer than 100."""
+    normal = unicodedata.normalize("NFKC", username[:200]).strip().casefold()
+    return hashlib.sha256(normal.encode()).hexdigest()
+
+
+def _count_failure(conn: Connection, key: str, now: datetime, cfg: ConsoleSettings) -> None:
+    """One more failure of ``key``; the lock when it reaches ``login_max_failures``.
+
+    Rows whose last failure left the window and whose lock ran out are deleted first,
+    so the table never holds more than one window's failed usernames (an attacker
+    trying random names fills nothing); the per-address window bounds how fast it
+    can grow within one.
+    """
+    window = timedelta(minutes=cfg.login_failure_window_minutes)
+    conn.execute(
+        delete(failed_logins).where(
+            failed_logins.c.last_failed_at < now - window,
+            or_(failed_logins.c.locked_until.is_(None), failed_logins.c.locked_until <= now),
+        )
+    )
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    upsert = dialect.insert(failed_logins).values(
+        username_key=key, failures=1, locked_until=None, last_failed_at=now
+    )
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[failed_logins.c.username_key],
+            set_={"failures": failed_logins.c.failures + 1, "last_failed_at": now},
+        )
+    )
+    failures = conn.execute(
+        select(failed_logins.c.failures).where(failed_logins.c.username_key == key)
+    ).scalar_one()
+    if failures >= cfg.login_max_failures:
+        conn.execute(
+            update(failed_logins)
+            .where(failed_logins.c.username_key == key)
+            .values(failures=0, locked_until=now + timedelta(minutes=cfg.login_lock_minutes))
+        )
 
 
 def _verify(hashed: str, password: str) -> bool:

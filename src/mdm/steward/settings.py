@@ -16,8 +16,13 @@ class ConsoleSettings(BaseSettings):
     reservation_minutes: float = Field(
         default=10, description="How long a taken candidate stays reserved for its steward"
     )
-    login_max_failures: int = Field(default=5, description="Failures before an account locks")
-    login_lock_minutes: float = Field(default=5, description="How long a locked account waits")
+    login_max_failures: int = Field(
+        default=5, description="Failures before a username locks (existing or not)"
+    )
+    login_failure_window_minutes: float = Field(
+        default=15, description="A username's failures are forgotten after this long without one"
+    )
+    login_lock_minutes: float = Field(default=5, description="How long a locked username waits")
     login_per_ip_per_minute: int = Field(default=20, description="Login attempts per address")
     cookie_secure: bool = Field(default=False, description="Send the cookie over HTTPS only")
 

@@ -1,5 +1,5 @@
-"""The stewards' console: accounts, server-side sessions, and the review actions
-that make *undo* exact.
+"""The stewards' console: accounts, server-side sessions, failed logins, and the
+review actions that make *undo* exact.
 
 Sessions are server-side: the browser holds a random token, the table holds only
 its SHA-256 (a stolen database dump yields no usable cookie). A session ends at the
@@ -34,10 +34,26 @@ class Steward(Base):
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(default=True)
-    # Login throttling: consecutive failures and the lock they earned.
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginFailure(Base):
+    """Failed console logins per submitted username, whether a steward of that name
+    exists or not, and the lock they earned (the lockout: mdm.steward.accounts).
+
+    Keyed by the SHA-256 of the normalized username, so a password typed into the
+    username field is not kept readable. A row is forgotten once its last failure is
+    older than the failure window and its lock has run out: the table holds at most
+    the usernames that failed within one window.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index(None, "last_failed_at"),)
+
+    username_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class StewardSession(Base):
