@@ -94,7 +94,10 @@ def test_api_stores_hostile_text_literally(registry: Registry) -> None:
                 # the raw record is stored exactly as sent; the xref path finds it by
                 # the exact key (percent-encoded), wildcards included
                 assert _stored_raw(registry.engine, system, key) == attributes
-                x = c.get(f"/v1/xrefs/{quote(system, safe='')}/{quote(key, safe='')}")
+                x = c.get(
+                    f"/v1/xrefs/{quote(system, safe='')}/{quote(key, safe='')}",
+                    headers={"X-Purpose": "injection test"},  # unmasked: the exact key
+                )
                 _no_5xx(x)
                 assert x.status_code == 200 and x.json()["source_key"] == key, x.text
             else:
@@ -152,10 +155,10 @@ def test_subscriptions_take_hostile_text(registry: Registry) -> None:
     with httpx.Client(base_url=registry.base_url, headers=headers, timeout=30) as c:
         for payload in PAYLOADS:
             for body in (
-                {"url": f"https://receiver.example/hook?x={quote(payload[:500])}"},
-                {"url": "https://receiver.example/" + payload[:500]},
-                {"url": "https://r.example/h", "filters": {"canonical_ids": [payload[:200]]}},
-                {"url": "https://r.example/h", "filters": {"entity_types": [payload[:50]]}},
+                {"url": f"https://93.184.216.34/hook?x={quote(payload[:500])}"},
+                {"url": "https://93.184.216.34/" + payload[:500]},
+                {"url": "https://93.184.216.34/h", "filters": {"canonical_ids": [payload[:200]]}},
+                {"url": "https://93.184.216.34/h", "filters": {"entity_types": [payload[:50]]}},
             ):
                 r = c.post("/v1/subscriptions", json=body)
                 _no_5xx(r)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from mdm.api.auth import Caller, Principal
 from mdm.api.errors import JsonResponse, responses
-from mdm.api.masking import mask_attributes, mask_provenance
+from mdm.api.masking import mask_entity, mask_id
 from mdm.api.schemas import BatchGetIn, BatchGetOut, EntityOut, HistoryOut, XrefOut
 from mdm.domain.canonical_id import PREFIX_TYPE, parse_canonical_id
 from mdm.exceptions import EntityNotFound, MalformedId, NotFound
@@ -71,14 +71,12 @@ def entity_body(
         attrs = orjson.Fragment(attributes) if isinstance(attributes, str) else attributes
         prov = orjson.Fragment(provenance) if isinstance(provenance, str) else provenance
     else:
-        if isinstance(attrs, str):
-            attrs = decode_json(attrs) or {}
-        attrs, masked = mask_attributes(entity_type, attrs)
-        if isinstance(prov, str):
-            # provenance quotes values only in conflicts' candidates
-            prov = decode_json(prov) if "candidates" in prov else orjson.Fragment(prov)
-        if isinstance(prov, dict):
-            prov = mask_provenance(entity_type, prov)
+        view = mask_entity(
+            entity_type,
+            (decode_json(attributes) or {}) if isinstance(attributes, str) else attributes,
+            (decode_json(provenance) or {}) if isinstance(provenance, str) else provenance,
+        )
+        attrs, prov, masked = view.attributes, view.provenance, view.masked
     return {
         "requested_id": requested_id,
         "canonical_id": canonical_id,
@@ -195,10 +193,11 @@ def get_history(principal: Caller, id: IdPath) -> JsonResponse:
         versions = history_svc.history(session, cid)
     out = []
     for v in versions:
-        attributes, masked = (
-            (v["attributes"], []) if pii else mask_attributes(entity_type, v["attributes"])
-        )
-        provenance = v["provenance"] if pii else mask_provenance(entity_type, v["provenance"])
+        if pii:
+            attributes, provenance, masked = v["attributes"], v["provenance"], []
+        else:
+            view = mask_entity(entity_type, v["attributes"] or {}, v["provenance"] or {})
+            attributes, provenance, masked = view.attributes, view.provenance, view.masked
         out.append(
             {
                 "version": v["version"],
@@ -228,17 +227,22 @@ def get_xref(
 ) -> JsonResponse:
     with principal.engine.connect() as conn:
         found = lookup.xrefs(conn, [(source_system, source_key)]).get((source_system, source_key))
-    if found is None:
+    # A record of a type this key may not read answers exactly like a missing one:
+    # a 403 would tell the key that the record exists.
+    if found is None or not principal.can(found.entity_type, "read"):
         raise NotFound(
-            f"{source_system} has no record {source_key!r} linked to an entity",
+            f"{source_system} has no record with this key linked to an entity that this "
+            "key may read",
             code="xref_not_found",
         )
-    principal.require(found.entity_type, "read")
     principal.audit("xref.read", [found.canonical_id], source_system=source_system)
+    unmasked = bool(principal.purpose) and principal.can(found.entity_type, "pii")
     return JsonResponse(
         {
             "source_system": found.source_system,
-            "source_key": found.source_key,
+            # the key is the caller's own, but a source key can be a personal ID: it is
+            # masked like one for a key that reads masked data (one rule everywhere)
+            "source_key": found.source_key if unmasked else mask_id(found.source_key),
             "canonical_id": found.canonical_id,
             "entity_type": found.entity_type,
             "status": found.status,
@@ -274,16 +278,20 @@ def batch_get(principal: Caller, body: BatchGetIn) -> JsonResponse:
             assert item.source_system is not None and item.source_key is not None
             refs[i] = (item.source_system, item.source_key)
     with principal.engine.connect() as conn:
-        if refs:
-            found_refs = lookup.xrefs(conn, list(refs.values()))
-            for i, ref in refs.items():
-                x = found_refs.get(ref)
-                if x is None:
-                    results[i] = _error("xref_not_found", f"{ref[0]} has no linked {ref[1]!r}")
-                else:
-                    wanted[i] = x.canonical_id
-        allowed: dict[int, str] = {}
+        found_refs = lookup.xrefs(conn, list(refs.values())) if refs else {}
         readable = {t: principal.can(t, "read") for t in ENTITY_TYPES}
+        for i, ref in refs.items():
+            x = found_refs.get(ref)
+            # unreadable answers like missing (no existence oracle across types)
+            if x is None or not readable[x.entity_type]:
+                results[i] = _error(
+                    "xref_not_found",
+                    f"{ref[0]} has no record with this key linked to an entity that this "
+                    "key may read",
+                )
+            else:
+                wanted[i] = x.canonical_id
+        allowed: dict[int, str] = {}
         for i, cid in wanted.items():
             entity_type = PREFIX_TYPE[cid[0]]
             if readable[entity_type]:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mdm.api.auth import Caller
+from mdm.api.auth import Caller, Principal
 from mdm.api.errors import JsonResponse, ValidationErrorBody, responses
+from mdm.api.masking import explain, mask_id
 from mdm.api.schemas import EntityType, RecordIn, RecordOut, RejectedBody
 from mdm.exceptions import RecordRejected, RegistrationContended
 from mdm.services import audit
@@ -80,7 +81,7 @@ def register(
                     rules_dir=getattr(request.app.state, "mdm_rules_dir", None),
                 )
                 _audit(session, principal, result)
-            return JsonResponse(result.as_dict())
+            return JsonResponse(answer(principal, result))
         except RecordRejected as exc:
             with unit_of_work(factory) as session:
                 reg.record_reject(session, exc)
@@ -98,6 +99,31 @@ def register(
                 raise
             time.sleep(min(0.5, 0.01 * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
+
+
+def answer(principal: Principal, result: reg.RegistrationResult) -> dict[str, Any]:
+    """The registration's answer under the masking rule: the source key masked like an
+    identifier (it may be one: the portal keys citizens by CCCD), the candidates' explanations
+    are coarsened like a search's (:func:`mdm.api.masking.explain`) unless the key
+    holds the type's pii scope and states a purpose (a write needs none, but then it
+    reads no weight of a masked attribute: they would confirm a guessed value of the
+    record it matched)."""
+    body = result.as_dict()
+    pii = bool(principal.purpose) and principal.can(result.entity_type, "pii")
+    if not pii:
+        body["source_key"] = mask_id(body["source_key"])
+        for cand in body["candidates"]:
+            shown = explain(
+                result.entity_type,
+                cand.get("match_probability"),
+                cand.get("match_weight"),
+                cand.get("weights") or {},
+                pii=False,
+            )
+            cand["match_probability"] = shown.match_probability
+            cand["match_weight"] = shown.match_weight
+            cand["weights"] = shown.weights
+    return body
 
 
 def _audit(session: Session, principal: Caller, result: reg.RegistrationResult) -> None:

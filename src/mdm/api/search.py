@@ -27,7 +27,7 @@ from fastapi import APIRouter, Path, Request
 
 from mdm.api.auth import Caller
 from mdm.api.errors import JsonResponse, responses
-from mdm.api.masking import mask_attributes
+from mdm.api.masking import explain, mask_attributes
 from mdm.api.schemas import EntityType, SearchIn, SearchOut
 from mdm.exceptions import ConfigError, MDMError
 from mdm.matching import IncrementalMatcher, blocking_keys, build_features
@@ -129,24 +129,34 @@ def search(
         if not math.isfinite(weight) or cand.score.match_probability < body.min_probability:
             continue
         seen = best.get(owner.canonical_id)
-        if seen is not None and seen["match_weight"] >= weight:
+        if seen is not None and seen["_rank"] >= weight:
             continue
         attributes, masked = (
             (owner.attributes, []) if pii else mask_attributes(entity_type, owner.attributes)
+        )
+        shown = explain(
+            entity_type,
+            cand.score.match_probability,
+            weight,
+            cand.score.weights,
+            pii=pii,
         )
         best[owner.canonical_id] = {
             "canonical_id": owner.canonical_id,
             "entity_type": owner.entity_type,
             "status": owner.status,
-            "match_probability": cand.score.match_probability,
-            "match_weight": weight,
+            "match_probability": shown.match_probability,
+            "match_weight": shown.match_weight,
             "decision": cand.decision,
-            "weights": {k: v for k, v in cand.score.weights.items() if math.isfinite(v)},
+            "weights": shown.weights,
             "attributes": attributes,
             "masked": masked,
+            "_rank": weight,
         }
-    ranked = sorted(best.values(), key=lambda c: (-c["match_weight"], c["canonical_id"]))
+    ranked = sorted(best.values(), key=lambda c: (-c["_rank"], c["canonical_id"]))
     ranked = ranked[: body.limit]
+    for c in ranked:
+        del c["_rank"]
     principal.audit(
         "entity.search",
         [c["canonical_id"] for c in ranked],

@@ -375,8 +375,8 @@ def register_record(
     stored_record = repo.find_record(conn, system_id, source_key)
     if stored_record is not None and stored_record.entity_type != entity_type:
         raise SourceKeyTypeMismatch(
-            f"{source_system}/{source_key} is a {stored_record.entity_type} record, "
-            f"not a {entity_type}"
+            f"the {source_system} record with this key is a {stored_record.entity_type} "
+            f"record, not a {entity_type}"
         )
     if stored_record is None:
         rid = repo.insert_record(conn, system_id, source_key, entity_type, chash, now)
@@ -693,7 +693,7 @@ def register_with_retry(
                 raise
             if attempt == attempts:
                 raise RegistrationContended(
-                    f"{source_system}/{source_key}: concurrent registrations collided "
+                    f"{source_system}: concurrent registrations of one key collided "
                     f"{attempts} times; retry the request"
                 ) from exc
             # not the key, not str(exc): the driver's message quotes the statement's values
