@@ -137,7 +137,8 @@ def factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def add_client(engine: Engine, name: str = "agency") -> int:
+def add_client(engine: Engine, name: str = "agency", scopes: tuple[str, ...] = ("*:read",)) -> int:
+    """A client whose subscriptions receive the entity types ``scopes`` may read."""
     with unit_of_work(factory(engine)) as s:
         return int(
             s.execute(
@@ -146,7 +147,7 @@ def add_client(engine: Engine, name: str = "agency") -> int:
                     name=f"{name}-{uuid.uuid4().hex[:6]}",
                     key_prefix=uuid.uuid4().hex[:12],
                     key_hash="x",
-                    scopes=[],
+                    scopes=list(scopes),
                     rate_limit_per_minute=6000,
                     created_at=T0,
                 )
@@ -403,8 +404,8 @@ def webhook_policy() -> DestinationPolicy:
 def api(db: Engine, webhook_policy: DestinationPolicy) -> Iterator[tuple[str, dict[str, str]]]:
     tag = uuid.uuid4().hex[:6]
     scopes = {
-        "agency": ["events:read", "subscriptions:manage"],
-        "other": ["events:read", "subscriptions:manage"],
+        "agency": ["events:read", "subscriptions:manage", "*:read"],
+        "other": ["events:read", "subscriptions:manage", "*:read"],
         "reader": ["*:read"],
     }
     with unit_of_work(factory(db)) as s:

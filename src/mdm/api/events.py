@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from mdm.api.auth import Caller, Principal
 from mdm.api.errors import JsonResponse, responses
+from mdm.config import get_settings
 from mdm.events.feed import (
     MAX_PAGE,
     FeedPage,
@@ -21,13 +23,15 @@ from mdm.events.feed import (
     events_after,
     parse_filters,
 )
-from mdm.exceptions import Forbidden
-from mdm.services.clients import EVENTS_READ
+from mdm.exceptions import BadRequest, Forbidden
+from mdm.services.clients import ENTITY_TYPES, EVENTS_READ, active_client, has_scope
 from mdm.store.db import unit_of_work
 
 router = APIRouter(tags=["events"])
 
 MAX_BIGINT = 2**63 - 1
+#: the longest an open event stream goes without re-checking its key
+STREAM_RECHECK_SECONDS = 30.0
 After = Annotated[
     int,
     Query(ge=0, le=MAX_BIGINT, description="Events after this feed position (0: the beginning)"),
@@ -54,11 +58,52 @@ CanonicalIds = Annotated[
 ]
 
 
-def _filters(entity_types: str | None, event_types: str | None, ids: str | None) -> Filters:
+def _filters(
+    principal: Principal, entity_types: str | None, event_types: str | None, ids: str | None
+) -> Filters:
+    """The request's filters, narrowed to the entity types the key may read: the feed
+    is a read of those entities, so ``events:read`` alone reads nothing. Asking for a
+    type the key may not read is 403, as a read of it would be."""
+
     def one(value: str | None) -> list[str]:
         return [value] if value else []
 
-    return parse_filters(one(entity_types), one(event_types), one(ids))
+    asked = parse_filters(one(entity_types), one(event_types), one(ids))
+    readable = readable_types(principal.client.scopes)
+    for entity_type in asked.entity_types:
+        if entity_type not in ENTITY_TYPES:
+            raise BadRequest(
+                f"unknown entity type {entity_type!r}; known: {', '.join(ENTITY_TYPES)}"
+            )
+        if entity_type not in readable:
+            raise Forbidden(f"this key lacks the scope {entity_type}:read", code="forbidden")
+    if not readable:
+        raise Forbidden(
+            "this key may read no entity type (no <type>:read scope): its feed would be empty",
+            code="forbidden",
+        )
+    return Filters(asked.entity_types or readable, asked.event_types, asked.canonical_ids)
+
+
+def readable_types(scopes: frozenset[str]) -> tuple[str, ...]:
+    return tuple(t for t in ENTITY_TYPES if has_scope(scopes, t, "read"))
+
+
+def _start(after: int, last_event_id: str | None) -> int:
+    """Where a stream starts: after ``Last-Event-ID`` (a feed position) when given."""
+    if last_event_id is None:
+        return after
+    value = last_event_id.strip()
+    if not _POSITION.fullmatch(value) or int(value) > MAX_BIGINT:
+        raise BadRequest(
+            "Last-Event-ID must be a feed position: the id of an event this stream sent "
+            f"(a whole number from 0 to {MAX_BIGINT})",
+            code="invalid_last_event_id",
+        )
+    return int(value)
+
+
+_POSITION = re.compile(r"[0-9]{1,19}")
 
 
 class EventPageOut(BaseModel):
@@ -86,7 +131,7 @@ def list_events(
     canonical_ids: CanonicalIds = None,
 ) -> JsonResponse:
     require_scope(principal, EVENTS_READ)
-    filters = _filters(entity_types, event_types, canonical_ids)
+    filters = _filters(principal, entity_types, event_types, canonical_ids)
     factory = sessionmaker(principal.engine, expire_on_commit=False)
     with unit_of_work(factory) as session:
         page = events_after(session, after, limit, filters)
@@ -109,16 +154,33 @@ def stream_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     require_scope(principal, EVENTS_READ)
-    filters = _filters(entity_types, event_types, canonical_ids)
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    filters = _filters(principal, entity_types, event_types, canonical_ids)
+    start = _start(after, last_event_id)
     factory = sessionmaker(principal.engine, expire_on_commit=False)
+    client_id = principal.client.id
 
     def read(position: int) -> FeedPage:
         with unit_of_work(factory) as session:
             return events_after(session, position, 100, filters)
 
+    def still_allowed() -> bool:
+        """The key is not revoked and still holds what this stream was opened with."""
+        with unit_of_work(factory) as session:
+            client = active_client(session, client_id)
+        return (
+            client is not None
+            and EVENTS_READ in client.scopes
+            and all(t in readable_types(client.scopes) for t in filters.entity_types)
+        )
+
+    # An open stream re-checks its key at least as often as the key cache forgets it,
+    # so a revocation ends it within the time it takes to refuse new requests.
+    recheck = max(0.1, min(get_settings().api_auth_cache_seconds, STREAM_RECHECK_SECONDS))
+
     async def messages() -> AsyncIterator[str]:
-        async for message in event_stream(read, start):
+        async for message in event_stream(
+            read, start, still_allowed=still_allowed, recheck_seconds=recheck
+        ):
             if await request.is_disconnected():
                 break
             yield message

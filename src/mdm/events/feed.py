@@ -21,6 +21,7 @@ while no relay runs.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -169,6 +170,8 @@ async def event_stream(
     poll_seconds: float = 0.5,
     heartbeat_seconds: float = 15.0,
     max_events: int | None = None,
+    still_allowed: Callable[[], bool] | None = None,
+    recheck_seconds: float = 30.0,
 ) -> AsyncIterator[str]:
     """Server-Sent Events: every event after ``after``, then new ones as they come.
 
@@ -177,11 +180,21 @@ async def event_stream(
     ``id`` is the feed position: a client that reconnects with ``Last-Event-ID``
     resumes where it stopped. A comment line every ``heartbeat_seconds`` keeps
     proxies from closing an idle stream.
+
+    ``still_allowed()`` (run in a worker thread at least every ``recheck_seconds``,
+    busy or idle) says whether the caller may still read: when it answers no (its key
+    was revoked), the stream sends a last comment and ends.
     """
     sent = 0
     idle = 0.0
     cursor = after
+    checked = time.monotonic()
     while True:
+        if still_allowed is not None and time.monotonic() - checked >= recheck_seconds:
+            if not await asyncio.to_thread(still_allowed):
+                yield ": access revoked\n\n"
+                return
+            checked = time.monotonic()
         page = await asyncio.to_thread(read_page, cursor)
         cursor = page.next_after
         for ev in page.events:
@@ -192,7 +205,11 @@ async def event_stream(
         if page.events:
             idle = 0.0
             continue
-        await asyncio.sleep(poll_seconds)
+        await asyncio.sleep(
+            poll_seconds
+            if still_allowed is None
+            else max(0.0, min(poll_seconds, checked + recheck_seconds - time.monotonic()))
+        )
         idle += poll_seconds
         if idle >= heartbeat_seconds:
             idle = 0.0

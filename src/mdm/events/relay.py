@@ -60,6 +60,7 @@ import orjson
 from sqlalchemy import Connection, Engine
 
 from mdm.config import Settings, get_settings
+from mdm.domain.canonical_id import TYPE_PREFIX
 from mdm.events.destinations import DestinationPolicy, DestinationRefused
 from mdm.events.feed import Filters, sequence_events
 from mdm.events.pinned_http import pinned_client
@@ -151,9 +152,14 @@ def fan_out(conn: Connection, *, limit: int = 5000) -> int:
         if sub.feed_cursor >= last:
             continue
         filters = Filters.from_json(sub.filters)
+        # A webhook is a read by its client: only the entity types its key may read
+        # (none once the key is revoked), whatever the subscription's filters say.
+        readable = {t for t in TYPE_PREFIX if _can_read(sub.client_scopes, t)}
         followed = False
         for ev in events:
-            if ev.feed_position <= sub.feed_cursor or not filters.matches(ev):
+            if ev.feed_position <= sub.feed_cursor or ev.entity_type not in readable:
+                continue
+            if not filters.matches(ev):
                 continue
             rows.append(
                 {
@@ -184,6 +190,10 @@ def fan_out(conn: Connection, *, limit: int = 5000) -> int:
     if len(rows) >= ANALYZE_AFTER:
         repo.analyze_deliveries(conn)
     return len(rows)
+
+
+def _can_read(scopes: frozenset[str], entity_type: str) -> bool:
+    return f"{entity_type}:read" in scopes or "*:read" in scopes
 
 
 def _body(d: repo.ClaimedDelivery) -> bytes:

@@ -307,3 +307,12 @@ def authenticate(session: Session, key: str) -> ClientInfo | None:
     if not hmac.compare_digest(row.key_hash, hash_key(key)):
         return None
     return _with_binding(session, row)
+
+
+def active_client(session: Session, client_id: int) -> ClientInfo | None:
+    """The client with this ID while its key is not revoked, else ``None``: what a
+    long-lived request (an event stream) re-checks, as the key cache would."""
+    row = session.execute(select(clients).where(clients.c.id == client_id)).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return _with_binding(session, row)

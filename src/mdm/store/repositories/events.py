@@ -35,12 +35,13 @@ from sqlalchemy import (
     update,
 )
 
-from mdm.store.models import Delivery, EventCursor, OutboxEvent, Subscription
+from mdm.store.models import ApiClient, Delivery, EventCursor, OutboxEvent, Subscription
 
 outbox = cast(Table, OutboxEvent.__table__)
 deliveries = cast(Table, Delivery.__table__)
 subscriptions = cast(Table, Subscription.__table__)
 cursors = cast(Table, EventCursor.__table__)
+clients = cast(Table, ApiClient.__table__)
 
 SEQUENCER = "sequencer"
 
@@ -62,6 +63,8 @@ class SubscriptionState:
     id: int
     filters: Mapping[str, Any]
     feed_cursor: int
+    #: the owning client's scopes; empty when its key is revoked (it reads nothing)
+    client_scopes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,10 +230,18 @@ def feed_tip(conn: Connection) -> int:
 
 
 def subscription_states(conn: Connection) -> list[SubscriptionState]:
-    stmt = select(subscriptions.c.id, subscriptions.c.filters, subscriptions.c.feed_cursor)
+    stmt = select(
+        subscriptions.c.id,
+        subscriptions.c.filters,
+        subscriptions.c.feed_cursor,
+        clients.c.scopes,
+        clients.c.revoked_at,
+    ).join(clients, clients.c.id == subscriptions.c.client_id)
     return [
-        SubscriptionState(int(i), f or {}, int(c))
-        for i, f, c in conn.execute(stmt.order_by(subscriptions.c.id))
+        SubscriptionState(
+            int(i), f or {}, int(c), frozenset(scopes or ()) if revoked is None else frozenset()
+        )
+        for i, f, c, scopes, revoked in conn.execute(stmt.order_by(subscriptions.c.id))
     ]
 
 
