@@ -171,7 +171,9 @@ def _api_calls(base: str, key: str, synth: Path) -> None:
         assert r.status_code == 422
         r = c.get(f"/v1/xrefs/pii-test/{REGISTERED['email']}")
         assert r.status_code == 404
-        r = c.post("/v1/subscriptions", json={"url": f"https://x.example/{REGISTERED['phone']}"})
+        r = c.post(
+            "/v1/subscriptions", json={"url": f"https://93.184.216.34/{REGISTERED['phone']}"}
+        )
         assert r.status_code < 500
 
 
