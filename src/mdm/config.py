@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         description="Comma-separated CIDRs webhooks may reach although not public "
         "(e.g. an agency's gateway in 10.20.0.0/16)",
     )
-    # HTTP edge (docs/api.md, "Limits"; docs/steward.md)
+    # HTTP edge (docs/api.md, "Limits"; README.md, "The stewards' console")
     http_max_header_bytes: int = Field(
         default=16 * 1024,
         description="Largest request line plus headers the server reads (431 above)",
