@@ -8,6 +8,11 @@ refinement: a short list of **compound surnames** (``Tôn Nữ``, ``Tôn Thất`
 has enough words left for a given name. Compound surnames are rare; a two-word
 name is always surname + given. What cannot be known from the string alone (a
 foreigner's given-name-first order, a double given name) is not guessed.
+
+Syllables written together (``Minhtrang``, ``NGUYENVANAN``) are split, and a syllable
+written in two pieces (``Ng uyễn``) joined, against the closed set of Vietnamese
+syllables, only when the reading is clear (:mod:`mdm.standardize.syllables`); the
+warnings ``name_syllables_split`` and ``name_syllables_joined`` say so.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from mdm.standardize.issues import Issue, error, warning
+from mdm.standardize.syllables import respace
 from mdm.standardize.text import (
     canonical_text,
     clean_whitespace,
@@ -113,6 +119,26 @@ def _parse_at(raw: str, restarts: int) -> tuple[NameParts | None, tuple[Issue, .
         cleaned = "".join(ch if ch not in bad else " " for ch in text)
         parts, more = _parse(cleaned)
         return parts, (*issues, *more)
+    # Before title case: a split word's lower-case rest ("L an") tells it from an initial.
+    words, splits, joins = respace(text.split(" "))
+    if splits or joins:
+        text = " ".join(words)
+        if joins:
+            issues.append(
+                warning(
+                    "full_name",
+                    "name_syllables_joined",
+                    f"{joins} syllable(s) written in two pieces joined",
+                )
+            )
+        if splits:
+            issues.append(
+                warning(
+                    "full_name",
+                    "name_syllables_split",
+                    f"{splits} word(s) of syllables written together split",
+                )
+            )
     text = title_case(text)
     if restarts < 2 and repair_mojibake(text)[1] is not None:
         # Title case made mis-decoded text out of text that was not ("ªÏ" -> "ªï",
