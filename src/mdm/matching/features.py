@@ -32,6 +32,7 @@ from functools import lru_cache
 from typing import Any, Final, Literal
 
 from mdm.standardize.ids import id_region, personal_id_province
+from mdm.standardize.syllables import respace
 
 EntityType = Literal["citizen", "organization", "dossier"]
 ENTITY_TYPES: Final[tuple[EntityType, ...]] = ("citizen", "organization", "dossier")
@@ -208,8 +209,20 @@ def _cached_for_text[T](fn: Callable[[object], T]) -> Callable[[object], T]:
     return wrapper
 
 
+def _respaced(full_name: object) -> object:
+    """The name with run-together syllables split and split ones joined, as the name
+    standardizer does (:func:`mdm.standardize.syllables.respace`): a no-op on names it
+    standardized, the same reading for one stored before it did (``Minhtrang``)."""
+    if type(full_name) is not str:
+        return full_name
+    words = full_name.split()
+    respaced, splits, joins = respace(words)
+    return " ".join(respaced) if splits or joins else full_name
+
+
 @_cached_for_text
 def _name_features(full_name: object) -> dict[str, FeatureValue]:
+    full_name = _respaced(full_name)
     folded = fold_text(full_name)
     if folded is None:
         return dict.fromkeys(

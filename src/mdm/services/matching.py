@@ -391,8 +391,8 @@ def _features_hash(features: FeatureRow, keys: list[str]) -> str:
 
 def feature_signature(entity_type: str, rules: MatchingRules) -> str:
     """What a stored feature row was computed with: the feature code (and the text
-    folding and identifier code it uses, and the unit data's version), the
-    blocking-key code and the rules' blocking columns.
+    folding, syllable and identifier code it uses, the syllable data's and the unit
+    data's versions), the blocking-key code and the rules' blocking columns.
 
     A row whose record version and signature are current is reused as stored (the
     pass spends most of its time computing features); any change to that code or
@@ -406,6 +406,7 @@ def feature_signature(entity_type: str, rules: MatchingRules) -> str:
         from mdm.matching import features as features_module
         from mdm.matching import incremental
         from mdm.standardize import ids as ids_module
+        from mdm.standardize import syllables as syllables_module
         from mdm.standardize import text as text_module
         from mdm.standardize.units import dataset_version
 
@@ -414,6 +415,8 @@ def feature_signature(entity_type: str, rules: MatchingRules) -> str:
             features_module,
             text_module,
             ids_module,  # the CMND regions and personal-ID provinces
+            syllables_module,  # run-together name syllables split, split ones joined
+            syllables_module.data_version(),  # the syllable inventory and name prior
             dataset_version(),  # which 2025 province a pre-2025 one became
             incremental.blocking_keys,
             incremental._render,
