@@ -241,6 +241,7 @@ def test_keyword_api(tmp_path: Path) -> None:
         "dossiers": 100,
         "seed": 5,
         "portal": True,
+        "profile": "standard",
     }
     for f in m["files"]:
         assert {"path", "source_system", "entity_type", "layout", "mapping", "format"} <= set(f)

@@ -5,6 +5,8 @@ own layout, encoding, date format and habits of damage; the national portal
 writes clean 2025-form data. ``truth.csv`` says which real entity every written
 row is about; ``hard_negatives.csv`` lists look-alike pairs that must stay apart;
 ``expected_rejects.csv`` lists the rows deliberately made invalid.
+``SynthParams.profile`` plants one family of hazards on top of this standard
+world (:mod:`mdm.synth.hazards`); ``standard`` writes exactly what it always did.
 
 Speed and memory: every file is built column-wise (numpy draws one uniform per
 row and decision, :mod:`mdm.synth.vec` turns index arrays into pyarrow string
@@ -33,6 +35,8 @@ import pyarrow as pa
 
 from mdm.synth import data, geo
 from mdm.synth import vec as V
+from mdm.synth.hazards import Hazards
+from mdm.synth.hazards import check as check_profile
 from mdm.synth.people import Orgs, People, make_orgs, make_people
 from mdm.synth.text import strip_diacritics, tcvn3_mojibake, typo, vni_mojibake
 from mdm.synth.vec import Ints, Mask, Str
@@ -52,7 +56,7 @@ DATE_STYLES = {
 
 
 @dataclass(frozen=True)
-class Profile:
+class SystemProfile:
     """How one province's systems write data (one per simulated province, cycled).
 
     ``mojibake_rate``: share of rows whose text went through a pre-Unicode font
@@ -73,8 +77,8 @@ class Profile:
     old_phone_rate: float = 0.45
 
 
-PROFILES = [
-    Profile(
+SYSTEM_PROFILES = [
+    SystemProfile(
         "citizen_a",
         "csv",
         "utf-8-sig",
@@ -85,10 +89,10 @@ PROFILES = [
         nfd_rate=0.02,
         mojibake_rate=0.015,
     ),
-    Profile(
+    SystemProfile(
         "citizen_b", "csv", "utf-16", "\t", "dmy_nopad", "org_legacy_csv", "dossier_onestop_csv"
     ),
-    Profile(
+    SystemProfile(
         "citizen_c",
         "csv",
         "cp1258",
@@ -98,7 +102,7 @@ PROFILES = [
         "dossier_onestop_csv",
         upper_rate=1.0,
     ),
-    Profile(
+    SystemProfile(
         "citizen_d",
         "jsonl",
         "utf-8",
@@ -110,7 +114,7 @@ PROFILES = [
         old_phone_rate=0.6,
         mojibake_rate=0.008,
     ),
-    Profile(
+    SystemProfile(
         "citizen_e", "parquet", "binary", "", "ymd8", "org_legacy_csv", "dossier_onestop_jsonl"
     ),
 ]
@@ -132,6 +136,8 @@ class FileOut:
     keys: Str  # source key per row (dropped once the truth rows are written)
     entities: Ints  # entity index per row (person, organization or dossier)
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+    # hard-negative pairs planted in this file's rows: (kind, row a, row b)
+    pairs: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -146,6 +152,7 @@ class SynthParams:
     dossiers: int | None = None
     seed: int = 0
     portal: bool = True
+    profile: str = "standard"  # one of PROFILES: the hazards planted (mdm.synth.hazards)
 
 
 _ENTITY = {"citizen": ("P", 8), "organization": ("O", 7), "dossier": ("D", 8)}
@@ -180,6 +187,12 @@ class _World:
         self.n_wdup = round(0.01 * n)
         self.n_nat = n - self.n_vis - self.n_wdup
         self.people: People = make_people(self.rng, self.provs, self.n_nat, sorted(self.prov_names))
+        # A hazard profile has its own random stream: the main one stays the standard's.
+        self.hz: Hazards | None = None
+        if check_profile(params.profile) != "standard":
+            wards = [w for p in self.provs for w in p.wards]
+            self.hz = Hazards(params.profile, params.seed, wards)
+            self.hz.plant(self.people, self.provs, self.n_nat)
         n_org = params.organizations if params.organizations is not None else max(1, n // 10)
         self.n_org_rows = n_org
         self.org_cross = round(0.1 * n_org) if self.n_prov > 1 else 0
@@ -311,7 +324,7 @@ class _World:
     # -- citizens ------------------------------------------------------------
 
     def citizen_file(self, pi: int) -> tuple[FileOut, Columns, dict[str, str]]:
-        prof = PROFILES[pi % len(PROFILES)]
+        prof = SYSTEM_PROFILES[pi % len(SYSTEM_PROFILES)]
         prov = self.provs[pi]
         rng = self.rng
         p = self.people
@@ -323,6 +336,9 @@ class _World:
             else np.zeros(0, np.int64)
         )
         wdup = rng.choice(nat, size=self.n_wdup, replace=False)
+        hz = self.hz
+        if hz is not None:
+            vis = hz.visitors(pi, vis)
         who = np.concatenate([nat, vis, wdup])
         kind = np.concatenate(
             [
@@ -343,6 +359,8 @@ class _World:
         rows = np.arange(n, dtype=np.int64)
         prefix = prov.slug.replace("-", "")[:3].upper()
         keys = V.codes(rows + 1, prefix, 7)
+        if hz is not None:
+            hz.begin_file(n)
 
         # names, with the variations a clerk introduces
         sex = p.sex[who]
@@ -365,6 +383,8 @@ class _World:
             typo_rows & (u3 >= 0.6),
             lambda vs, rs: [typo(v, u4[r], u3[r]) for v, r in zip(vs, rs.tolist(), strict=True)],
         )
+        if hz is not None:
+            sur, mid, giv = hz.names(sur, mid, giv)
 
         # birth date as this system knows it
         y, m, d = p.year[who], p.month[who], p.day[who]
@@ -372,6 +392,8 @@ class _World:
         jan1 = (u[5] >= 0.03) & (u[5] < 0.06)  # "unknown day" convention
         swap = (u[5] >= 0.06) & (u[5] < 0.08) & (d <= 12) & (d != m)
         no_dob = (u[5] >= 0.08) & (u[5] < 0.095)
+        if hz is not None:
+            y, m, d, year_only, jan1, swap = hz.dates(y, m, d, year_only, jan1, swap, no_dob | inv)
         bad_date = inv & (u3 < 0.5) & ~no_dob & ~year_only
         empty_name = inv & ~bad_date
         dd = np.where(bad_date, 30 + rows % 2, np.where(jan1, 1, np.where(swap, m, d)))
@@ -384,19 +406,17 @@ class _World:
         cm = p.cmnd[who]
         has_cm = cm >= 0
         u7 = u[7]
-        pid = V.nullify(
-            self.pid_text(who), (has_cm & ((u7 < 0.4) | (u7 > 0.96))) | (~has_cm & (u7 < 0.07))
-        )
-        cmnd = V.nullify(
-            V.digits(np.maximum(cm, 0), 9), ~has_cm | ((u7 >= 0.4) & (u7 < 0.8)) | (u7 > 0.96)
-        )
+        pid_null = (has_cm & ((u7 < 0.4) | (u7 > 0.96))) | (~has_cm & (u7 < 0.07))
+        cm_null = ~has_cm | ((u7 >= 0.4) & (u7 < 0.8)) | (u7 > 0.96)
+        pid, cmnd = self.pid_text(who), V.digits(np.maximum(cm, 0), 9)
 
         # residence as this system knows it
         hp, hw = p.home[who], p.ward[who]
         house, street = p.house[who], p.street[who]
         style = np.where(u[8] < 0.5, 0, np.where(u[8] < 0.85, 1, 2))
         visitor = kind == 1
-        moved = visitor & (u[9] < 0.5)  # moved here: both addresses are here now
+        moved_share = hz.moved_share if hz is not None else 0.5
+        moved = visitor & (u[9] < moved_share)  # moved here: both addresses are here now
         staying = visitor & ~moved  # studies/works here: still registered at home
         hp = np.where(moved, pi, hp)
         hw = np.where(moved, vis_ward, hw)
@@ -406,7 +426,14 @@ class _World:
         self.latest_ward[who[moved]] = vis_ward[moved]
         gw = self.ward_base[hp] + hw
         parts = [self.street_part(hp, gw, house, street, u[10]), *self.unit_parts(gw, style)]
-        perm_text = V.join(*parts, sep=", ")
+        pairs: list[tuple[str, int, int]] = []
+        if hz is not None:
+            pid, cmnd, pid_null, cm_null, pairs = hz.ids(
+                pi, who, moved, pid, cmnd, pid_null, cm_null
+            )
+            parts = hz.address(parts, gw, moved, self.south70[hp])
+        pid, cmnd = V.nullify(pid, pid_null), V.nullify(cmnd, cm_null)
+        perm_text = V.join_skip(*parts, sep=", ")
         cgw = self.ward_base[pi] + vis_ward
         cur_away = V.join(
             self.street_part(np.full(n, pi), cgw, vis_house, vis_street, u[10]),
@@ -415,6 +442,10 @@ class _World:
         )
         cur = V.where(staying, cur_away, V.nullify(perm_text, u[11] >= 0.2))
         perm_null = u[12] < 0.03
+        if hz is not None:
+            no_address = hz.address_missing(n)
+            perm_null |= no_address
+            cur = V.nullify(cur, no_address)
 
         # text damage typical of this system
         strip = u[22] < prof.strip_rate
@@ -436,11 +467,18 @@ class _World:
         mid = V.nullify(mid, empty_name)
         giv = V.where(empty_name, blank, giv)
         names = V.where(empty_name, blank, V.join_skip(sur, mid, giv, sep=" "))
-        perm = V.nullify(V.join(*parts, sep=", "), perm_null)
+        perm = V.nullify(V.join_skip(*parts, sep=", "), perm_null)
         parts = [V.nullify(x, perm_null) for x in parts]
 
         has_phone = p.has_phone[who] & (u[15] < 0.85)
-        phone = V.nullify(self.phone(who, u[13] < prof.old_phone_rate, u[14]), ~has_phone)
+        old = u[13] < prof.old_phone_rate
+        if hz is None:
+            phone = self.phone(who, old, u[14])
+        else:
+            old = hz.old_phones(who, old)
+            plain = self.phone(who, old, np.zeros(n))
+            phone, has_phone = hz.phones(self.phone(who, old, u[14]), plain, has_phone)
+        phone = V.nullify(phone, ~has_phone)
         email = V.nullify(self.email(who), ~(p.has_email[who] & (u[16] < 0.6)))
         eth = V.take(self.ethnicities, p.ethnicity[who], null=u[17] >= 0.85)
         nation = V.take(
@@ -494,6 +532,7 @@ class _World:
             keys=keys,
             entities=who,
             invalid=invalid,
+            pairs=pairs,
         )
         types = (
             {"gioi_tinh": "int32", "ngay_mat": "date32"} if prof.citizen_format == "parquet" else {}
@@ -579,7 +618,7 @@ class _World:
     # -- organizations -------------------------------------------------------
 
     def org_file(self, pi: int) -> tuple[FileOut, Columns]:
-        prof = PROFILES[pi % len(PROFILES)]
+        prof = SYSTEM_PROFILES[pi % len(SYSTEM_PROFILES)]
         prov = self.provs[pi]
         o, p = self.orgs, self.people
         own = np.flatnonzero(o.home == pi)
@@ -739,7 +778,7 @@ class _World:
         """
         rng = self.rng
         prov = self.provs[pi]
-        prof = PROFILES[pi % len(PROFILES)]
+        prof = SYSTEM_PROFILES[pi % len(SYSTEM_PROFILES)]
         epoch = int(np.datetime64("2019-01-01T07:30", "m").astype(np.int64))
         span_days = int((np.datetime64("2025-06-30") - np.datetime64("2019-01-01")).astype(int))
         n = self.n_dossiers
@@ -1132,17 +1171,20 @@ def generate(
     dossiers: int | None = None,
     seed: int = 0,
     portal: bool = True,
+    profile: str = "standard",
 ) -> dict[str, Any]:
     """Write the whole synthetic estate to ``out`` and return the manifest.
 
     Pass a :class:`SynthParams` or the same fields as keywords
     (``generate(d, provinces=10, citizens=100_000, seed=7)``). Same parameters →
     byte-identical files. ``out`` is created; files in it with the same names are
-    overwritten, others are left alone.
+    overwritten, others are left alone. ``profile`` (one of :data:`PROFILES`)
+    plants a family of hazards on top of the standard world
+    (:mod:`mdm.synth.hazards`); ``standard`` writes what the generator always wrote.
     """
     out = Path(out)
     if params is None:
-        params = SynthParams(provinces, citizens, organizations, dossiers, seed, portal)
+        params = SynthParams(provinces, citizens, organizations, dossiers, seed, portal, profile)
     world = _World(params)
     w = _Writer(out)
     try:
@@ -1206,6 +1248,7 @@ def generate(
             "dossiers": world.n_dossiers,
             "seed": params.seed,
             "portal": params.portal,
+            "profile": params.profile,
         },
         "provinces": [
             {
@@ -1260,6 +1303,18 @@ def _hard_negative_rows(world: _World, citizens: list[FileOut]) -> list[tuple[st
                     f"P{b[j]:08d}",
                 )
             )
+        for kind, ra, rb in f.pairs:
+            ea, eb = int(f.entities[ra]), int(f.entities[rb])
+            rows.append(
+                (
+                    kind,
+                    f.source_system,
+                    f"{prefix}{ra + 1:07d}",
+                    f"{prefix}{rb + 1:07d}",
+                    f"P{ea:08d}",
+                    f"P{eb:08d}",
+                )
+            )
     return rows
 
 
@@ -1293,4 +1348,6 @@ def _summary(world: _World, files: list[FileOut], pairs: list[tuple[str, ...]]) 
         "organization_cross_province_duplicate_rate": _cross_rate(org_legacy, world.orgs.size),
         "hard_negative_pairs": dict(Counter(p[0] for p in pairs)),
         "branches": int((world.orgs.parent >= 0).sum()),
+        # rows (or people, households) that got each hazard of the profile
+        **({"hazards": world.hz.summary()} if world.hz is not None else {}),
     }
