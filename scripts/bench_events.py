@@ -226,7 +226,7 @@ def main() -> None:
             with Session(engine) as s, s.begin():
                 client = s.execute(
                     insert(ApiClient)
-                    .values(name=f"bench-{tag}", key_prefix=tag, key_hash="x", scopes=[])
+                    .values(name=f"bench-{tag}", key_prefix=tag, key_hash="x", scopes=["*:read"])
                     .returning(ApiClient.id)
                 ).scalar_one()
                 # the subscription starts after the entities' creation events

@@ -422,7 +422,7 @@ def subscribe(url: str, target: str) -> None:
     engine = _crash.engine_for(url)
     try:
         with OrmSession(engine) as session:
-            client = create_client(session, "crash-agency", ["subscriptions:manage"])
+            client = create_client(session, "crash-agency", ["subscriptions:manage", "*:read"])
             create_subscription(
                 session,
                 client.client.id,
