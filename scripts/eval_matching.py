@@ -412,6 +412,27 @@ def _print_matrix(runs: list[dict[str, Any]], header: str) -> None:
             print(f"{run['profile']:<12} {run['seed']:>6} | " + " | ".join(cells))
 
 
+def _git_state() -> str:
+    """HEAD's commit, and whether src/ or matching_rules/ differ from it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "src", "matching_rules"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" with uncommitted changes in src/ or matching_rules/" if dirty else "")
+
+
 def _snapshot_rules(target: Path) -> tuple[Path, str]:
     """Copy the matching rules (``MDM_MATCHING_RULES_DIR`` or the repository's
     ``matching_rules``, YAML files only) once, so that every run of the matrix uses the
@@ -531,6 +552,7 @@ def _matrix(args: argparse.Namespace) -> None:
         workdir = args.workdir
         workdir.mkdir(parents=True, exist_ok=True)
     args.rules_snapshot, rules_info = _snapshot_rules(workdir / "rules-snapshot")
+    print(f"code: {_git_state()}")
     runs = []
     try:
         for profile in profiles:
@@ -560,6 +582,7 @@ def _matrix(args: argparse.Namespace) -> None:
                     "profiles": profiles,
                     "seeds": seeds,
                     "matching_rules": rules_info,
+                    "git": _git_state(),
                     "command": " ".join(sys.argv),
                     "total_seconds": total,
                     "runs": runs,
