@@ -34,17 +34,39 @@ def test_partial_date_does_not_contradict() -> None:
 @pytest.mark.parametrize(
     "other",
     [
-        {"date_of_birth": "1991-05-12", "sex": "male"},
+        {"date_of_birth": "1985-05-12", "sex": "male"},  # more than one slip apart
+        {"date_of_birth": "1991-06-12", "sex": "male"},  # a year and a month: two slips
         {"date_of_birth": "1990-05-12", "sex": "female"},
+        {"date_of_birth": "1990-05-12", "sex": "male", "full_name": "Nguyễn Văn Bình"},
     ],
 )
-def test_same_id_conflicting_dob_or_sex_goes_to_review(other: dict[str, str]) -> None:
+def test_same_id_conflicting_dob_sex_or_given_name_goes_to_review(other: dict[str, str]) -> None:
+    """The same ID under another given name or another birth date is a relative's ID
+    typed into a record, or two people: a steward decides."""
     rules = load_rules("citizen")
-    a = cit("a", personal_id=PID, date_of_birth="1990-05-12", sex="male")
-    b = cit("b", personal_id=PID, **other)
+    a = cit("a", personal_id=PID, date_of_birth="1990-05-12", sex="male", full_name="Nguyễn Văn An")
+    b = cit("b", personal_id=PID, **{"full_name": "Nguyễn Văn An", **other})
     decision = decide_pair(rules, a, b)
     assert decision is not None and decision.outcome == "conflict"
     assert decision.method == "rule_conflict"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"date_of_birth": "1991-05-12", "full_name": "Nguyễn Văn An"},  # year one off
+        {"date_of_birth": "1990-05-13", "full_name": "Nguyễn Văn An"},  # a day digit
+        {"date_of_birth": "1990-12-05", "full_name": "Nguyễn Văn An"},  # day/month swapped
+        {"date_of_birth": "1989-05-12", "full_name": "Nguyen An"},  # no marks, no middle
+        {"date_of_birth": "1990-05-12", "full_name": "Nguyễn Văn Ana"},  # a typo
+    ],
+)
+def test_same_id_one_clerical_slip_apart_links(other: dict[str, str]) -> None:
+    rules = load_rules("citizen")
+    a = cit("a", personal_id=PID, date_of_birth="1990-05-12", sex="male", full_name="Nguyễn Văn An")
+    b = cit("b", personal_id=PID, sex="male", **other)
+    decision = decide_pair(rules, a, b)
+    assert decision is not None and decision.outcome == "link", decision
 
 
 def test_missing_dob_is_review_not_link() -> None:

@@ -90,7 +90,7 @@ def _rule_groups(
 ) -> Iterator[list[dict[str, FeatureValue]]]:
     """Groups of rows sharing a same-key rule key (only groups of two or more)."""
     for rule in rules.deterministic.same_key:
-        cols = list(dict.fromkeys(["unique_id", *rule.key, *rule.agree, *rule.agree_when_known]))
+        cols = list(dict.fromkeys(["unique_id", *rule.columns]))
         key = ", ".join(f'"{c}"' for c in rule.key)
         not_null = " AND ".join(f'"{c}" IS NOT NULL' for c in rule.key)
         select = ", ".join(f't."{c}"' for c in cols)

@@ -77,12 +77,51 @@ def apply_same_key_rule(
         for c in (*rule.agree, *rule.agree_when_known)
         if left.get(c) is not None and right.get(c) is not None and left.get(c) != right.get(c)
     ]
+    compiled = _compiled_rule(rule)
+    if (
+        conflicts
+        and set(conflicts) & compiled.slip_columns
+        and any(all(p(left, right) for p in group) for group in compiled.slips)
+    ):
+        conflicts = [c for c in conflicts if c not in compiled.slip_columns]
+    for columns, predicate, label in compiled.require:
+        known = all(left.get(c) is not None and right.get(c) is not None for c in columns)
+        if known and not predicate(left, right):
+            conflicts.append(label)
     if conflicts:
         return RuleDecision(rule.name, "conflict", f"same {'+'.join(rule.key)}, {conflicts} differ")
     unknown = [c for c in rule.agree if left.get(c) is None or right.get(c) is None]
     if unknown:
         return RuleDecision(rule.name, "review", f"same {'+'.join(rule.key)}, {unknown} unknown")
     return RuleDecision(rule.name, "link", f"same {'+'.join(rule.key)}")
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    slip_columns: frozenset[str]
+    slips: tuple[tuple[PredicateFn, ...], ...]
+    require: tuple[tuple[tuple[str, ...], PredicateFn, str], ...]
+
+
+_RULES: dict[int, tuple[object, _CompiledRule]] = {}
+
+
+def _compiled_rule(rule: SameKeyRule) -> _CompiledRule:
+    return per_object(_RULES, rule, _compile_rule)
+
+
+def _compile_rule(rule: SameKeyRule) -> _CompiledRule:
+    slips = rule.slips
+    return _CompiledRule(
+        frozenset(slips.columns) if slips is not None else frozenset(),
+        tuple(tuple(compile_predicate(p) for p in g) for g in slips.when_any)
+        if slips is not None
+        else (),
+        tuple(
+            (tuple(p.columns), compile_predicate(p), f"{p.op}:{'+'.join(p.columns)}")
+            for p in rule.require_when_known
+        ),
+    )
 
 
 def decide_pair(

@@ -295,6 +295,32 @@ class SameKeyRule(_Strict):
     key: list[str] = Field(min_length=1)
     agree: list[str] = Field(default_factory=list)
     agree_when_known: list[str] = Field(default_factory=list)
+    #: disagreements one clerical slip explains (a birth year one off, a digit of the
+    #: date, day and month swapped) are no conflict
+    slips: Slips | None = None
+    #: must hold when their columns are known on both sides, else the pair conflicts
+    #: (the same ID on two people: a relative's ID typed into a record)
+    require_when_known: list[Predicate] = Field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        """Every feature column the rule reads."""
+        cols = [*self.key, *self.agree, *self.agree_when_known]
+        if self.slips is not None:
+            cols += [
+                *self.slips.columns,
+                *(c for g in self.slips.when_any for p in g for c in p.columns),
+            ]
+        cols += [c for p in self.require_when_known for c in p.columns]
+        return list(dict.fromkeys(cols))
+
+
+class Slips(_Strict):
+    """Disagreements on ``columns`` are forgiven when every predicate of any one group
+    of ``when_any`` holds."""
+
+    columns: list[str] = Field(min_length=1)
+    when_any: list[list[Predicate]] = Field(min_length=1)
 
 
 class MaxGap(_Strict):
@@ -475,7 +501,7 @@ def _check_columns(rules: MatchingRules, where: str) -> None:
         for j, level in enumerate(comp.levels):
             check(level.columns, f"comparisons[{i}].levels[{j}]")
     for i, rule in enumerate(rules.deterministic.same_key):
-        check([*rule.key, *rule.agree, *rule.agree_when_known], f"deterministic.same_key[{i}]")
+        check(rule.columns, f"deterministic.same_key[{i}]")
     check(rules.deterministic.exclusive, "deterministic.exclusive")
     types = FEATURE_COLUMNS[rules.entity_type]
     for i, guard in enumerate(rules.deterministic.guards):
