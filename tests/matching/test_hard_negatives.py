@@ -70,9 +70,13 @@ def test_swapped_day_and_month_is_not_a_conflicting_date() -> None:
     pid = "001090012345"
     a = cit("a", personal_id=pid, date_of_birth="1990-05-12", sex="male")
     swapped = cit("b", personal_id=pid, date_of_birth="1990-12-05", sex="male")
-    other_day = cit("c", personal_id=pid, date_of_birth="1990-05-13", sex="male")
+    one_digit = cit("c", personal_id=pid, date_of_birth="1990-05-13", sex="male")
+    other_day = cit("e", personal_id=pid, date_of_birth="1990-05-27", sex="male")
     assert a["birth_md"] == swapped["birth_md"] == "05-12"
     decision = decide_pair(rules, a, swapped)
+    assert decision is not None and decision.outcome == "link"
+    # one digit of the day is a clerical slip; another day altogether is a conflict
+    decision = decide_pair(rules, a, one_digit)
     assert decision is not None and decision.outcome == "link"
     decision = decide_pair(rules, a, other_day)
     assert decision is not None and decision.outcome == "conflict"
