@@ -67,6 +67,18 @@ from sqlalchemy import create_engine, text
 from mdm.config import normalize_database_url
 
 
+def _workdir(
+    given: Path | None,
+) -> tuple[tempfile.TemporaryDirectory[str] | None, Path]:
+    """The directory to work in: ``given`` (created), else a temporary one (returned
+    too, so the caller keeps it alive and cleans it up)."""
+    if given is None:
+        tmp = tempfile.TemporaryDirectory(prefix="mdm-eval-")
+        return tmp, Path(tmp.name)
+    given.mkdir(parents=True, exist_ok=True)
+    return None, given
+
+
 def _run(args: list[str], env: dict[str, str], quiet_stderr: bool = True) -> None:
     cmd = [sys.executable, "-m", "mdm", *args]
     print(f"$ mdm {' '.join(args)}", flush=True)
@@ -544,13 +556,7 @@ def _matrix(args: argparse.Namespace) -> None:
         "(tune on one seed, report on others: e.g. --seed-base 11 --seeds 1 to tune, "
         "--seed-base 101 --seeds 3 to report)"
     )
-    tmp = None
-    if args.workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="mdm-eval-")
-        workdir = Path(tmp.name)
-    else:
-        workdir = args.workdir
-        workdir.mkdir(parents=True, exist_ok=True)
+    tmp, workdir = _workdir(args.workdir)
     args.rules_snapshot, rules_info = _snapshot_rules(workdir / "rules-snapshot")
     print(f"code: {_git_state()}")
     runs = []
@@ -629,13 +635,7 @@ def main() -> None:
         f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}"
     )
-    tmp = None
-    if args.workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="mdm-eval-")
-        workdir = Path(tmp.name)
-    else:
-        workdir = args.workdir
-        workdir.mkdir(parents=True, exist_ok=True)
+    tmp, workdir = _workdir(args.workdir)
     synth_dir = workdir / "synth"
     url = args.database_url or f"sqlite:///{workdir / 'eval.db'}"
     env = {**os.environ, "MDM_DATABASE_URL": url, "MDM_DATA_DIR": str(workdir / "var")}

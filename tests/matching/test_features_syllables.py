@@ -6,21 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from mdm.matching.deterministic import guard_conflict
-from mdm.matching.features import build_features
+from mdm.matching.features import NAME_FEATURES, build_features
 from mdm.matching.rules import load_rules
 from mdm.standardize import standardize_record
 
-NAME_COLUMNS = (
-    "full_name_fold",
-    "surname_fold",
-    "middle_fold",
-    "given_fold",
-    "surname_group",
-    "name_core",
-    "name_variant",
-    "given_known",
-    "given_marked",
-)
+NAME_COLUMNS = NAME_FEATURES
 
 
 def _features(std: dict[str, Any], uid: str = "1") -> dict[str, Any]:

@@ -33,9 +33,10 @@ from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import Engine
 
 from mdm.config import get_settings
+from mdm.domain.scopes import has_scope
 from mdm.exceptions import BadRequest, Forbidden, MDMError, Unauthorized
 from mdm.services.audit import AuditEntry, writer_for
-from mdm.services.clients import ClientInfo, authenticate, has_scope, hash_key
+from mdm.services.clients import ClientInfo, authenticate, hash_key
 from mdm.store.db import get_engine
 
 bearer_scheme = HTTPBearer(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from mdm.api.auth import Caller, Principal
 from mdm.api.errors import JsonResponse, responses
 from mdm.config import get_settings
+from mdm.domain.scopes import has_scope
 from mdm.events.feed import (
     MAX_PAGE,
     FeedPage,
@@ -24,7 +25,7 @@ from mdm.events.feed import (
     parse_filters,
 )
 from mdm.exceptions import BadRequest, Forbidden
-from mdm.services.clients import ENTITY_TYPES, EVENTS_READ, active_client, has_scope
+from mdm.services.clients import ENTITY_TYPES, EVENTS_READ, active_client
 from mdm.store.db import unit_of_work
 
 router = APIRouter(tags=["events"])

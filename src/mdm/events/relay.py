@@ -61,6 +61,7 @@ from sqlalchemy import Connection, Engine
 
 from mdm.config import Settings, get_settings
 from mdm.domain.canonical_id import TYPE_PREFIX
+from mdm.domain.scopes import has_scope
 from mdm.events.destinations import DestinationPolicy, DestinationRefused
 from mdm.events.feed import Filters, sequence_events
 from mdm.events.pinned_http import pinned_client
@@ -154,7 +155,7 @@ def fan_out(conn: Connection, *, limit: int = 5000) -> int:
         filters = Filters.from_json(sub.filters)
         # A webhook is a read by its client: only the entity types its key may read
         # (none once the key is revoked), whatever the subscription's filters say.
-        readable = {t for t in TYPE_PREFIX if _can_read(sub.client_scopes, t)}
+        readable = {t for t in TYPE_PREFIX if has_scope(sub.client_scopes, t, "read")}
         followed = False
         for ev in events:
             if ev.feed_position <= sub.feed_cursor or ev.entity_type not in readable:
@@ -190,10 +191,6 @@ def fan_out(conn: Connection, *, limit: int = 5000) -> int:
     if len(rows) >= ANALYZE_AFTER:
         repo.analyze_deliveries(conn)
     return len(rows)
-
-
-def _can_read(scopes: frozenset[str], entity_type: str) -> bool:
-    return f"{entity_type}:read" in scopes or "*:read" in scopes
 
 
 def _body(d: repo.ClaimedDelivery) -> bytes:

@@ -220,24 +220,26 @@ def _respaced(full_name: object) -> object:
     return " ".join(respaced) if splits or joins else full_name
 
 
+#: The features a citizen's name gives (all None without a usable name).
+NAME_FEATURES: Final[tuple[str, ...]] = (
+    "full_name_fold",
+    "surname_fold",
+    "middle_fold",
+    "given_fold",
+    "surname_group",
+    "name_core",
+    "name_variant",
+    "given_known",
+    "given_marked",
+)
+
+
 @_cached_for_text
 def _name_features(full_name: object) -> dict[str, FeatureValue]:
     full_name = _respaced(full_name)
     folded = fold_text(full_name)
     if folded is None:
-        return dict.fromkeys(
-            (
-                "full_name_fold",
-                "surname_fold",
-                "middle_fold",
-                "given_fold",
-                "surname_group",
-                "name_core",
-                "name_variant",
-                "given_known",
-                "given_marked",
-            )
-        )
+        return dict.fromkeys(NAME_FEATURES)
     words = folded.split()
     surname = words[0]
     given = words[-1] if len(words) > 1 else None

@@ -87,10 +87,6 @@ def validate_scopes(scopes: list[str]) -> list[str]:
     return out
 
 
-def has_scope(scopes: frozenset[str], entity_type: str, action: str) -> bool:
-    return f"{entity_type}:{action}" in scopes or f"*:{action}" in scopes
-
-
 def validate_source_systems(names: Iterable[str]) -> list[str]:
     """Source system names as given, surrounding blanks removed, blanks and repeats
     dropped (a registration must name one of them exactly)."""
