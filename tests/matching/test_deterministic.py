@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from mdm.matching.clustering import Edge, cluster
-from mdm.matching.deterministic import decide_pair, exclusive_conflict, guard_conflict
+from mdm.matching.deterministic import (
+    constraint_values,
+    decide_pair,
+    exclusive_conflict,
+    guard_conflict,
+)
 from mdm.matching.features import build_features
 from mdm.matching.rules import load_rules
 
@@ -82,13 +87,68 @@ def test_missing_dob_is_review_not_link() -> None:
 def test_different_ids_are_exclusive() -> None:
     rules = load_rules("citizen")
     a = cit("a", personal_id=PID)
-    b = cit("b", personal_id="001090012346")
+    b = cit("b", personal_id="001090012376")  # two digits apart: another ID
     assert decide_pair(rules, a, b) is None
     assert exclusive_conflict(rules, a, b) == "personal_id"
     assert exclusive_conflict(rules, a, cit("c", date_of_birth="1990-02-03")) is None
     # a record without any birth year may not be linked on the model's word alone
     assert exclusive_conflict(rules, a, cit("c")) is None
     assert guard_conflict(rules, a, cit("c")) == "guard:no_birth_year"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "001090012346",  # one digit mistyped
+        "001090012354",  # two digits transposed
+        "001090021345",  # transposed in the middle
+    ],
+)
+def test_one_id_typed_twice_is_not_two_ids(typed: str) -> None:
+    """A transposition or one wrong digit keeps nothing apart: the pair's evidence
+    decides (no same-key rule applies, the IDs are not equal)."""
+    rules = load_rules("citizen")
+    a = cit("a", personal_id=PID, date_of_birth="1990-01-02")
+    b = cit("b", personal_id=typed, date_of_birth="1990-01-02")
+    assert decide_pair(rules, a, b) is None
+    assert exclusive_conflict(rules, a, b) is None
+
+
+def test_an_id_in_doubt_keeps_nothing_apart() -> None:
+    """An ID whose year digits contradict the record's own birth date (the
+    standardizer's personal_id_inconsistent) is doubtful: no exclusivity."""
+    rules = load_rules("citizen")
+    sure = cit("a", personal_id=PID, date_of_birth="1990-01-02", sex="male")
+    other = cit("b", personal_id="001090987654", date_of_birth="1990-01-02", sex="male")
+    doubtful = cit("c", personal_id="001075987654", date_of_birth="1990-01-02", sex="male")
+    assert sure["personal_id_doubtful"] is False and doubtful["personal_id_doubtful"] is True
+    assert cit("d", personal_id=PID, sex="female")["personal_id_doubtful"] is True
+    assert cit("e", date_of_birth="1990")["personal_id_doubtful"] is None
+    assert exclusive_conflict(rules, sure, other) == "personal_id"
+    assert exclusive_conflict(rules, sure, doubtful) is None
+    # and in the batch clustering: the doubtful ID does not forbid the chain's union
+    exclusive = {r["unique_id"]: constraint_values(rules, r) for r in (sure, other, doubtful)}
+    assert exclusive["c"]["personal_id"] is None
+    edges = [Edge("a", "c", 20.0, "model"), Edge("b", "c", 10.0, "model")]
+    result = cluster(edges, exclusive=exclusive)
+    # a-c joins; b-c would put two sure IDs in one cluster: refused
+    assert result.clusters == [frozenset({"a", "c"})]
+    assert result.refused[0][1] == "exclusive:personal_id"
+
+
+def test_typo_tolerance_never_drifts_along_a_chain() -> None:
+    """Each ID one edit from the next, but the ends two apart: the chain stops."""
+    exclusive = {
+        "A": {"personal_id": "001090012345"},
+        "B": {"personal_id": "001090012346"},
+        "C": {"personal_id": "001090012356"},
+    }
+    edges = [Edge("A", "B", 30.0, "model"), Edge("B", "C", 20.0, "model")]
+    result = cluster(edges, exclusive=exclusive, typo_edits={"personal_id": 1})
+    assert result.clusters == [frozenset({"A", "B"})]
+    assert result.refused[0][1] == "exclusive:personal_id"
+    strict = cluster(edges, exclusive=exclusive)
+    assert strict.clusters == [] and len(strict.refused) == 2
 
 
 def test_organization_branch_is_not_parent() -> None:

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from mdm.matching.batch import BatchResult, predict_and_cluster, tf_lookup_from_arrow
+from mdm.matching.deterministic import constraint_values, exclusive_values_clash
 from mdm.matching.features import build_features
 from mdm.matching.incremental import IncrementalMatcher, InMemoryCandidateIndex, blocking_keys
 from mdm.matching.model import MatchModel
@@ -60,11 +61,30 @@ def test_twins_and_parent_child_never_auto_linked(
         assert a not in where or where.get(a) != where.get(b), (a, b)
 
 
-def test_no_cluster_holds_two_personal_ids(batch: BatchResult, citizen_data: Generated) -> None:
-    pid = {uid: std.get("personal_id") for uid, _, std in citizen_data.records}
-    valid = {uid: p for uid, p in pid.items() if p and p.isdigit() and len(p) == 12}
+def test_no_cluster_holds_two_personal_ids(
+    batch: BatchResult, citizen_data: Generated, trained: TrainedModel
+) -> None:
+    """Two sure IDs more than one typo apart never share a cluster (an ID whose own
+    digits contradict its record is in doubt and constrains nothing)."""
+    rules = trained.rules
+    (key,) = rules.deterministic.exclusive
+    sure = {
+        uid: value
+        for uid, source, std in citizen_data.records
+        if (
+            value := constraint_values(rules, build_features("citizen", uid, source, std))[
+                "personal_id"
+            ]
+        )
+        is not None
+    }
+    held = 0
     for c in batch.clusters:
-        assert len({valid[m] for m in c if m in valid}) <= 1
+        values = sorted({sure[m] for m in c if m in sure})
+        held += len(values) > 1
+        for a, b in combinations(values, 2):
+            assert not exclusive_values_clash(a, b, key.typo_edits), (a, b, sorted(c))
+    assert len(sure) > 100 and held < len(batch.clusters)
 
 
 def test_candidates_carry_explanations(batch: BatchResult, trained: TrainedModel) -> None:

@@ -36,7 +36,7 @@ import duckdb
 import pyarrow as pa
 
 from mdm.matching.clustering import Edge, cluster
-from mdm.matching.deterministic import RulePair, decide_groups
+from mdm.matching.deterministic import RulePair, constraint_values, decide_groups
 from mdm.matching.features import FeatureValue
 from mdm.matching.model import MatchModel
 from mdm.matching.rules import MatchingRules
@@ -126,7 +126,7 @@ def _exclusive_values(
         ).to_arrow_table()
     finally:
         con.unregister("__mdm_ids")
-    return {str(r["unique_id"]): {c: r[c] for c in cols} for r in _iter_rows(rows)}
+    return {str(r["unique_id"]): constraint_values(rules, r) for r in _iter_rows(rows)}
 
 
 def predict_and_cluster(
@@ -231,6 +231,7 @@ def predict_and_cluster(
         cannot_link=[*cannot_link, *conflicts],
         exclusive=exclusive,
         max_gap={g.column: g.max for g in rules.deterministic.max_gap},
+        typo_edits={k.column: k.typo_edits for k in rules.deterministic.exclusive},
     )
     where = result.cluster_of()
 

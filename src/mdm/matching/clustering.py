@@ -8,7 +8,10 @@ checked against the constraints of *both whole clusters*:
 
 * cannot-link pairs (steward decisions, deterministic conflicts): refused if any
   member of one cluster has a cannot-link with any member of the other;
-* exclusive keys (e.g. personal ID): refused if the clusters hold different values;
+* exclusive keys (e.g. personal ID): refused if the clusters hold different values
+  (with ``typo_edits``, values further apart than that many edits: one ID typed
+  twice, a transposition or one wrong digit, is one ID; every value of the joined
+  cluster must be that close to every other, so a chain never drifts);
 * maximum gaps (e.g. birth year, 14): refused if the joined cluster's values would
   span more than the gap, so parent and child never meet through a third record.
 
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+
+from rapidfuzz.distance import DamerauLevenshtein
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +53,16 @@ class ConstrainedUnionFind:
         cannot_link: Iterable[tuple[str, str]] = (),
         exclusive: Mapping[str, Mapping[str, Hashable]] | None = None,
         max_gap: Mapping[str, float] | None = None,
+        typo_edits: Mapping[str, int] | None = None,
     ) -> None:
         self._parent: dict[str, str] = {}
         self._size: dict[str, int] = {}
         self._members: dict[str, list[str]] = {}
         self._cannot: dict[str, set[str]] = {}
-        # per root: exclusive column → the single value its cluster holds
-        self._keys: dict[str, dict[str, Hashable]] = {}
+        # per root: exclusive column → the values its cluster holds (one, unless
+        # the column tolerates typos)
+        self._keys: dict[str, dict[str, tuple[Hashable, ...]]] = {}
+        self._typo_edits = {k: v for k, v in (typo_edits or {}).items() if v > 0}
         for a, b in cannot_link:
             if a == b:
                 continue
@@ -72,7 +80,7 @@ class ConstrainedUnionFind:
             self._members[node] = [node]
             keys = self._exclusive.get(node) or {}
             self._keys[node] = {
-                k: v for k, v in keys.items() if v is not None and k not in self._max_gap
+                k: (v,) for k, v in keys.items() if v is not None and k not in self._max_gap
             }
             self._spans[node] = {
                 k: (float(v), float(v))
@@ -95,9 +103,9 @@ class ConstrainedUnionFind:
         if ra == rb:
             return None
         keys_a, keys_b = self._keys[ra], self._keys[rb]
-        for col, value in keys_a.items():
-            other = keys_b.get(col)
-            if other is not None and other != value:
+        for col, values in keys_a.items():
+            others = keys_b.get(col)
+            if others is not None and self._clash(col, values, others):
                 return f"exclusive:{col}"
         spans_a, spans_b = self._spans[ra], self._spans[rb]
         for col, (low, high) in spans_a.items():
@@ -110,6 +118,19 @@ class ConstrainedUnionFind:
                 if self.find(partner) == big:
                     return "cannot_link"
         return None
+
+    def _clash(self, col: str, left: tuple[Hashable, ...], right: tuple[Hashable, ...]) -> bool:
+        edits = self._typo_edits.get(col, 0)
+        for a in left:
+            for b in right:
+                if a == b:
+                    continue
+                if not edits:
+                    return True
+                distance = DamerauLevenshtein.distance(str(a), str(b), score_cutoff=edits)
+                if distance > edits:
+                    return True
+        return False
 
     def union(self, a: str, b: str) -> str | None:
         """Join the clusters; returns the refusal reason instead when forbidden."""
@@ -124,8 +145,9 @@ class ConstrainedUnionFind:
         self._parent[rb] = ra
         self._size[ra] += self._size.pop(rb)
         self._members[ra].extend(self._members.pop(rb))
-        for col, value in self._keys.pop(rb).items():
-            self._keys[ra].setdefault(col, value)
+        for col, values in self._keys.pop(rb).items():
+            mine = self._keys[ra].get(col, ())
+            self._keys[ra][col] = mine + tuple(v for v in values if v not in mine)
         for col, (low, high) in self._spans.pop(rb).items():
             old = self._spans[ra].get(col)
             self._spans[ra][col] = (
@@ -146,16 +168,18 @@ def cluster(
     cannot_link: Iterable[tuple[str, str]] = (),
     exclusive: Mapping[str, Mapping[str, Hashable]] | None = None,
     max_gap: Mapping[str, float] | None = None,
+    typo_edits: Mapping[str, int] | None = None,
     min_size: int = 2,
 ) -> ClusterResult:
     """Cluster ``edges`` (already filtered to auto-link strength) under constraints.
 
     ``exclusive`` maps record id → {column: value} for the exclusive columns and the
     ``max_gap`` columns (column → largest allowed spread); only records that appear
-    in some edge need an entry. Records in no accepted edge are
+    in some edge need an entry. ``typo_edits`` (column → edits) lets exclusive
+    values that close share a cluster. Records in no accepted edge are
     singletons and are left out unless ``min_size`` is 1.
     """
-    uf = ConstrainedUnionFind(cannot_link, exclusive, max_gap)
+    uf = ConstrainedUnionFind(cannot_link, exclusive, max_gap, typo_edits)
     result = ClusterResult(clusters=[])
     steward = [Edge(a, b, float("inf"), "steward") for a, b in must_link]
     ordered = sorted(edges, key=lambda e: (-e.score, min(e.left, e.right), max(e.left, e.right)))

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal
 
+from rapidfuzz.distance import DamerauLevenshtein
+
 from mdm.matching.features import FeatureValue
 from mdm.matching.memo import per_object
 from mdm.matching.model import PredicateFn, compile_predicate
@@ -140,6 +142,33 @@ def decide_pair(
     return None
 
 
+def constraint_values(
+    rules: MatchingRules, row: Mapping[str, FeatureValue]
+) -> dict[str, FeatureValue]:
+    """The values a record brings to the cluster constraints: each exclusive key's
+    value (``None`` where the record flags it as in doubt) and each ``max_gap``
+    column's. The batch clustering and the one-record path read the same."""
+    out: dict[str, FeatureValue] = {}
+    for key in rules.deterministic.exclusive:
+        value = row.get(key.column)
+        if key.unless_flagged is not None and row.get(key.unless_flagged):
+            value = None
+        out[key.column] = value
+    for gap in rules.deterministic.max_gap:
+        out[gap.column] = row.get(gap.column)
+    return out
+
+
+def exclusive_values_clash(a: FeatureValue, b: FeatureValue, typo_edits: int) -> bool:
+    """Two known values of an exclusive key that name two different things: not
+    equal, and further apart than ``typo_edits`` (one ID typed twice is one ID)."""
+    if a is None or b is None or a == b:
+        return False
+    if typo_edits <= 0:
+        return True
+    return DamerauLevenshtein.distance(str(a), str(b), score_cutoff=typo_edits) > typo_edits
+
+
 def exclusive_conflict(
     rules: MatchingRules, left: Mapping[str, FeatureValue], right: Mapping[str, FeatureValue]
 ) -> str | None:
@@ -150,10 +179,14 @@ def exclusive_conflict(
     These are cluster constraints: an entity refuses a record that conflicts with
     any of its members. The pair-level vetoes are :func:`guard_conflict`.
     """
-    for col in rules.deterministic.exclusive:
-        a, b = left.get(col), right.get(col)
-        if a is not None and b is not None and a != b:
-            return col
+    for key in rules.deterministic.exclusive:
+        a, b = left.get(key.column), right.get(key.column)
+        if key.unless_flagged is not None and (
+            left.get(key.unless_flagged) or right.get(key.unless_flagged)
+        ):
+            continue
+        if exclusive_values_clash(a, b, key.typo_edits):
+            return key.column
     for gap in rules.deterministic.max_gap:
         x, y = left.get(gap.column), right.get(gap.column)
         if isinstance(x, int | float) and isinstance(y, int | float) and abs(x - y) > gap.max:

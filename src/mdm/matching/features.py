@@ -31,7 +31,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any, Final, Literal
 
-from mdm.standardize.ids import id_region, personal_id_province
+from mdm.standardize.ids import id_region, personal_id_consistent, personal_id_province
 from mdm.standardize.syllables import respace
 
 EntityType = Literal["citizen", "organization", "dossier"]
@@ -46,6 +46,7 @@ FEATURE_COLUMNS: Final[dict[str, dict[str, str]]] = {
         "unique_id": "VARCHAR",
         "source_system": "VARCHAR",
         "personal_id": "VARCHAR",
+        "personal_id_doubtful": "BOOLEAN",
         "old_id": "VARCHAR",
         "full_name_fold": "VARCHAR",
         "surname_fold": "VARCHAR",
@@ -466,7 +467,10 @@ def citizen_features(unique_id: str, source_system: str, std: Mapping[str, Any])
     the date's year, else the ID's. A record with no date of birth but an ID counts
     as a partial date. Likewise ``birth_province_any`` is the place of birth's (or
     hometown's) 2025 province, else the one the personal ID was registered in, and
-    ``id_region`` the CMND region the identifiers name (:func:`~mdm.standardize.ids.id_region`)."""
+    ``id_region`` the CMND region the identifiers name (:func:`~mdm.standardize.ids.id_region`).
+    ``personal_id_doubtful``: the ID's sex/century/year digits contradict the record's
+    own sex or date of birth (the standardizer's ``personal_id_inconsistent``): one of
+    the two is wrong, so the ID keeps no cluster apart."""
     pob = std.get("place_of_birth")
     if not isinstance(pob, Mapping) or not pob.get("province_code"):
         pob = std.get("hometown")
@@ -477,18 +481,24 @@ def citizen_features(unique_id: str, source_system: str, std: Mapping[str, Any])
     if birth_year is None and id_year is not None:
         dob = _NO_DOB_BUT_ID
     email = _clean(std.get("email"))
+    sex = _clean(std.get("sex"))
     old_id = _digits(std.get("old_id_number"), 9, 12)
     birth_province = _clean(pob.get("province_code")) if isinstance(pob, Mapping) else None
     return {
         "unique_id": unique_id,
         "source_system": source_system,
         "personal_id": personal_id,
+        "personal_id_doubtful": (
+            None
+            if personal_id is None
+            else not personal_id_consistent(personal_id, std.get("date_of_birth"), sex)
+        ),
         "old_id": old_id,
         **_name_features(std.get("full_name")),
         **dob,
         "id_birth_year": id_year,
         "birth_year_any": birth_year if birth_year is not None else id_year,
-        "sex": _clean(std.get("sex")),
+        "sex": sex,
         "phone": _clean(std.get("phone")),
         "email": email.lower() if email else None,
         **_address(_first_address(std, "permanent_address", "current_address")),

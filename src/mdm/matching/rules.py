@@ -381,11 +381,40 @@ class Guard(_Strict):
         return f"({applies} AND NOT ({unless}))"
 
 
+class ExclusiveKey(_Strict):
+    """A column whose two different values forbid an automatic link, even through a
+    chain of links (two valid personal IDs are two people).
+
+    Written as a bare column name, or as a mapping that relaxes it for the slips
+    real registries are full of:
+
+    * ``typo_edits``: two values at most this many edits apart (Damerau-Levenshtein:
+      one mistyped or two transposed digits) are one value typed twice, not two;
+      the pair is then judged on its evidence like any other;
+    * ``unless_flagged``: a boolean feature column; a record where it is true holds
+      a value already in doubt (an ID whose birth-year or sex digit contradicts the
+      record's own date or sex), which keeps nothing apart.
+    """
+
+    column: str
+    typo_edits: int = Field(default=0, ge=0, le=2)
+    unless_flagged: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_column(cls, data: object) -> object:
+        return {"column": data} if isinstance(data, str) else data
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.column, *([self.unless_flagged] if self.unless_flagged else [])]
+
+
 class Deterministic(_Strict):
     same_key: list[SameKeyRule] = Field(default_factory=list)
     #: Columns whose different non-null values forbid an automatic link, even
-    #: through a chain of links (a cluster holds at most one value of each).
-    exclusive: list[str] = Field(default_factory=list)
+    #: through a chain of links (see :class:`ExclusiveKey`).
+    exclusive: list[ExclusiveKey] = Field(default_factory=list)
     #: e.g. birth years a generation apart (parent and child of one name and address)
     max_gap: list[MaxGap] = Field(default_factory=list)
     #: pairs that may never be linked automatically (checked pair by pair)
@@ -394,7 +423,14 @@ class Deterministic(_Strict):
     @property
     def constrained_columns(self) -> list[str]:
         """Every column the clustering needs per record to enforce the constraints."""
-        return list(dict.fromkeys([*self.exclusive, *(g.column for g in self.max_gap)]))
+        return list(
+            dict.fromkeys(
+                [
+                    *(c for key in self.exclusive for c in key.columns),
+                    *(g.column for g in self.max_gap),
+                ]
+            )
+        )
 
 
 class MatchingRules(_Strict):
@@ -502,8 +538,12 @@ def _check_columns(rules: MatchingRules, where: str) -> None:
             check(level.columns, f"comparisons[{i}].levels[{j}]")
     for i, rule in enumerate(rules.deterministic.same_key):
         check(rule.columns, f"deterministic.same_key[{i}]")
-    check(rules.deterministic.exclusive, "deterministic.exclusive")
     types = FEATURE_COLUMNS[rules.entity_type]
+    for i, key in enumerate(rules.deterministic.exclusive):
+        check(key.columns, f"deterministic.exclusive[{i}]")
+        flag = key.unless_flagged
+        if flag is not None and flag in types and types[flag] != "BOOLEAN":
+            problems.append(f"deterministic.exclusive[{i}]: column {flag!r} is not boolean")
     for i, guard in enumerate(rules.deterministic.guards):
         check(guard.columns, f"deterministic.guards[{i}]")
     for i, gap in enumerate(rules.deterministic.max_gap):
