@@ -13,7 +13,7 @@
    generator in separate processes (asyncio, raw sockets), ``--connections`` (default
    32) in total. The minimal lookup, ``GET /v1/entities/{id}`` and
    ``GET /v1/xrefs/{system}/{key}`` run in ``--rounds`` interleaved rounds (default 3):
-   this machine's speed drifts by tens of percent within minutes, and interleaving
+   a shared virtual machine's speed drifts by tens of percent within minutes, and interleaving
    makes a slow spell hit both sides. Each round prints throughput, latencies and the
    CPU a request costs (server processes, Postgres); the summary takes the medians,
    and the ratio is that of the median throughputs. Then ``POST /v1/entities:batchGet``
@@ -198,12 +198,12 @@ _HOT = ("entities", "redirects", "source_records", "source_systems", "links")
 def prewarm(conn: psycopg.Connection[Any]) -> None:
     """Read what the lookups read into memory before measuring (``pg_prewarm``): a
     serving registry has its working set cached, and a load that only just wrote
-    the tables left them on disk, so the first rounds measured disk reads (tails of
-    seconds on this machine's disk). Both servers read the same tables.
+    the tables left them on disk, so the first rounds would measure disk reads (tails
+    of seconds on a shared virtual machine's disk). Both servers read the same tables.
 
     Into shared buffers as far as they hold three quarters of it, indexes first (every
     lookup walks them), then the tables; the rest into the OS page cache only (which
-    this machine's host has been seen to empty within minutes: run with
+    the host of a shared virtual machine may empty within minutes: run with
     ``--shared-buffers``)."""
     try:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")

@@ -94,9 +94,9 @@ def create_served_app() -> FastAPI:
     OpenAPI schema) is moved out of the cyclic garbage collector's reach
     (:func:`gc.freeze`): they live as long as the process, and without this every
     full collection walks them again. A request that allocates much (a batch of
-    1,000 lookups builds thousands of objects) triggered such collections often:
-    validating one batch body took 6.5 ms before and 1.3 ms after (measured on
-    this machine). Tests build apps with :func:`create_app`, which does not freeze.
+    1,000 lookups builds thousands of objects) triggers such collections often:
+    validating one batch body takes about 1.3 ms with the objects frozen and 6.5 ms
+    without. Tests build apps with :func:`create_app`, which does not freeze.
     """
     app = create_app()
     gc.freeze()

@@ -46,8 +46,8 @@ def run_uvicorn(app: str, *, workers: int = 1, **options: Any) -> None:
       on the listening socket is inherited by the connections it accepts.
     * With one shared listening socket, the worker whose event loop is free first
       accepts every connection waiting: measured with wrk, 31 of 32 keep-alive
-      connections sat in one worker while the other idled, so agencies' long-lived
-      connections got one core. Each worker now listens on a socket of its own, all
+      connections sit in one worker while the other idles, so agencies' long-lived
+      connections would get one core. Each worker listens on a socket of its own, all
       bound to the same address with ``SO_REUSEPORT``, and the kernel spreads new
       connections over them (by a hash of the connection's addresses). A worker that
       is restarted gets its predecessor's socket back, with the connections waiting

@@ -1,9 +1,9 @@
 """Imported once by the ingest's forkserver, before it forks any worker process.
 
 Every worker then starts with the ingest service and the standardizers imported and
-the administrative-unit index built, shared copy-on-write with the forkserver. A
-worker used to do both itself, about 2 s of CPU on a 2-core machine, for every
-worker of every file: a manifest of ten province files paid it twenty times.
+the administrative-unit index built, shared copy-on-write with the forkserver.
+Otherwise every worker of every file would do both itself, about 2 s of CPU each: a
+manifest of ten province files with two workers would pay it twenty times.
 """
 
 from __future__ import annotations

@@ -257,13 +257,13 @@ def _init_worker(model: MappingModel, path: Path | None, ctx: _Context) -> None:
 def _init_worker_process(model: MappingModel, path: Path | None, ctx: _Context) -> None:
     """A worker process's start: what it holds now (modules, the administrative-unit
     index, the mapping) lives as long as it does, so it is moved out of the cyclic
-    collector's reach (:func:`gc.freeze`); every full collection walked it again.
+    collector's reach (:func:`gc.freeze`); every full collection would walk it again.
 
     The collector then stays off for the worker's life, not only while a chunk is
     standardized: unpickling a chunk and building its rows allocate as many tracked
-    objects as standardizing it, and each young collection there walked what the
-    previous chunk had left in the standardizers' caches. ``_prepare_fields`` runs a
-    full collection every ``FULL_GC_EVERY`` chunks, as before."""
+    objects as standardizing it, and each young collection there would walk what the
+    previous chunk left in the standardizers' caches. ``_prepare_fields`` runs a
+    full collection every ``FULL_GC_EVERY`` chunks."""
     _init_worker(model, path, ctx)
     gc.freeze()
     gc.disable()
@@ -744,8 +744,7 @@ def ingest_file(
             # Reading, pickling and writing allocate a few dozen small acyclic objects
             # a row: the cyclic collector is paused while they stream (``write``
             # collects every FULL_GC_EVERY chunks), as in the workers
-            # (``_prepare_chunk``). Main process: 42.3 -> 28.1 CPU s for 1M rows,
-            # with the byte payloads (docs/ingest.md).
+            # (``_prepare_chunk``; docs/ingest.md, "Performance").
             with gc_paused():
                 if n_workers <= 1:
                     _init_worker(mapping.model, mapping.path, ctx)

@@ -700,7 +700,7 @@ def _store_write(
                 _copy_features(conn, write.copy)
         except psycopg.errors.UniqueViolation:
             # the API registered one of these records (its features) after this
-            # run read it: replace them all, as before the run skipped the deletes
+            # run read it: replace them all, as a run that deletes first would
             # (the next run sees the newer version and rewrites its features)
             log.info("features of %d records written concurrently; replacing", len(write.ids))
             _delete_features(conn, write.ids)
@@ -783,7 +783,7 @@ def _begin_bulk_keys(engine: Engine, active: int) -> bool:
     Why: each blocking key is a random insertion into a B-tree that soon outgrows the
     buffer cache (7M keys at 1M citizens, about 450 MB of index); Postgres's CPU per
     key doubled over such a pass. COPY into the bare table and one sorted index
-    build afterwards cost a fraction of that (docs/sizing.md, "Stop 22"). The
+    build afterwards cost a fraction of that (docs/sizing.md, "Postgres"). The
     candidate lookups of the API and of one-record matching find nothing in an empty
     table anyway; while the pass runs they scan the table instead of the index.
     Returns whether the indexes were dropped (:func:`_restore_key_indexes` then
