@@ -35,7 +35,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        message = f"Chromium not found at {CHROMIUM} (bash scripts/install-system-deps)"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
