@@ -54,7 +54,7 @@ from mdm.matching import (  # noqa: E402
     tf_lookup_from_arrow,
     train,
 )
-from mdm.matching.training import make_linker  # noqa: E402
+from mdm.matching.linker import make_linker  # noqa: E402
 from mdm.services.matching import SqlCandidateSource  # noqa: E402
 from mdm.store import migrate  # noqa: E402
 from mdm.store.db import make_engine  # noqa: E402

@@ -34,11 +34,10 @@ import pyarrow as pa
 from sqlalchemy import create_engine, text
 
 from mdm.config import normalize_database_url
-from mdm.matching.batch import _scored_sql
+from mdm.matching.linker import make_linker, scored_pairs_sql
 from mdm.matching.model import weight_to_prob
 from mdm.matching.rules import load_rules
 from mdm.matching.tables import compute_tf_tables, load_features, rows_to_arrow
-from mdm.matching.training import make_linker
 from mdm.services.matching import model_path
 
 PRECISIONS = (0.9995, 0.999, 0.998, 0.997, 0.995)
@@ -120,7 +119,7 @@ def main() -> None:
     comps = [c.name for c in rules.comparisons]
     # each level of a comparison has its own weight: the rounded weight names the level
     levels = ", ".join(f'round(p."mw_{c}", 3) AS "lv_{c}"' for c in comps)
-    scored = _scored_sql(rules, predictions.physical_name, "mdm_features", levels)
+    scored = scored_pairs_sql(rules, predictions.physical_name, "mdm_features", levels)
     con.execute(
         f"CREATE TABLE cells AS SELECT s.* EXCLUDE (unique_id_l, unique_id_r), "
         f"a.te = b.te AS is_true FROM ({scored}) s "

@@ -361,7 +361,13 @@ def generate(n_records: int, seed: int = 7, dup_rate: float = 0.3, n_twins: int 
             **{
                 **base.__dict__,
                 "entity": next_entity + 2,
-                "dob": (min(base.dob[0] + 28, 2015), base.dob[1] % 12 + 1, base.dob[2]),
+                # 28 years younger, or older when that would be born after 2015
+                # (a child born 10 years after its parent is no parent/child pair)
+                "dob": (
+                    base.dob[0] + 28 if base.dob[0] + 28 <= 2015 else base.dob[0] - 28,
+                    base.dob[1] % 12 + 1,
+                    base.dob[2],
+                ),
                 "pid": f"{base.pid[:4]}{rng.randint(0, 99999999):08d}" if base.pid else None,
                 "cmnd": None,
                 "phone": None,

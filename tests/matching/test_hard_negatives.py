@@ -22,7 +22,12 @@ import pytest
 
 from mdm.matching.batch import BatchResult, predict_and_cluster, tf_lookup_from_arrow
 from mdm.matching.clustering import Edge, cluster
-from mdm.matching.deterministic import decide_pair, exclusive_conflict, guard_conflict
+from mdm.matching.deterministic import (
+    decide_pair,
+    exclusive_conflict,
+    guard_conflict,
+    worth_review,
+)
 from mdm.matching.features import build_features, personal_id_birth_year, street_key
 from mdm.matching.incremental import IncrementalMatcher, InMemoryCandidateIndex
 from mdm.matching.model import MatchModel
@@ -75,11 +80,12 @@ def test_swapped_day_and_month_is_not_a_conflicting_date() -> None:
     assert a["birth_md"] == swapped["birth_md"] == "05-12"
     decision = decide_pair(rules, a, swapped)
     assert decision is not None and decision.outcome == "link"
-    # one digit of the day is a clerical slip; another day altogether is a conflict
+    # one digit of the day is a clerical slip; another day altogether is no rule
+    # link: the model weighs it (no veto either)
     decision = decide_pair(rules, a, one_digit)
     assert decision is not None and decision.outcome == "link"
     decision = decide_pair(rules, a, other_day)
-    assert decision is not None and decision.outcome == "conflict"
+    assert decision is not None and decision.outcome == "review"
     assert cit("d", date_of_birth="1990-01-01")["birth_md"] is None  # placeholder
 
 
@@ -140,6 +146,85 @@ def test_max_gap_holds_through_a_chain() -> None:
         ["child", "near"],
     ]
     assert [why for _, why in result.refused] == ["max_gap:birth_year_any"]
+
+
+def test_a_mother_and_daughter_of_one_given_name_are_two_people() -> None:
+    """One phone, one address, one given name, and the daughter's record carrying the
+    mother's personal ID (so the birth year it encodes is the mother's): the
+    surnames, which no clerical slip turns into one another, keep them apart."""
+    rules = load_rules("citizen")
+    home = {**HOME, "street": "Thôn 13"}
+    mother = cit(
+        "m",
+        full_name="Võ Thanh Mai",
+        date_of_birth="1982",
+        old_id_number="166781848",
+        sex="female",
+        phone="0700184682",
+        permanent_address=home,
+    )
+    daughter = cit(
+        "d",
+        full_name="Trần Thị Mai",
+        personal_id="036182699533",
+        sex="female",
+        phone="0700184682",
+        permanent_address=home,
+    )
+    assert daughter["birth_year_any"] == mother["birth_year_any"] == 1982
+    assert guard_conflict(rules, mother, daughter) == "guard:different_surnames"
+    # nothing a slip explains: not even a question for a steward
+    assert not worth_review(rules, "guard:different_surnames", mother, daughter)
+    # a surname mistyped (Trần/Trân, Nguyễn/Ngguyễn) or a regional spelling is no veto
+    for spelling in ("Trân Thị Mai", "Trầnn Thị Mai"):
+        typed = cit("x", full_name=spelling, personal_id="036182699533")
+        assert guard_conflict(rules, daughter, typed) is None
+    hoang = cit("h", full_name="Hoàng An", date_of_birth="1990")
+    huynh = cit("y", full_name="Huỳnh An", date_of_birth="1990")
+    assert guard_conflict(rules, hoang, huynh) is None
+    # the same ID under two surnames: a relative's ID typed into a record, a question
+    same_id = cit("s", full_name="Võ Thanh Mai", personal_id="036182699533", sex="female")
+    assert guard_conflict(rules, same_id, daughter) == "guard:different_surnames"
+    assert worth_review(rules, "guard:different_surnames", same_id, daughter)
+
+
+@pytest.mark.parametrize(
+    ("reason", "left", "right", "queued"),
+    [
+        # twins: given names three letters apart are two people; two edits may be a slip
+        (
+            "guard:different_given_names",
+            {"full_name": "Lê Văn Toàn"},
+            {"full_name": "Lê Văn Khoa"},
+            False,
+        ),
+        (
+            "guard:different_given_names",
+            {"full_name": "Lê Văn Toàn"},
+            {"full_name": "Lê Văn Toại"},
+            True,
+        ),
+        # a generation apart: 1962/1990 is no typo, 1965/1995 is one digit
+        ("max_gap:birth_year_any", {"date_of_birth": "1962"}, {"date_of_birth": "1990"}, False),
+        ("max_gap:birth_year_any", {"date_of_birth": "1965"}, {"date_of_birth": "1995"}, True),
+        # two sure IDs: far apart, two people; two edits, maybe one ID typed twice
+        (
+            "exclusive:personal_id",
+            {"personal_id": "001090012345"},
+            {"personal_id": "001090987654"},
+            False,
+        ),
+        ("personal_id", {"personal_id": "001090012345"}, {"personal_id": "001090012398"}, True),
+        # a same-key conflict and a steward's cannot-link always reach a steward
+        ("rule:same_personal_id", {"full_name": "An"}, {"full_name": "Bình"}, True),
+        ("cannot_link", {}, {}, True),
+    ],
+)
+def test_a_refused_pair_reaches_a_steward_only_when_a_slip_could_explain_it(
+    reason: str, left: dict[str, Any], right: dict[str, Any], queued: bool
+) -> None:
+    rules = load_rules("citizen")
+    assert worth_review(rules, reason, cit("l", **left), cit("r", **right)) is queued
 
 
 # --------------------------------------------------------------- the pipeline

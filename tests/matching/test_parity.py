@@ -17,8 +17,9 @@ import pytest
 
 from mdm.matching.features import build_features
 from mdm.matching.incremental import IncrementalScorer
+from mdm.matching.linker import make_linker
 from mdm.matching.tables import compute_tf_tables, load_features, rows_to_arrow, tf_tables_to_dict
-from mdm.matching.training import TrainedModel, make_linker
+from mdm.matching.training import TrainedModel
 
 TOL = 1e-6
 

@@ -12,6 +12,7 @@ from mdm.matching.deterministic import (
     decide_pair,
     exclusive_conflict,
     guard_conflict,
+    worth_review,
 )
 from mdm.matching.features import FEATURE_COLUMNS, build_features, fold_text
 from mdm.matching.incremental import (
@@ -60,4 +61,5 @@ __all__ = [
     "rows_to_arrow",
     "tf_lookup_from_arrow",
     "train",
+    "worth_review",
 ]

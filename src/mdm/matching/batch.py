@@ -36,8 +36,14 @@ import duckdb
 import pyarrow as pa
 
 from mdm.matching.clustering import Edge, cluster
-from mdm.matching.deterministic import RulePair, constraint_values, decide_groups
+from mdm.matching.deterministic import (
+    RulePair,
+    constraint_values,
+    decide_groups,
+    worth_review,
+)
 from mdm.matching.features import FeatureValue
+from mdm.matching.linker import make_linker, scored_pairs_sql
 from mdm.matching.model import MatchModel
 from mdm.matching.rules import MatchingRules
 from mdm.matching.tables import (
@@ -46,7 +52,6 @@ from mdm.matching.tables import (
     load_features,
     tf_tables_to_arrow,
 )
-from mdm.matching.training import make_linker
 
 Backend = Literal["duckdb", "spark"]
 
@@ -180,7 +185,7 @@ def predict_and_cluster(
             found = _predict_on_spark(
                 con, rules, _model_settings(model), table, tf_names, review_w, spark, staging
             )
-            scored = con.sql(_scored_sql(rules, found, table, mw_cols)).to_arrow_table()
+            scored = con.sql(scored_pairs_sql(rules, found, table, mw_cols)).to_arrow_table()
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     else:
@@ -189,7 +194,7 @@ def predict_and_cluster(
             threshold_match_weight=review_w, warning_mode="never"
         )
         scored = con.sql(
-            _scored_sql(rules, predictions.physical_name, table, mw_cols)
+            scored_pairs_sql(rules, predictions.physical_name, table, mw_cols)
         ).to_arrow_table()
         predictions.drop_table_from_database_and_remove_from_cache()
     timings["predict"] = time.perf_counter() - t0
@@ -247,6 +252,7 @@ def predict_and_cluster(
             candidates[key] = _with(cand, forbidden=refused[key])
         elif (cand.match_weight or 0.0) < auto_w and not same_cluster(*key):
             candidates[key] = cand
+    not_queued = _drop_unexplainable(con, rules, table, candidates)
     for pair in rule_pairs:
         if pair.decision.outcome == "link":
             continue
@@ -264,10 +270,49 @@ def predict_and_cluster(
             "scored_pairs": len(model_pairs),
             "rule_pairs": len(rule_pairs),
             "refused": [(e.left, e.right, e.method, why) for e, why in result.refused],
+            # refused pairs no clerical slip explains, by reason: not queued for review
+            "not_queued": not_queued,
             "seconds": time.perf_counter() - started,
             "step_seconds": timings,
         },
     )
+
+
+def _drop_unexplainable(
+    con: duckdb.DuckDBPyConnection,
+    rules: MatchingRules,
+    table: str,
+    candidates: dict[tuple[str, str], Candidate],
+) -> dict[str, int]:
+    """Remove the refused pairs that :func:`~mdm.matching.deterministic.worth_review`
+    does not send to a steward (their rows read from ``table``); returns how many
+    per reason."""
+    cols = rules.deterministic.review_columns
+    refused = [
+        k
+        for k, c in candidates.items()
+        if c.forbidden is not None and rules.deterministic.review_when(c.forbidden)
+    ]
+    if not cols or not refused:
+        return {}
+    ids = sorted({n for k in refused for n in k})
+    con.register("__mdm_ids", pa.table({"unique_id": pa.array(ids, pa.string())}))
+    try:
+        select = ", ".join(f't."{c}"' for c in cols)
+        rows = con.sql(
+            f'SELECT t.unique_id, {select} FROM "{table}" t JOIN __mdm_ids USING (unique_id)'
+        ).to_arrow_table()
+    finally:
+        con.unregister("__mdm_ids")
+    by_id = {str(r["unique_id"]): r for r in _iter_rows(rows)}
+    dropped: dict[str, int] = {}
+    for key in refused:
+        reason = candidates[key].forbidden
+        assert reason is not None
+        if not worth_review(rules, reason, by_id[key[0]], by_id[key[1]]):
+            del candidates[key]
+            dropped[reason] = dropped.get(reason, 0) + 1
+    return dict(sorted(dropped.items()))
 
 
 def _sql_path(path: Path) -> str:
@@ -300,24 +345,6 @@ def _predict_on_spark(
 
 def _key(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a < b else (b, a)
-
-
-def _scored_sql(rules: MatchingRules, predictions: str, table: str, mw_cols: str) -> str:
-    """The scored pairs with their per-comparison weights and, per pair, the first
-    guard that forbids an automatic link (``guard:<name>``) or NULL."""
-    head = f"SELECT p.unique_id_l, p.unique_id_r, p.match_weight, p.match_probability, {mw_cols}"
-    guards = rules.deterministic.guards
-    if not guards:
-        return f"{head}, NULL::VARCHAR AS guard FROM {predictions} p"
-    cols = list(dict.fromkeys(c for g in guards for c in g.columns))
-    sides = ", ".join(f'l."{c}" AS "{c}_l", r."{c}" AS "{c}_r"' for c in cols)
-    case = " ".join(f"WHEN {g.sql()} THEN 'guard:{g.name}'" for g in guards)
-    return (
-        f"{head}, CASE {case} END AS guard FROM ("
-        f"SELECT p.*, {sides} FROM {predictions} p "
-        f'JOIN "{table}" l ON l.unique_id = p.unique_id_l '
-        f'JOIN "{table}" r ON r.unique_id = p.unique_id_r) p'
-    )
 
 
 def _with(c: Candidate, **changes: Any) -> Candidate:

@@ -39,7 +39,7 @@ from rapidfuzz.distance import DamerauLevenshtein
 from mdm.matching.features import FeatureValue
 from mdm.matching.memo import per_object
 from mdm.matching.model import PredicateFn, compile_predicate
-from mdm.matching.rules import Guard, MatchingRules, SameKeyRule
+from mdm.matching.rules import Deterministic, Guard, MatchingRules, SameKeyRule
 
 Outcome = Literal["link", "review", "conflict"]
 
@@ -86,12 +86,17 @@ def apply_same_key_rule(
         and any(all(p(left, right) for p in group) for group in compiled.slips)
     ):
         conflicts = [c for c in conflicts if c not in compiled.slip_columns]
-    for columns, predicate, label in compiled.require:
-        known = all(left.get(c) is not None and right.get(c) is not None for c in columns)
-        if known and not predicate(left, right):
-            conflicts.append(label)
+    required = [
+        label
+        for columns, predicate, label in compiled.require
+        if all(left.get(c) is not None and right.get(c) is not None for c in columns)
+        and not predicate(left, right)
+    ]
+    if required or (conflicts and rule.on_disagreement == "conflict"):
+        found = [*conflicts, *required]
+        return RuleDecision(rule.name, "conflict", f"same {'+'.join(rule.key)}, {found} differ")
     if conflicts:
-        return RuleDecision(rule.name, "conflict", f"same {'+'.join(rule.key)}, {conflicts} differ")
+        return RuleDecision(rule.name, "review", f"same {'+'.join(rule.key)}, {conflicts} differ")
     unknown = [c for c in rule.agree if left.get(c) is None or right.get(c) is None]
     if unknown:
         return RuleDecision(rule.name, "review", f"same {'+'.join(rule.key)}, {unknown} unknown")
@@ -192,6 +197,46 @@ def exclusive_conflict(
         if isinstance(x, int | float) and isinstance(y, int | float) and abs(x - y) > gap.max:
             return f"max_gap:{gap.column}"
     return None
+
+
+def worth_review(
+    rules: MatchingRules,
+    reason: str,
+    left: Mapping[str, FeatureValue],
+    right: Mapping[str, FeatureValue],
+) -> bool:
+    """Whether a pair an automatic link was refused for (``reason`` as the clustering
+    or :func:`exclusive_conflict`/:func:`guard_conflict` gives it) goes to a steward:
+    only when the constraint's ``review_when`` says a clerical slip could explain
+    the disagreement (twins' names three letters apart, birth years 30 years and
+    two digits apart are two people, not a question). No ``review_when``: always."""
+    predicates = _compiled_review(rules.deterministic).get(reason)
+    if predicates is None:
+        kind, _, name = reason.partition(":")
+        if kind == "exclusive":  # the incremental path names the bare column
+            predicates = _compiled_review(rules.deterministic).get(name)
+    if not predicates:
+        return True
+    return any(p(left, right) for p in predicates)
+
+
+_REVIEW: dict[int, tuple[object, dict[str, tuple[PredicateFn, ...]]]] = {}
+
+
+def _compiled_review(det: Deterministic) -> dict[str, tuple[PredicateFn, ...]]:
+    return per_object(_REVIEW, det, _compile_review)
+
+
+def _compile_review(det: Deterministic) -> dict[str, tuple[PredicateFn, ...]]:
+    out: dict[str, tuple[PredicateFn, ...]] = {}
+    for guard in det.guards:
+        out[f"guard:{guard.name}"] = tuple(compile_predicate(p) for p in guard.review_when)
+    for key in det.exclusive:
+        compiled = tuple(compile_predicate(p) for p in key.review_when)
+        out[f"exclusive:{key.column}"] = out[key.column] = compiled
+    for gap in det.max_gap:
+        out[f"max_gap:{gap.column}"] = tuple(compile_predicate(p) for p in gap.review_when)
+    return out
 
 
 def guard_conflict(

@@ -24,6 +24,7 @@ from mdm.matching.deterministic import (
     decide_pair,
     exclusive_conflict,
     guard_conflict,
+    worth_review,
 )
 from mdm.matching.features import FeatureRow, FeatureValue
 from mdm.matching.memo import per_object
@@ -225,6 +226,13 @@ class IncrementalMatcher:
         weight = score.match_weight
         if weight >= self._auto and forbidden is None:
             decision: Decision = "auto_link"
+        elif (
+            weight >= self._auto
+            and rule is None
+            and forbidden is not None
+            and not worth_review(self.rules, forbidden, record, cand)
+        ):
+            decision = "none"  # two people: no clerical slip explains what forbade it
         elif weight >= self._review or rule is not None:
             decision = "review"
         else:

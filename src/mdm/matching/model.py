@@ -204,7 +204,35 @@ class MatchModel:
         prior = settings.get("probability_two_random_records_match")
         if not isinstance(prior, int | float) or not 0 < prior < 1:
             raise ConfigError(f"{where}: probability_two_random_records_match missing or invalid")
-        return cls(rules, float(prior), compiled, settings)
+        return cls(
+            _with_derived_thresholds(rules, settings, where), float(prior), compiled, settings
+        )
+
+
+def _with_derived_thresholds(
+    rules: MatchingRules, settings: dict[str, Any], where: str
+) -> MatchingRules:
+    """The rules with the thresholds training derived from their precision target
+    (saved under ``mdm_thresholds``); the rules as they are when they state fixed
+    thresholds. A model trained for a target the rules no longer state, or without
+    the thresholds the rules' target needs, must be retrained."""
+    derived = settings.get("mdm_thresholds")
+    target = rules.thresholds.precision_target
+    if target is None:
+        return rules
+    if not isinstance(derived, dict) or derived.get("precision_target") != target:
+        raise ConfigError(
+            f"{where}: the model holds no thresholds for precision_target {target}; retrain"
+        )
+    if derived.get("review_load") != rules.thresholds.review_load:
+        raise ConfigError(f"{where}: the model's thresholds are for another review_load; retrain")
+    try:
+        thresholds = rules.thresholds.model_copy(
+            update={"auto_link": float(derived["auto_link"]), "review": float(derived["review"])}
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: invalid derived thresholds ({exc}); retrain") from exc
+    return rules.model_copy(update={"thresholds": thresholds})
 
 
 def _compile_comparison(

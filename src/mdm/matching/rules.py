@@ -232,8 +232,16 @@ class Comparison(_Strict):
 
 class Thresholds(_Strict):
     unit: Literal["probability", "weight"] = "probability"
+    #: at or above: linked automatically. With ``precision_target``, the floor of
+    #: the threshold training derives (see :mod:`mdm.matching.thresholds`)
     auto_link: float
+    #: lower edge of the review band (with ``precision_target``: its floor)
     review: float
+    #: the share of automatic links that must be right; training derives the
+    #: auto-link threshold that meets it on its own data and saves it in the model
+    precision_target: float | None = Field(default=None, gt=0.5, lt=1)
+    #: the share of records a run may queue for stewards (sizes the review band)
+    review_load: float = Field(default=0.02, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
@@ -243,6 +251,8 @@ class Thresholds(_Strict):
                     raise ValueError(f"{key} must be a probability in (0, 1)")
         if self.review >= self.auto_link:
             raise ValueError("review (lower edge of the review band) must be below auto_link")
+        if self.precision_target is not None and self.unit != "probability":
+            raise ValueError("precision_target needs unit: probability")
         return self
 
     @property
@@ -281,6 +291,18 @@ class Training(_Strict):
     seed: int = 42
     em_convergence: float = Field(default=1e-4, gt=0)
     max_iterations: int = Field(default=25, gt=0)
+    #: Smallest m any level keeps: how often a true match may fall in a level the
+    #: training data says it (almost) never does. A clerical slip happens in any
+    #: field of any registry; no single disagreement may weigh more against a link
+    #: than log2(m_floor / u).
+    m_floor: float = Field(default=1e-3, gt=0, lt=1)
+    #: Smallest u any level keeps; default one in ``u_max_pairs`` (what random
+    #: sampling can tell apart from zero).
+    u_floor: float | None = Field(default=None, gt=0, lt=1)
+
+    @property
+    def u_floor_value(self) -> float:
+        return self.u_floor if self.u_floor is not None else 1.0 / self.u_max_pairs
 
 
 class SameKeyRule(_Strict):
@@ -301,6 +323,10 @@ class SameKeyRule(_Strict):
     #: must hold when their columns are known on both sides, else the pair conflicts
     #: (the same ID on two people: a relative's ID typed into a record)
     require_when_known: list[Predicate] = Field(default_factory=list)
+    #: what an ``agree`` column that differs beyond ``slips`` makes of the pair:
+    #: ``conflict`` (review, never linked automatically) or ``review`` (no link by
+    #: the rule; the model weighs the pair on its evidence, and may link it)
+    on_disagreement: Literal["conflict", "review"] = "conflict"
 
     @property
     def columns(self) -> list[str]:
@@ -329,6 +355,9 @@ class MaxGap(_Strict):
 
     column: str
     max: float = Field(ge=0)
+    #: Queue the refused pair for a steward only when one of these holds (a
+    #: clerical slip could explain the disagreement); none listed: always queue.
+    review_when: list[Predicate] = Field(default_factory=list)
 
 
 class Guard(_Strict):
@@ -351,6 +380,10 @@ class Guard(_Strict):
     #: ... and none of these does
     unless: list[Predicate] = Field(default_factory=list)
 
+    #: Queue the refused pair for a steward only when one of these holds (a
+    #: clerical slip could explain the disagreement); none listed: always queue.
+    review_when: list[Predicate] = Field(default_factory=list)
+
     @model_validator(mode="after")
     def _one_condition(self) -> Guard:
         if bool(self.known) == bool(self.unknown):
@@ -359,7 +392,7 @@ class Guard(_Strict):
 
     @property
     def columns(self) -> tuple[str, ...]:
-        preds = [*self.when, *self.unless]
+        preds = [*self.when, *self.unless, *self.review_when]
         cols = [*self.known, *self.unknown, *(c for p in preds for c in p.columns)]
         return tuple(dict.fromkeys(cols))
 
@@ -399,6 +432,9 @@ class ExclusiveKey(_Strict):
     column: str
     typo_edits: int = Field(default=0, ge=0, le=2)
     unless_flagged: str | None = None
+    #: Queue the refused pair for a steward only when one of these holds (a
+    #: clerical slip could explain the disagreement); none listed: always queue.
+    review_when: list[Predicate] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -407,7 +443,11 @@ class ExclusiveKey(_Strict):
 
     @property
     def columns(self) -> list[str]:
-        return [self.column, *([self.unless_flagged] if self.unless_flagged else [])]
+        return [
+            self.column,
+            *([self.unless_flagged] if self.unless_flagged else []),
+            *(c for p in self.review_when for c in p.columns),
+        ]
 
 
 class Deterministic(_Strict):
@@ -420,13 +460,39 @@ class Deterministic(_Strict):
     #: pairs that may never be linked automatically (checked pair by pair)
     guards: list[Guard] = Field(default_factory=list)
 
+    def review_when(self, reason: str) -> list[Predicate]:
+        """The ``review_when`` predicates of the constraint that gave ``reason``
+        (``guard:<name>``, ``exclusive:<column>`` or ``<column>``, ``max_gap:<column>``);
+        empty for any other reason (a same-key conflict, a steward's cannot-link)."""
+        kind, _, name = reason.partition(":")
+        if not name:
+            kind, name = "exclusive", kind
+        if kind == "guard":
+            return next((g.review_when for g in self.guards if g.name == name), [])
+        if kind == "exclusive":
+            return next((k.review_when for k in self.exclusive if k.column == name), [])
+        if kind == "max_gap":
+            return next((g.review_when for g in self.max_gap if g.column == name), [])
+        return []
+
+    @property
+    def review_columns(self) -> list[str]:
+        """Every column a ``review_when`` predicate reads."""
+        preds = [
+            *(p for g in self.guards for p in g.review_when),
+            *(p for k in self.exclusive for p in k.review_when),
+            *(p for g in self.max_gap for p in g.review_when),
+        ]
+        return list(dict.fromkeys(c for p in preds for c in p.columns))
+
     @property
     def constrained_columns(self) -> list[str]:
         """Every column the clustering needs per record to enforce the constraints."""
         return list(
             dict.fromkeys(
                 [
-                    *(c for key in self.exclusive for c in key.columns),
+                    *(key.column for key in self.exclusive),
+                    *(key.unless_flagged for key in self.exclusive if key.unless_flagged),
                     *(g.column for g in self.max_gap),
                 ]
             )
@@ -547,7 +613,10 @@ def _check_columns(rules: MatchingRules, where: str) -> None:
     for i, guard in enumerate(rules.deterministic.guards):
         check(guard.columns, f"deterministic.guards[{i}]")
     for i, gap in enumerate(rules.deterministic.max_gap):
-        check([gap.column], f"deterministic.max_gap[{i}]")
+        check(
+            [gap.column, *(c for p in gap.review_when for c in p.columns)],
+            f"deterministic.max_gap[{i}]",
+        )
         if gap.column in types and types[gap.column] != "INTEGER":
             problems.append(f"deterministic.max_gap[{i}]: column {gap.column!r} is not numeric")
     if problems:

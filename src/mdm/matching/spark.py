@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from mdm.exceptions import ConfigError
+from mdm.matching.linker import THRESHOLDS_KEY
 from mdm.matching.rules import SPARK_JARO, SPARK_JARO_WINKLER, MatchingRules
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ def spark_settings(rules: MatchingRules, settings: Mapping[str, Any]) -> dict[st
     """
     import sqlglot
 
-    out = copy.deepcopy(dict(settings))
+    out = copy.deepcopy({k: v for k, v in settings.items() if k != THRESHOLDS_KEY})
     out["sql_dialect"] = "spark"
     by_name = {c.name: c for c in rules.comparisons}
     for comp in out["comparisons"]:

@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from typing import Any
 
 import duckdb
 
+from mdm.matching.linker import make_linker
 from mdm.matching.model import MatchModel
 from mdm.matching.rules import MatchingRules, blocking_rule_sql, default_rules_dir
 from mdm.matching.tables import (
@@ -41,6 +42,7 @@ from mdm.matching.tables import (
     compute_tf_tables,
     load_features,
 )
+from mdm.matching.thresholds import derive_thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class TrainingReport:
     seconds: float
     step_seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the thresholds derived from the rules' precision target and review load
+    thresholds: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,22 +111,6 @@ def count_pairs(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) 
         f'(SELECT count(*) AS n FROM "{table}" WHERE {not_null} GROUP BY {cols})'
     ).fetchall()[0]
     return int(row[0]) if row else 0
-
-
-def make_linker(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    settings: dict[str, Any],
-    tf_tables: dict[str, str],
-) -> Any:
-    """A Splink linker over an existing DuckDB table, with our TF tables registered."""
-    from splink import DuckDBAPI, Linker
-
-    db_api = DuckDBAPI(connection=con)
-    linker = Linker(db_api.register(table), settings, log_level=None)
-    for col, tf_table in tf_tables.items():
-        linker.table_management.register_term_frequency_lookup(db_api.register(tf_table), col)
-    return linker
 
 
 @contextmanager
@@ -201,8 +189,14 @@ def train(
 
     unseen = levels_no_session_observed(linker)
     settings = complete_settings(linker, unseen)
+    make_honest(settings, unseen, rules.training.m_floor, rules.training.u_floor_value)
+    t0 = time.perf_counter()
+    derived = derive_thresholds(rules, settings, con, table)
+    if derived is not None:
+        timings["thresholds"] = time.perf_counter() - t0
     warnings += [
-        f"level {level!r} of {comp} was seen in no EM session: m set to {UNOBSERVED_M:g}"
+        f"level {level!r} of {comp} was seen in no EM session: m set to the prior "
+        f"{rules.training.m_floor:g}"
         for comp, level in sorted(unseen)
     ]
     report = TrainingReport(
@@ -218,6 +212,7 @@ def train(
         seconds=time.perf_counter() - started,
         step_seconds=timings,
         warnings=warnings,
+        thresholds=derived.as_dict() if derived is not None else None,
     )
     return TrainedModel(rules, settings, report)
 
@@ -272,6 +267,72 @@ def complete_settings(linker: Any, unseen: Collection[tuple[str, str]] = ()) -> 
                 level_dict[key] = min(1.0, max(PROBABILITY_FLOOR, value))
     settings.pop("linker_uid", None)
     return settings
+
+
+@dataclass(frozen=True, slots=True)
+class LevelEstimate:
+    m: float
+    u: float
+    observed: bool = True
+
+
+def honest_levels(
+    levels: Sequence[LevelEstimate], m_floor: float, u_floor: float
+) -> list[tuple[float, float]]:
+    """(m, u) per level of one comparison, listed closest first, made honest about
+    what training saw:
+
+    * floors: m >= ``m_floor`` (a clerical slip can put a true match in any level)
+      and u >= ``u_floor`` (what random sampling can tell from zero), so no level
+      weighs beyond what the data supports;
+    * a level no EM session observed gets the prior m = ``m_floor``: its weight is
+      then log2(m_floor / u), near neutral for a level random pairs rarely reach
+      (one digit off in a date), clearly negative for one they usually do (two
+      different dates), never -20 bits;
+    * monotone: down the list a level never weighs more than the one before it
+      (a closer agreement is never worse evidence than a looser one). Violators are
+      pooled (pool-adjacent-violators on the likelihood ratio: the pooled levels
+      share log2(sum m / sum u), each keeping its u), which keeps the m mass.
+    """
+    floored = [
+        (max(level.m if level.observed else m_floor, m_floor), max(level.u, u_floor))
+        for level in levels
+    ]
+    blocks: list[tuple[float, float, list[int]]] = []  # (sum m, sum u, members)
+    for i, (m, u) in enumerate(floored):
+        blocks.append((m, u, [i]))
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] < blocks[-1][0] / blocks[-1][1]:
+            m2, u2, i2 = blocks.pop()
+            m1, u1, i1 = blocks.pop()
+            blocks.append((m1 + m2, u1 + u2, i1 + i2))
+    out: list[tuple[float, float]] = [(0.0, 0.0)] * len(floored)
+    for m_sum, u_sum, members in blocks:
+        for i in members:
+            u = floored[i][1]
+            out[i] = (min(1.0, u * m_sum / u_sum), u)
+    return out
+
+
+def make_honest(
+    settings: dict[str, Any],
+    unseen: Collection[tuple[str, str]],
+    m_floor: float,
+    u_floor: float,
+) -> None:
+    """Apply :func:`honest_levels` to every comparison of a completed settings JSON."""
+    for comp in settings["comparisons"]:
+        name = comp["output_column_name"]
+        levels = [lv for lv in comp["comparison_levels"] if not lv.get("is_null_level")]
+        estimates = [
+            LevelEstimate(
+                float(lv["m_probability"]),
+                float(lv["u_probability"]),
+                (name, lv.get("label_for_charts")) not in unseen,
+            )
+            for lv in levels
+        ]
+        for lv, (m, u) in zip(levels, honest_levels(estimates, m_floor, u_floor), strict=True):
+            lv["m_probability"], lv["u_probability"] = m, u
 
 
 def _level_parameters(settings: dict[str, Any]) -> list[LevelParameters]:

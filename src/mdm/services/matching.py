@@ -82,6 +82,7 @@ from mdm.matching import (
     rows_to_arrow,
     tf_lookup_from_arrow,
     train,
+    worth_review,
 )
 from mdm.matching.features import FeatureRow, FeatureValue
 from mdm.matching.model import weight_to_prob
@@ -1235,8 +1236,8 @@ def run_batch(
     """
     _check_backend(backend)
     started = time.perf_counter()
-    rules = load_rules(entity_type, rules_dir)
-    model, path = _load_model(rules, rules_dir)
+    model, path = _load_model(load_rules(entity_type, rules_dir), rules_dir)
+    rules = model.rules  # with the thresholds training derived, if the rules ask for it
     spark_options = spark or SparkOptions()
     owned_session = None
     if backend == "spark":
@@ -1683,6 +1684,16 @@ def match_one(
             if eid is not None and eid in forbidden_entities:
                 why = "steward cannot-link"
             if why is not None:
+                row = next(
+                    (
+                        r
+                        for r in (members.get(eid, []) if eid is not None else [])
+                        if str(r["unique_id"]) == c.unique_id
+                    ),
+                    None,
+                )
+                if row is not None and not worth_review(rules, why, record, row):
+                    continue  # two people: no clerical slip explains what forbids it
                 decision, forbidden = "review", why
             elif eid is not None:
                 best = targets.get(eid)

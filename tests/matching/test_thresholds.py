@@ -1,0 +1,88 @@
+"""Thresholds derived from the rules' precision target and review load."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from mdm.exceptions import ConfigError
+from mdm.matching.linker import THRESHOLDS_KEY
+from mdm.matching.model import MatchModel
+from mdm.matching.thresholds import choose_thresholds
+from mdm.matching.training import TrainedModel
+
+
+def _pairs(probabilities: list[float]) -> list[tuple[float, str, str]]:
+    return [(p, f"l{i}", f"r{i}") for i, p in enumerate(probabilities)]
+
+
+def test_auto_link_is_the_lowest_threshold_whose_links_meet_the_target() -> None:
+    # 990 sure pairs, then 10 at 0.9, 10 at 0.6: expected precision of everything at
+    # or above 0.9 is (990 + 9) / 1000 = 0.999; adding the 0.6s drops it to 0.9950
+    pairs = _pairs([1.0] * 990 + [0.9] * 10 + [0.6] * 10 + [0.3] * 5)
+    derived = choose_thresholds(
+        pairs,
+        2_000,
+        precision_target=0.998,
+        review_load=0.5,
+        auto_floor=0.5,
+        review_floor=0.2,
+    )
+    assert derived.auto_link == 0.9
+    assert derived.linked_pairs == 1_000
+    assert derived.expected_precision == pytest.approx(0.999)
+    assert derived.expected_false_links == pytest.approx(1.0)
+    # the band below takes the 0.6s and the 0.3s: 15 pairs, 30 records of 2,000
+    assert derived.review == 0.3
+    assert derived.review_share == pytest.approx(30 / 2_000)
+    # a stricter target stops above the 0.9s
+    strict = choose_thresholds(
+        pairs, 2_000, precision_target=0.9995, review_load=0.5, auto_floor=0.5, review_floor=0.2
+    )
+    assert strict.auto_link == 1.0
+
+
+def test_the_review_band_is_as_deep_as_the_steward_load_allows() -> None:
+    pairs = _pairs([1.0] * 100 + [0.7] * 10 + [0.4] * 10 + [0.25] * 10)
+    # 1,000 records and a load of 2%: 20 records, the ten 0.7 pairs
+    derived = choose_thresholds(
+        pairs, 1_000, precision_target=0.99, review_load=0.02, auto_floor=0.8, review_floor=0.2
+    )
+    assert derived.auto_link == 1.0
+    assert derived.review == 0.7
+    assert derived.review_share == pytest.approx(0.02)
+
+
+def test_floors_hold_whatever_the_mix_of_easy_pairs() -> None:
+    # a million sure pairs would let a 0.3 pair through a cumulative target: the
+    # floor says a pair likelier two people than one is never linked
+    pairs = _pairs([1.0] * 10_000 + [0.3])
+    derived = choose_thresholds(
+        pairs, 20_000, precision_target=0.998, review_load=0.1, auto_floor=0.5, review_floor=0.2
+    )
+    assert derived.auto_link == 0.5
+    assert 0.2 <= derived.review < derived.auto_link
+
+
+def test_training_saves_the_thresholds_and_the_model_applies_them(
+    trained: TrainedModel,
+) -> None:
+    rules = trained.rules
+    assert rules.thresholds.precision_target is not None
+    saved = trained.settings[THRESHOLDS_KEY]
+    assert trained.report.thresholds == saved
+    assert saved["precision_target"] == rules.thresholds.precision_target
+    assert saved["expected_precision"] >= rules.thresholds.precision_target
+    model = MatchModel.from_settings(trained.settings, rules)
+    assert model.rules.thresholds.auto_link == saved["auto_link"] >= rules.thresholds.auto_link
+    assert model.rules.thresholds.review == saved["review"] >= rules.thresholds.review
+    # a model trained without them (or for another target) is refused: retrain
+    bare = copy.deepcopy(trained.settings)
+    del bare[THRESHOLDS_KEY]
+    with pytest.raises(ConfigError, match="retrain"):
+        MatchModel.from_settings(bare, rules)
+    other = copy.deepcopy(trained.settings)
+    other[THRESHOLDS_KEY]["precision_target"] = 0.99
+    with pytest.raises(ConfigError, match="retrain"):
+        MatchModel.from_settings(other, rules)
