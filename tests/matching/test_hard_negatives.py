@@ -156,7 +156,7 @@ def test_a_mother_and_daughter_of_one_given_name_are_two_people() -> None:
     home = {**HOME, "street": "Thôn 13"}
     mother = cit(
         "m",
-        full_name="Võ Thanh Mai",
+        full_name="Võ Thị Mai",
         date_of_birth="1982",
         old_id_number="166781848",
         sex="female",
@@ -183,9 +183,56 @@ def test_a_mother_and_daughter_of_one_given_name_are_two_people() -> None:
     huynh = cit("y", full_name="Huỳnh An", date_of_birth="1990")
     assert guard_conflict(rules, hoang, huynh) is None
     # the same ID under two surnames: a relative's ID typed into a record, a question
-    same_id = cit("s", full_name="Võ Thanh Mai", personal_id="036182699533", sex="female")
+    same_id = cit("s", full_name="Võ Thị Mai", personal_id="036182699533", sex="female")
     assert guard_conflict(rules, same_id, daughter) == "guard:different_surnames"
     assert worth_review(rules, "guard:different_surnames", same_id, daughter)
+
+
+def test_twins_who_differ_in_the_middle_name_are_two_people() -> None:
+    """Lê Công Tuấn and Lê Quốc Tuấn: one birth date, phone and address, one given
+    name. A dropped Văn/Thị, a middle name one typo off or a shared ID is no veto."""
+    rules = load_rules("citizen")
+    home = {**HOME, "street": "Thôn 8"}
+    shared = {"date_of_birth": "1986-04-27", "sex": "male", "phone": "0831951657"}
+    a = cit("a", full_name="Lê Công Tuấn", permanent_address=home, **shared)
+    b = cit("b", full_name="Lê Quốc Tuấn", permanent_address=home, **shared)
+    assert guard_conflict(rules, a, b) == "guard:different_middle_names"
+    assert not worth_review(rules, "guard:different_middle_names", a, b)
+    for other in ("Lê Tuấn", "Lê Cong Tuấn", "Lê Côngg Tuấn"):
+        assert guard_conflict(rules, a, cit("o", full_name=other, **shared)) is None
+    thu_ha = cit("t", full_name="Nguyễn Thị Thu Hà", **shared)
+    assert guard_conflict(rules, thu_ha, cit("h", full_name="Nguyễn Thu Hà", **shared)) is None
+    with_id = {**shared, "personal_id": "035086721779"}
+    assert (
+        guard_conflict(
+            rules,
+            cit("i", full_name="Lê Công Tuấn", **with_id),
+            cit("j", full_name="Lê Quốc Tuấn", **with_id),
+        )
+        is None
+    )
+
+
+def test_full_birth_dates_no_slip_explains_are_two_people() -> None:
+    """Sisters of one name in one household, born 2014-05-18 and 2018-01-17: no
+    clerical slip writes one as the other. Two digits, a swap, a shared ID: no veto."""
+    rules = load_rules("citizen")
+    kw = {"full_name": "Nguyễn Thị Trinh", "phone": "0990423935", "sex": "female"}
+    older = cit("a", date_of_birth="2014-05-18", **kw)
+    assert guard_conflict(rules, older, cit("b", date_of_birth="2018-01-17", **kw)) == (
+        "guard:different_birth_dates"
+    )
+    for slip in ("2014-05-19", "2015-05-18", "2014-18-05", "2016-05-19", "2014", "2014-01-01"):
+        assert guard_conflict(rules, older, cit("c", date_of_birth=slip, **kw)) is None, slip
+    pid = "036314012345"
+    assert (
+        guard_conflict(
+            rules,
+            cit("d", date_of_birth="2014-05-18", personal_id=pid, **kw),
+            cit("e", date_of_birth="2018-01-17", personal_id=pid, **kw),
+        )
+        is None
+    )
 
 
 @pytest.mark.parametrize(

@@ -242,7 +242,10 @@ def test_no_personal_data_in_any_log(fresh_db_url: str, tmp_path: Path) -> None:
     )
     _run([*mdm, "ingest", "--source", "pii-bad", "--mapping", str(mapping), str(bad),
           "--report-dir", str(reports)], env, work, logs)  # fmt: skip
-    _run([*mdm, "match", "train", "--entity", "citizen"], env, work, logs)
+    trained = _run([*mdm, "match", "train", "--entity", "citizen"], env, work, logs)
+    # the thresholds derived from the rules' precision target are shown to the operator
+    assert "thresholds for precision target 0.998" in trained
+    assert "auto-link at match probability" in trained
     _run([*mdm, "match", "run", "--entity", "citizen"], env, work, logs)
     _run([*mdm, "resolve"], env, work, logs)
     scopes = "*:read,*:search,*:write,*:pii,subscriptions:manage"

@@ -72,6 +72,22 @@ def train_cmd(
             f"  {lv.comparison:<22} {lv.level[:52]:<52} {_p(lv.m_probability):>10} "
             f"{_p(lv.u_probability):>10} {lv.match_weight:>8.2f}"
         )
+    derived = report.thresholds
+    if derived:
+        typer.echo(
+            f"\nthresholds for precision target {derived['precision_target']} "
+            f"and review load {derived['review_load']:.1%}:"
+        )
+        typer.echo(
+            f"  auto-link at match probability {derived['auto_link']:.4f}: "
+            f"{derived['linked_pairs']:,} pairs, expected precision "
+            f"{derived['expected_precision']:.5f} "
+            f"({derived['expected_false_links']:.1f} expected false links)"
+        )
+        typer.echo(
+            f"  review band from {derived['review']:.4f}: "
+            f"{derived['review_share']:.2%} of the records"
+        )
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in report.step_seconds.items())

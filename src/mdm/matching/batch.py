@@ -40,6 +40,7 @@ from mdm.matching.deterministic import (
     RulePair,
     constraint_values,
     decide_groups,
+    exclusive_conflict,
     worth_review,
 )
 from mdm.matching.features import FeatureValue
@@ -251,7 +252,8 @@ def predict_and_cluster(
         elif key in refused:
             candidates[key] = _with(cand, forbidden=refused[key])
         elif (cand.match_weight or 0.0) < auto_w and not same_cluster(*key):
-            candidates[key] = cand
+            # in the band a guard still says why it could never be linked
+            candidates[key] = _with(cand, forbidden=guarded[key]) if key in guarded else cand
     not_queued = _drop_unexplainable(con, rules, table, candidates)
     for pair in rule_pairs:
         if pair.decision.outcome == "link":
@@ -284,16 +286,22 @@ def _drop_unexplainable(
     table: str,
     candidates: dict[tuple[str, str], Candidate],
 ) -> dict[str, int]:
-    """Remove the refused pairs that :func:`~mdm.matching.deterministic.worth_review`
-    does not send to a steward (their rows read from ``table``); returns how many
-    per reason."""
-    cols = rules.deterministic.review_columns
+    """Remove the model's candidates that a constraint refuses (a guard, two valid
+    IDs, a generation between birth years; at auto-link strength or in the band)
+    and that :func:`~mdm.matching.deterministic.worth_review` does not send to a
+    steward (their rows read from ``table``); returns how many per reason."""
+    cols = list(
+        dict.fromkeys(
+            [*rules.deterministic.review_columns, *rules.deterministic.constrained_columns]
+        )
+    )
     refused = [
         k
         for k, c in candidates.items()
-        if c.forbidden is not None and rules.deterministic.review_when(c.forbidden)
+        if c.method == "model"
+        and (c.forbidden is None or rules.deterministic.review_when(c.forbidden))
     ]
-    if not cols or not refused:
+    if not cols or not refused or not rules.deterministic.review_columns:
         return {}
     ids = sorted({n for k in refused for n in k})
     con.register("__mdm_ids", pa.table({"unique_id": pa.array(ids, pa.string())}))
@@ -307,9 +315,14 @@ def _drop_unexplainable(
     by_id = {str(r["unique_id"]): r for r in _iter_rows(rows)}
     dropped: dict[str, int] = {}
     for key in refused:
-        reason = candidates[key].forbidden
-        assert reason is not None
-        if not worth_review(rules, reason, by_id[key[0]], by_id[key[1]]):
+        left, right = by_id[key[0]], by_id[key[1]]
+        # a band pair two valid IDs or a generation keep apart is refused as well
+        reason = candidates[key].forbidden or exclusive_conflict(rules, left, right)
+        if reason is None:
+            continue
+        if ":" not in reason:
+            reason = f"exclusive:{reason}"
+        if not worth_review(rules, reason, left, right):
             del candidates[key]
             dropped[reason] = dropped.get(reason, 0) + 1
     return dict(sorted(dropped.items()))

@@ -227,12 +227,12 @@ class IncrementalMatcher:
         if weight >= self._auto and forbidden is None:
             decision: Decision = "auto_link"
         elif (
-            weight >= self._auto
+            weight >= self._review
             and rule is None
             and forbidden is not None
             and not worth_review(self.rules, forbidden, record, cand)
         ):
-            decision = "none"  # two people: no clerical slip explains what forbade it
+            decision = "none"  # two people: no clerical slip explains what forbids it
         elif weight >= self._review or rule is not None:
             decision = "review"
         else:

@@ -6,14 +6,16 @@ share of records a run may put before stewards). Training then reads, on the dat
 it was trained on, where the trained model meets them:
 
 * **auto-link**: the lowest match probability t such that the pairs scoring at
-  least t (the links the model would make; pairs a guard forbids excluded) have an
-  expected precision, the mean of their match probabilities, of at least the
-  target. A calibrated model's probability of a pair is the chance it is right, so
-  this is the precision the links will have, as far as the model can tell. Never
+  least t that the model decides (pairs a guard forbids and pairs sharing a
+  same-key rule's key, which the rule decides, left out) have an expected
+  precision, the mean of their match probabilities, of at least the target. A
+  calibrated model's probability of a pair is the chance it is right, so this is
+  the precision the links will have, as far as the model can tell. Never
   below ``auto_link`` (a floor: a pair the model finds likelier two people than
   one is never linked, whatever the mix of easy pairs around it).
 * **review**: the lowest probability such that the records of the pairs between it
-  and t stay within the load; never below ``review`` (a pair less likely than that
+  and t (those a guard or a rule decides included: stewards see them too) stay
+  within the load; never below ``review`` (a pair less likely than that
   is not worth a steward's time).
 
 The result is saved in the model file (:data:`THRESHOLDS_KEY`) beside what it was
@@ -61,9 +63,12 @@ def choose_thresholds(
     review_load: float,
     auto_floor: float,
     review_floor: float,
+    band: Iterable[tuple[float, str, str]] | None = None,
 ) -> DerivedThresholds:
     """The thresholds for scored ``pairs`` ``(match probability, left id, right id)``
-    (guard-forbidden pairs left out by the caller) over ``n_records`` records."""
+    (the pairs the model decides) over ``n_records`` records. ``band``: the pairs
+    that would fill the review band (default ``pairs``; the caller may add those a
+    guard or a rule decides, which stewards see too)."""
     ordered = sorted(pairs, key=lambda p: -p[0])
     # whole groups of one probability at a time: a threshold links all of a tie
     total, count, auto = 0.0, 0, 1.0
@@ -78,7 +83,7 @@ def choose_thresholds(
     budget = review_load * max(n_records, 1)
     seen: set[str] = set()
     review = auto
-    for p, left, right in ordered:
+    for p, left, right in ordered if band is None else sorted(band, key=lambda q: -q[0]):
         if p >= auto:
             continue
         if p < review_floor:
@@ -120,18 +125,27 @@ def derive_thresholds(
     predictions = linker.inference.predict(
         threshold_match_probability=th.review, warning_mode="never"
     )
+    # the pairs the model decides: not those a guard forbids, nor those sharing a
+    # same-key rule's key (the rule links or refuses them, whatever they score)
+    decided_by_rule = " OR ".join(
+        "(" + " AND ".join(f'l."{c}" = r."{c}"' for c in rule.key) + ")"
+        for rule in rules.deterministic.same_key
+    )
     try:
         scored = con.sql(
-            "SELECT match_probability, unique_id_l, unique_id_r FROM ("
+            "SELECT s.match_probability, s.unique_id_l, s.unique_id_r, "
+            f"s.guard IS NULL AND NOT coalesce({decided_by_rule or 'FALSE'}, FALSE) FROM ("
             + scored_pairs_sql(rules, predictions.physical_name, table, "NULL AS none")
-            + ") s WHERE guard IS NULL"
+            + f') s JOIN "{table}" l ON l.unique_id = s.unique_id_l '
+            f'JOIN "{table}" r ON r.unique_id = s.unique_id_r'
         ).fetchall()
     finally:
         predictions.drop_table_from_database_and_remove_from_cache()
     row = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
     derived = choose_thresholds(
-        ((float(p), str(a), str(b)) for p, a, b in scored),
+        ((float(p), str(a), str(b)) for p, a, b, model in scored if model),
         int(row[0]) if row else 0,
+        band=[(float(p), str(a), str(b)) for p, a, b, _model in scored],
         precision_target=th.precision_target,
         review_load=th.review_load,
         auto_floor=th.auto_link,
