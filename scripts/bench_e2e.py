@@ -158,6 +158,14 @@ def one_size(records: int, args: argparse.Namespace, workdir: Path, admin: str) 
             f"  F1 {quality['f1']:.5f}  review band {quality['review_rate']:.2%}"
             f"  hard negatives linked: {hard or 'none in data'}"
         )
+        if args.ceiling:
+            import matching_ceiling
+
+            ceiling = matching_ceiling.compute(url, data, args.rules_dir, "citizen")
+            result["ceiling"] = ceiling
+            print("  ceiling (the best any link rule over this evidence does):")
+            for line in matching_ceiling.format_result(ceiling):
+                print(f"    {line}")
     if not args.keep:
         import shutil
 
@@ -174,6 +182,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument(
         "--verbose", action="store_true", help="print train's and match's own step timings"
+    )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="after the run, matching_ceiling.py's oracle on the same database (not timed)",
     )
     parser.add_argument(
         "--rules-dir", type=Path, default=None, help="MDM_MATCHING_RULES_DIR for the stages"

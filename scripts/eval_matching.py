@@ -359,14 +359,17 @@ def _print_run(run: dict[str, Any]) -> None:
 
 MATRIX_HEADER = (
     f"{'profile':<12} {'seed':>6} | {'mdm P':>8} {'mdm R':>8} {'mdm F1':>8} {'review%':>8} "
-    f"{'hard neg':>9} | {'anchor P':>8} {'anchor R':>8} {'anchor F1':>9} | {'F1 diff':>8}"
+    f"{'hard neg':>9} {'ceil R':>8} | {'anchor P':>8} {'anchor R':>8} {'anchor F1':>9} | "
+    f"{'F1 diff':>8}"
 )
 
 
-def _matrix_row(label: str, seed: str, m: dict[str, float], a: dict[str, float] | None) -> str:
+def _matrix_row(label: str, seed: str, m: dict[str, Any], a: dict[str, float] | None) -> str:
+    ceiling = m.get("ceiling")
     left = (
         f"{label:<12} {seed:>6} | {m['precision']:>8.5f} {m['recall']:>8.5f} {m['f1']:>8.5f} "
-        f"{m['review_rate']:>8.2%} {m['hard']:>9} | "
+        f"{m['review_rate']:>8.2%} {m['hard']:>9} "
+        f"{(f'{ceiling:.5f}' if ceiling is not None else '-'):>8} | "
     )
     if a is None:
         return left + f"{'-':>8} {'-':>8} {'-':>9} | {'-':>8}"
@@ -381,7 +384,9 @@ def _print_matrix(runs: list[dict[str, Any]], header: str) -> None:
     print(
         "(pairwise over the citizen records mdm stored; mdm = automatic links, anchor = "
         "clusters at 0.95; review% = records with a pending candidate, n/a for the anchor; "
-        "hard neg = pairs linked / pairs, all kinds; F1 diff = mdm - anchor)"
+        "hard neg = pairs linked / pairs, all kinds; ceil R = the best recall any link rule "
+        "over the model's evidence reaches at precision 0.998 (matching_ceiling.py); "
+        "F1 diff = mdm - anchor)"
     )
     print(MATRIX_HEADER)
     by_profile: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -392,6 +397,8 @@ def _print_matrix(runs: list[dict[str, Any]], header: str) -> None:
             m = dict(run["mdm"])
             linked, pairs = _hard_total(m["hard_negatives"])
             m["hard"] = f"{linked}/{pairs}"
+            if run.get("ceiling"):
+                m["ceiling"] = run["ceiling"]["oracle"]["0.998"]["recall"]
             print(_matrix_row(profile, str(run["seed"]), m, run.get("anchor")))
         if len(group) > 1:
             keys = ("precision", "recall", "f1", "review_rate")
@@ -518,6 +525,14 @@ def _one_run(
         "mdm_seconds": mdm_seconds,
         "other_entities": {e: r for e, r in results.items() if e != "citizen"},
     }
+    if not args.no_ceiling:
+        import matching_ceiling
+
+        print("$ matching_ceiling.compute (the best any link rule over this evidence does)")
+        ceiling = matching_ceiling.compute(url, synth_dir, rules, "citizen")
+        for line in matching_ceiling.format_result(ceiling):
+            print(f"  {line}")
+        run["ceiling"] = ceiling
     if not args.no_anchor:
         import baseline_splink
 
@@ -623,6 +638,9 @@ def main() -> None:
         "--seed-base", type=int, default=None, help="first seed: base, base+1, ... [--seed]"
     )
     matrix.add_argument("--no-anchor", action="store_true", help="mdm only, no plain model")
+    matrix.add_argument(
+        "--no-ceiling", action="store_true", help="skip matching_ceiling.py's oracle per run"
+    )
     matrix.add_argument("--results", type=Path, default=None, help="write the matrix as JSON")
     args = parser.parse_args()
     if args.profiles is not None or args.seeds is not None or args.seed_base is not None:

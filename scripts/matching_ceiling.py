@@ -27,6 +27,7 @@ import csv
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -35,7 +36,7 @@ from sqlalchemy import create_engine, text
 
 from mdm.config import normalize_database_url
 from mdm.matching.linker import make_linker, scored_pairs_sql
-from mdm.matching.model import weight_to_prob
+from mdm.matching.model import MatchModel, weight_to_prob
 from mdm.matching.rules import load_rules
 from mdm.matching.tables import compute_tf_tables, load_features, rows_to_arrow
 from mdm.services.matching import model_path
@@ -59,29 +60,29 @@ def _oracle(cells: list[tuple[int, int]], precision: float) -> tuple[float, floa
     return tp, fp
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--synth-dir", type=Path, required=True)
-    parser.add_argument("--rules-dir", type=Path, default=None)
-    parser.add_argument("--entity", default="citizen")
-    args = parser.parse_args()
-    started = time.perf_counter()
-    rules = load_rules(args.entity, args.rules_dir)
-    trained = model_path(args.entity, args.rules_dir)
+def compute(
+    database_url: str, synth_dir: Path, rules_dir: Path | None = None, entity: str = "citizen"
+) -> dict[str, Any]:
+    """The oracle's recall at each precision in :data:`PRECISIONS` and the model at its
+    own threshold, on the store at ``database_url`` (after ``mdm match run``) against
+    ``synth_dir``'s truth."""
+    rules = load_rules(entity, rules_dir)
+    trained = model_path(entity, rules_dir)
     if not trained.is_file():
-        sys.exit(f"{trained}: no trained model; run `mdm match train --entity {args.entity}`")
+        sys.exit(f"{trained}: no trained model; run `mdm match train --entity {entity}`")
     settings = orjson.loads(trained.read_bytes())
+    # the thresholds training derived from the rules' precision target, if any
+    rules = MatchModel.from_settings(settings, rules, where=str(trained)).rules
 
-    if not (args.synth_dir / "truth.csv").is_file():
-        sys.exit(f"{args.synth_dir}: no truth.csv (the directory `mdm synth --out` wrote)")
+    if not (synth_dir / "truth.csv").is_file():
+        sys.exit(f"{synth_dir}: no truth.csv (the directory `mdm synth --out` wrote)")
     truth: dict[tuple[str, str], str] = {}
-    with (args.synth_dir / "truth.csv").open(encoding="utf-8") as fh:
+    with (synth_dir / "truth.csv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            if row["entity_type"] == args.entity:
+            if row["entity_type"] == entity:
                 truth[(row["source_system"], row["source_key"])] = row["true_entity"]
 
-    engine = create_engine(normalize_database_url(args.database_url))
+    engine = create_engine(normalize_database_url(database_url))
     uids: list[str] = []
     entities: list[str] = []
     features = []
@@ -93,7 +94,7 @@ def main() -> None:
                 "JOIN match_features mf ON mf.source_record_id = sr.id "
                 "WHERE sr.entity_type = :e AND sr.status = 'active'"
             ),
-            {"e": args.entity},
+            {"e": entity},
         )
         for rid, system, key, feats in rows:
             if (system, key) not in truth:
@@ -101,6 +102,7 @@ def main() -> None:
             uids.append(str(rid))
             entities.append(truth[(system, key)])
             features.append(feats if isinstance(feats, dict) else orjson.loads(feats))
+    engine.dispose()
     if not features:
         sys.exit("no feature rows with ground truth: run `mdm match run` on synth data first")
     sizes: dict[str, int] = {}
@@ -109,7 +111,7 @@ def main() -> None:
     true_pairs = sum(n * (n - 1) // 2 for n in sizes.values())
 
     con = duckdb.connect()
-    load_features(con, args.entity, rows_to_arrow(args.entity, features))
+    load_features(con, entity, rows_to_arrow(entity, features))
     del features
     con.register("truth_arrow", pa.table({"uid": uids, "te": entities}))
     con.execute("CREATE TABLE truth AS SELECT * FROM truth_arrow")
@@ -135,27 +137,65 @@ def main() -> None:
         f"GROUP BY {cols}, floor(match_weight)"
     ).fetchall()
     cells.sort(key=lambda c: -c[0] / (c[0] + c[1]))
-
-    print(f"{args.entity}: {len(uids):,} records, {true_pairs:,} true pairs")
-    print(
-        f"  blocked true pairs {blocked:,} (a guard forbids {guarded or 0:,}); "
-        f"no blocking key shared: {true_pairs - (blocked or 0):,}"
-    )
+    oracle = {}
     for target in PRECISIONS:
         t, f = _oracle(cells, target)
-        print(
-            f"  oracle, precision >= {target}: recall {t / true_pairs:.5f}  "
-            f"(linked {t:,.0f} true, {f:,.0f} false)"
-        )
+        oracle[str(target)] = {"recall": t / true_pairs, "true": t, "false": f}
     auto = rules.thresholds.auto_link_weight
     t, f = con.execute(
         "SELECT sum(is_true::INT), sum((NOT is_true)::INT) FROM cells "
         f"WHERE guard IS NULL AND match_weight >= {auto}"
     ).fetchone() or (0, 0)
-    print(
-        f"  model at its threshold (p >= {weight_to_prob(auto):.2f}): precision "
-        f"{t / max(t + f, 1):.5f}  recall {t / true_pairs:.5f}  (linked {t:,} true, {f:,} false)"
+    con.close()
+    return {
+        "entity": entity,
+        "records": len(uids),
+        "true_pairs": true_pairs,
+        "blocked_true_pairs": int(blocked or 0),
+        "guarded_true_pairs": int(guarded or 0),
+        "oracle": oracle,
+        "model": {
+            "threshold": weight_to_prob(auto),
+            "precision": (t or 0) / max((t or 0) + (f or 0), 1),
+            "recall": (t or 0) / true_pairs,
+            "true": int(t or 0),
+            "false": int(f or 0),
+        },
+    }
+
+
+def format_result(r: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{r['entity']}: {r['records']:,} records, {r['true_pairs']:,} true pairs",
+        f"  blocked true pairs {r['blocked_true_pairs']:,} (a guard forbids "
+        f"{r['guarded_true_pairs']:,}); no blocking key shared: "
+        f"{r['true_pairs'] - r['blocked_true_pairs']:,}",
+    ]
+    for target, o in r["oracle"].items():
+        lines.append(
+            f"  oracle, precision >= {target}: recall {o['recall']:.5f}  "
+            f"(linked {o['true']:,.0f} true, {o['false']:,.0f} false)"
+        )
+    m = r["model"]
+    lines.append(
+        f"  model at its threshold (p >= {m['threshold']:.2f}): precision "
+        f"{m['precision']:.5f}  recall {m['recall']:.5f}  "
+        f"(linked {m['true']:,} true, {m['false']:,} false)"
     )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--synth-dir", type=Path, required=True)
+    parser.add_argument("--rules-dir", type=Path, default=None)
+    parser.add_argument("--entity", default="citizen")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    result = compute(args.database_url, args.synth_dir, args.rules_dir, args.entity)
+    for line in format_result(result):
+        print(line)
     print(f"  ({time.perf_counter() - started:.0f} s)")
 
 

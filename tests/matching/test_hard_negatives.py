@@ -200,6 +200,10 @@ def test_twins_who_differ_in_the_middle_name_are_two_people() -> None:
     assert not worth_review(rules, "guard:different_middle_names", a, b)
     for other in ("Lê Tuấn", "Lê Cong Tuấn", "Lê Côngg Tuấn"):
         assert guard_conflict(rules, a, cit("o", full_name=other, **shared)) is None
+    # a brother and a sister: Văn and Thị mark the sex, no slip writes one for the other
+    brother = cit("v", full_name="Hồ Văn Anh", permanent_address=home, **shared)
+    sister = cit("s", full_name="Hồ Thị Anh", permanent_address=home, **shared)
+    assert guard_conflict(rules, brother, sister) == "guard:different_middle_names"
     thu_ha = cit("t", full_name="Nguyễn Thị Thu Hà", **shared)
     assert guard_conflict(rules, thu_ha, cit("h", full_name="Nguyễn Thu Hà", **shared)) is None
     with_id = {**shared, "personal_id": "035086721779"}
