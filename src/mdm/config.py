@@ -91,6 +91,32 @@ class Settings(BaseSettings):
         description="Comma-separated addresses or CIDRs of reverse proxies whose "
         "X-Forwarded-For / X-Forwarded-Proto are believed; empty: none",
     )
+    # The stewards' console (README.md, "The stewards' console"): fields named
+    # ``steward_*`` so their variables are ``MDM_STEWARD_*``.
+    steward_session_idle_minutes: float = Field(
+        default=30, description="Idle time that ends a steward's session"
+    )
+    steward_session_absolute_hours: float = Field(
+        default=8, description="Longest life of a steward's session"
+    )
+    steward_reservation_minutes: float = Field(
+        default=10, description="How long a taken candidate stays reserved for its steward"
+    )
+    steward_login_max_failures: int = Field(
+        default=5, description="Failures before a username locks (existing or not)"
+    )
+    steward_login_failure_window_minutes: float = Field(
+        default=15, description="A username's failures are forgotten after this long without one"
+    )
+    steward_login_lock_minutes: float = Field(
+        default=5, description="How long a locked username waits"
+    )
+    steward_login_per_ip_per_minute: int = Field(
+        default=20, description="Login attempts per client address"
+    )
+    steward_cookie_secure: bool = Field(
+        default=False, description="Send the console's cookies over HTTPS only"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mdm.config import Settings
 from mdm.services.clients import list_clients
 from mdm.steward.accounts import authenticate
-from mdm.steward.settings import ConsoleSettings
 from mdm.store.db import make_engine
 from mdm.store.models import ApiClient, Entity, MatchCandidate, Steward
 
@@ -50,7 +50,7 @@ def test_stewards_create(fresh_db_url: str) -> None:
     generated = re.search(r"password \(shown once\): (\S+)", out)
     assert generated, out
     engine = make_engine(fresh_db_url)
-    cfg = ConsoleSettings(login_per_ip_per_minute=100)
+    cfg = Settings(steward_login_per_ip_per_minute=100)
     with Session(engine) as s:
         lan = authenticate(s, "lan", "a long enough password", address="cli", settings=cfg)
         minh = authenticate(s, "minh", generated.group(1), address="cli", settings=cfg)

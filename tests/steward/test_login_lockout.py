@@ -25,8 +25,8 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from mdm.config import Settings
 from mdm.steward import accounts
-from mdm.steward.settings import ConsoleSettings
 from mdm.store.db import make_engine
 from mdm.store.models import AuditLog, Steward, utcnow
 from tests.conftest import Databases
@@ -34,7 +34,7 @@ from tests.servers import running_server
 from tests.steward.http import csrf_of
 from tests.steward.seed import PASSWORD, Seeded, seed
 
-CFG = ConsoleSettings(login_per_ip_per_minute=10_000)
+CFG = Settings(steward_login_per_ip_per_minute=10_000)
 
 
 class _CountingHasher:

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
+from mdm.config import Settings
 from mdm.exceptions import BadRequest, Conflict
 from mdm.services.quality import source_quality
 from mdm.steward import accounts
-from mdm.steward.settings import ConsoleSettings
 from mdm.store.models import Reject, SourceSystem, StewardSession, utcnow
 from tests.steward.seed import PASSWORD, Seeded, add_record
 
@@ -56,7 +56,7 @@ def test_quality_counts_per_source(session: Session, seeded: Seeded) -> None:
 
 
 def test_passwords_are_argon2_and_usernames_unique(session: Session, seeded: Seeded) -> None:
-    cfg = ConsoleSettings(login_per_ip_per_minute=1000)
+    cfg = Settings(steward_login_per_ip_per_minute=1000)
     found = accounts.authenticate(session, "lan", PASSWORD, address="t1", settings=cfg)
     assert found is not None and found.role == "senior" and found.can("reviewer")
     assert not found.can("admin")
@@ -75,12 +75,16 @@ def test_passwords_are_argon2_and_usernames_unique(session: Session, seeded: See
 
 
 def test_login_throttling_locks_the_account(session: Session, seeded: Seeded) -> None:
-    cfg = ConsoleSettings(login_max_failures=3, login_lock_minutes=5, login_per_ip_per_minute=1000)
+    cfg = Settings(
+        steward_login_max_failures=3,
+        steward_login_lock_minutes=5,
+        steward_login_per_ip_per_minute=1000,
+    )
     for _ in range(3):
         assert accounts.authenticate(session, "minh", "nope", address="t2", settings=cfg) is None
     with pytest.raises(accounts.LoginThrottled):  # even the right password waits
         accounts.authenticate(session, "minh", PASSWORD, address="t2", settings=cfg)
-    per_ip = ConsoleSettings(login_per_ip_per_minute=2)
+    per_ip = Settings(steward_login_per_ip_per_minute=2)
     address = uuid.uuid4().hex  # the window is per process: an address of this test's own
     accounts.authenticate(session, "root", "x", address=address, settings=per_ip)
     accounts.authenticate(session, "root", "x", address=address, settings=per_ip)
@@ -89,8 +93,8 @@ def test_login_throttling_locks_the_account(session: Session, seeded: Seeded) ->
 
 
 def test_sessions_expire_idle_and_absolute(session: Session, seeded: Seeded) -> None:
-    cfg = ConsoleSettings(session_idle_minutes=30, session_absolute_hours=8)
-    lan = accounts.authenticate(session, "lan", PASSWORD, address="t4", settings=ConsoleSettings())
+    cfg = Settings(steward_session_idle_minutes=30, steward_session_absolute_hours=8)
+    lan = accounts.authenticate(session, "lan", PASSWORD, address="t4", settings=Settings())
     assert lan is not None
     token, csrf = accounts.start_session(session, lan)
     live = accounts.load_session(session, token, cfg)

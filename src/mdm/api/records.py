@@ -1,30 +1,25 @@
 """Real-time registration: ``POST /v1/{entity_type}/records``.
 
-The route owns the transaction (:func:`mdm.services.registration.register_record`
-only flushes) and writes the audit row in that same transaction, so a registration
-is never committed without its audit row and vice versa. Races between concurrent
-registrations are retried as :func:`mdm.services.registration.register_with_retry`
-does.
+The route runs :func:`mdm.services.registration.register_with_retry`: one
+transaction per attempt (``register_record`` only flushes), races retried there, a
+rejected record's ``rejects`` row kept. The audit row is written in the
+registration's transaction (``on_result``), so a registration is never committed
+without its audit row and vice versa.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mdm.api.auth import Caller, Principal
 from mdm.api.errors import JsonResponse, ValidationErrorBody, responses
 from mdm.api.masking import explain, mask_id
 from mdm.api.schemas import EntityType, RecordIn, RecordOut, RejectedBody
-from mdm.exceptions import RecordRejected, RegistrationContended
 from mdm.services import audit
 from mdm.services import registration as reg
-from mdm.store.db import unit_of_work
 
 router = APIRouter(tags=["records"])
 
@@ -65,40 +60,19 @@ def register(
     principal.require(entity_type, "write")
     principal.require_source_system(body.source_system)
     factory = sessionmaker(principal.engine, expire_on_commit=False)
-    attempts = reg.RETRY_ATTEMPTS
-    for attempt in range(1, attempts + 1):
-        try:
-            with unit_of_work(factory) as session:
-                result = reg.register_record(
-                    session,
-                    entity_type,
-                    body.source_system,
-                    body.source_key,
-                    body.attributes,
-                    idempotency_key=idempotency_key,
-                    client_id=principal.client.id,
-                    actor=f"client:{principal.name}",
-                    rules_dir=getattr(request.app.state, "mdm_rules_dir", None),
-                )
-                _audit(session, principal, result)
-            return JsonResponse(answer(principal, result))
-        except RecordRejected as exc:
-            with unit_of_work(factory) as session:
-                reg.record_reject(session, exc)
-            raise
-        except DBAPIError as exc:
-            if not reg._retryable(exc):
-                raise
-            if attempt == attempts:
-                raise RegistrationContended(
-                    "concurrent registrations collided; retry the request"
-                ) from exc
-            time.sleep(min(0.5, 0.01 * 2**attempt) * (0.5 + random.random()))
-        except Exception as exc:
-            if not reg._retryable(exc) or attempt == attempts:
-                raise
-            time.sleep(min(0.5, 0.01 * 2**attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
+    result = reg.register_with_retry(
+        factory,
+        entity_type,
+        body.source_system,
+        body.source_key,
+        body.attributes,
+        on_result=lambda session, registered: _audit(session, principal, registered),
+        idempotency_key=idempotency_key,
+        client_id=principal.client.id,
+        actor=f"client:{principal.name}",
+        rules_dir=getattr(request.app.state, "mdm_rules_dir", None),
+    )
+    return JsonResponse(answer(principal, result))
 
 
 def answer(principal: Principal, result: reg.RegistrationResult) -> dict[str, Any]:

@@ -653,9 +653,6 @@ def is_retryable(exc: BaseException) -> bool:
     return any(m in message for m in ("database is locked", "unique constraint failed"))
 
 
-_retryable = is_retryable  # the name the API route used first
-
-
 def register_with_retry(
     factory: sessionmaker[Session] | None,
     entity_type: str,
@@ -671,8 +668,14 @@ def register_with_retry(
     on races; a rejected record's ``rejects`` row is committed in a transaction of
     its own before ``RecordRejected`` is raised. ``on_result(session, result)`` runs
     in the registration's transaction before it commits (e.g. the audit row).
-    ``options`` go to :func:`register_record`. Exhausted retries: 409
-    ``registration_contended``."""
+    ``options`` go to :func:`register_record`.
+
+    The one retry loop of a registration: ``POST /v1/{type}/records`` runs it.
+    Retried: what :func:`is_retryable` accepts, at most ``attempts`` times in all,
+    with a jittered exponential backoff. Exhausted on a database race: 409
+    ``registration_contended``. Exhausted because the target entity kept changing
+    status (a merge or split, not another registration): that last ``_Retry``
+    propagates. Anything else propagates at once."""
     for attempt in range(1, attempts + 1):
         try:
             with unit_of_work(factory) as session:
@@ -692,9 +695,10 @@ def register_with_retry(
             if not is_retryable(exc):
                 raise
             if attempt == attempts:
+                if isinstance(exc, _Retry):
+                    raise
                 raise RegistrationContended(
-                    f"{source_system}: concurrent registrations of one key collided "
-                    f"{attempts} times; retry the request"
+                    "concurrent registrations collided; retry the request"
                 ) from exc
             # not the key, not str(exc): the driver's message quotes the statement's values
             log.info("registration of a %s record retried: %s", source_system, type(exc).__name__)

@@ -2,9 +2,10 @@
 
 Passwords are hashed with argon2id (``argon2-cffi`` defaults, re-hashed on login when
 the parameters change). Login is throttled two ways: per submitted username (after
-``login_max_failures`` failures, each within ``login_failure_window_minutes`` of the
-previous one, the username is locked for ``login_lock_minutes``; the counter lives
-in the database, ``login_failures``, so it holds across processes) and per client
+``steward_login_max_failures`` failures, each within
+``steward_login_failure_window_minutes`` of the previous one, the username is locked
+for ``steward_login_lock_minutes``, all in :class:`mdm.config.Settings`; the counter
+lives in the database, ``login_failures``, so it holds across processes) and per client
 address (an in-process sliding window; the address is the TCP peer unless it is one
 of ``MDM_TRUSTED_PROXIES``, see mdm.http_server).
 
@@ -35,9 +36,9 @@ from sqlalchemy import Connection, Table, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from mdm.config import Settings, get_settings
 from mdm.exceptions import BadRequest, Conflict
 from mdm.services import audit
-from mdm.steward.settings import ConsoleSettings, get_console_settings
 from mdm.store.models import STEWARD_ROLES, Steward, StewardSession, utcnow
 from mdm.store.models.console import LoginFailure
 
@@ -166,7 +167,7 @@ def authenticate(
     password: str,
     *,
     address: str = "?",
-    settings: ConsoleSettings | None = None,
+    settings: Settings | None = None,
 ) -> StewardInfo | None:
     """The steward if the password is right and the account usable, else ``None``.
 
@@ -175,8 +176,8 @@ def authenticate(
     username takes the same path: one lock lookup, then (unless locked) one argon2
     verification, then one counter update.
     """
-    cfg = settings or get_console_settings()
-    if not _ip_window.allow(address, cfg.login_per_ip_per_minute):
+    cfg = settings or get_settings()
+    if not _ip_window.allow(address, cfg.steward_login_per_ip_per_minute):
         raise LoginThrottled()
     conn = session.connection()
     now = utcnow()
@@ -210,15 +211,15 @@ def username_key(username: str) -> str:
     return hashlib.sha256(normal.encode()).hexdigest()
 
 
-def _count_failure(conn: Connection, key: str, now: datetime, cfg: ConsoleSettings) -> None:
-    """One more failure of ``key``; the lock when it reaches ``login_max_failures``.
+def _count_failure(conn: Connection, key: str, now: datetime, cfg: Settings) -> None:
+    """One more failure of ``key``; the lock when it reaches ``steward_login_max_failures``.
 
     Rows whose last failure left the window and whose lock ran out are deleted first,
     so the table never holds more than one window's failed usernames (an attacker
     trying random names fills nothing); the per-address window bounds how fast it
     can grow within one.
     """
-    window = timedelta(minutes=cfg.login_failure_window_minutes)
+    window = timedelta(minutes=cfg.steward_login_failure_window_minutes)
     conn.execute(
         delete(failed_logins).where(
             failed_logins.c.last_failed_at < now - window,
@@ -238,11 +239,13 @@ def _count_failure(conn: Connection, key: str, now: datetime, cfg: ConsoleSettin
     failures = conn.execute(
         select(failed_logins.c.failures).where(failed_logins.c.username_key == key)
     ).scalar_one()
-    if failures >= cfg.login_max_failures:
+    if failures >= cfg.steward_login_max_failures:
         conn.execute(
             update(failed_logins)
             .where(failed_logins.c.username_key == key)
-            .values(failures=0, locked_until=now + timedelta(minutes=cfg.login_lock_minutes))
+            .values(
+                failures=0, locked_until=now + timedelta(minutes=cfg.steward_login_lock_minutes)
+            )
         )
 
 
@@ -272,14 +275,14 @@ def start_session(session: Session, steward: StewardInfo) -> tuple[str, str]:
 
 
 def load_session(
-    session: Session, token: str | None, settings: ConsoleSettings | None = None
+    session: Session, token: str | None, settings: Settings | None = None
 ) -> SessionInfo | None:
     """The live session of ``token`` (touching its idle clock), or ``None`` if the
     token is unknown, revoked, idle too long, past its absolute life, or its steward
     was deactivated."""
     if not token:
         return None
-    cfg = settings or get_console_settings()
+    cfg = settings or get_settings()
     token_hash = _hash_token(token)
     row = session.execute(
         select(
@@ -310,10 +313,10 @@ def load_session(
     return SessionInfo(info, row.csrf_token, token_hash)
 
 
-def _expired(created: datetime, seen: datetime, now: datetime, cfg: ConsoleSettings) -> bool:
-    return now - seen > timedelta(minutes=cfg.session_idle_minutes) or now - created > timedelta(
-        hours=cfg.session_absolute_hours
-    )
+def _expired(created: datetime, seen: datetime, now: datetime, cfg: Settings) -> bool:
+    idle = timedelta(minutes=cfg.steward_session_idle_minutes)
+    absolute = timedelta(hours=cfg.steward_session_absolute_hours)
+    return now - seen > idle or now - created > absolute
 
 
 def end_session(session: Session, token_hash: str) -> None:

@@ -29,6 +29,7 @@ from markupsafe import Markup
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from mdm.config import get_settings
 from mdm.domain.canonical_id import parse_canonical_id
 from mdm.domain.standards import STANDARDS
 from mdm.exceptions import BadRequest, Forbidden, MDMError
@@ -38,7 +39,6 @@ from mdm.services.merge import preview_merge
 from mdm.steward import accounts, charts
 from mdm.steward import search as console_search
 from mdm.steward.i18n import DEFAULT_LANG, LANGS, translate
-from mdm.steward.settings import get_console_settings
 from mdm.store.db import (
     RETRY_AFTER_SECONDS,
     UNAVAILABLE_ERRORS,
@@ -156,7 +156,7 @@ def _lang(request: Request) -> str:
 
 def create_console() -> FastAPI:
     env = _env()
-    cfg = get_console_settings()
+    cfg = get_settings()
     console = FastAPI(
         title="mdm stewards' console", docs_url=None, redoc_url=None, openapi_url=None
     )
@@ -305,7 +305,7 @@ def create_console() -> FastAPI:
             token,
             httponly=True,
             samesite="strict",
-            secure=cfg.cookie_secure,
+            secure=cfg.steward_cookie_secure,
             path=PREFIX,
         )
         return response
@@ -363,9 +363,9 @@ def create_console() -> FastAPI:
             token,
             httponly=True,
             samesite="strict",
-            secure=cfg.cookie_secure,
+            secure=cfg.steward_cookie_secure,
             path=PREFIX,
-            max_age=int(cfg.session_absolute_hours * 3600),
+            max_age=int(cfg.steward_session_absolute_hours * 3600),
         )
         response.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
         return response
@@ -433,7 +433,7 @@ def create_console() -> FastAPI:
         with page(request, csrf=csrf_token) as c:
             flt, params = _filter(entity_type, source, band)
             taken = review.take_next(
-                c.db, c.user.steward.actor, flt, reserve_minutes=cfg.reservation_minutes
+                c.db, c.user.steward.actor, flt, reserve_minutes=cfg.steward_reservation_minutes
             )
         return _to_candidate(taken, params)
 
@@ -503,7 +503,7 @@ def create_console() -> FastAPI:
                 c.db, candidate_id, decision, actor=c.user.steward.actor, reason=reason or None
             )
             taken = review.take_next(
-                c.db, c.user.steward.actor, flt, reserve_minutes=cfg.reservation_minutes
+                c.db, c.user.steward.actor, flt, reserve_minutes=cfg.steward_reservation_minutes
             )
         return _to_candidate(taken, params)
 
@@ -518,14 +518,14 @@ def create_console() -> FastAPI:
         with page(request, csrf=csrf_token) as c:
             _flt, params = _filter(entity_type, source, band)
             candidate_id = review.undo_last(
-                c.db, c.user.steward.actor, reserve_minutes=cfg.reservation_minutes
+                c.db, c.user.steward.actor, reserve_minutes=cfg.steward_reservation_minutes
             )
             # Keep one reservation per steward: the undone candidate is theirs now.
             review.take_next(
                 c.db,
                 c.user.steward.actor,
                 review.QueueFilter(),
-                reserve_minutes=cfg.reservation_minutes,
+                reserve_minutes=cfg.steward_reservation_minutes,
             )
         return _to_candidate(candidate_id, params)
 
