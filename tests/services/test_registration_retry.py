@@ -121,15 +121,16 @@ def test_attempts_bounds_the_tries(
     assert len(sessions) == 2 and len(sleeps) == 1
 
 
-def test_an_entity_that_moved_is_retried_and_its_last_retry_propagates(
+def test_an_entity_that_moved_is_retried_then_a_409_the_client_may_retry(
     factory: sessionmaker[Session], sleeps: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sessions = _stub(monkeypatch, [reg._Retry("entity 7 changed status")])
     assert _register(factory) is RESULT and len(sessions) == 2
 
+    # a merge or split kept moving the target entity: 409, as documented, not a 500
     moved = [reg._Retry("entity 7 changed status") for _ in range(reg.RETRY_ATTEMPTS)]
     sessions = _stub(monkeypatch, moved)
-    with pytest.raises(reg._Retry):
+    with pytest.raises(reg.RegistrationContended):
         _register(factory)
     assert len(sessions) == reg.RETRY_ATTEMPTS
 

@@ -672,10 +672,10 @@ def register_with_retry(
 
     The one retry loop of a registration: ``POST /v1/{type}/records`` runs it.
     Retried: what :func:`is_retryable` accepts, at most ``attempts`` times in all,
-    with a jittered exponential backoff. Exhausted on a database race: 409
-    ``registration_contended``. Exhausted because the target entity kept changing
-    status (a merge or split, not another registration): that last ``_Retry``
-    propagates. Anything else propagates at once."""
+    with a jittered exponential backoff. Exhausted, whether on a database race or
+    because the target entity kept changing status (a merge or split under it): 409
+    ``registration_contended``, which the client may retry. Anything else
+    propagates at once."""
     for attempt in range(1, attempts + 1):
         try:
             with unit_of_work(factory) as session:
@@ -695,8 +695,6 @@ def register_with_retry(
             if not is_retryable(exc):
                 raise
             if attempt == attempts:
-                if isinstance(exc, _Retry):
-                    raise
                 raise RegistrationContended(
                     "concurrent registrations collided; retry the request"
                 ) from exc
