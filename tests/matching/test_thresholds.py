@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import copy
 
+import duckdb
 import pytest
 
 from mdm.exceptions import ConfigError
-from mdm.matching.linker import THRESHOLDS_KEY
+from mdm.matching.linker import THRESHOLDS_KEY, make_linker
 from mdm.matching.model import MatchModel
-from mdm.matching.thresholds import choose_thresholds
+from mdm.matching.tables import compute_tf_tables, load_features
+from mdm.matching.thresholds import _pairs_sql, choose_thresholds, derive_thresholds
 from mdm.matching.training import TrainedModel
+from tests.matching.synthetic import Generated
 
 
 def _pairs(probabilities: list[float]) -> list[tuple[float, str, str]]:
@@ -86,3 +89,37 @@ def test_training_saves_the_thresholds_and_the_model_applies_them(
     other[THRESHOLDS_KEY]["precision_target"] = 0.99
     with pytest.raises(ConfigError, match="retrain"):
         MatchModel.from_settings(other, rules)
+
+
+def test_the_duckdb_derivation_chooses_what_the_reference_does(
+    trained: TrainedModel, citizen_data: Generated
+) -> None:
+    """derive_thresholds aggregates in DuckDB; choose_thresholds, over the same
+    scored pairs, is the reference: the two agree."""
+    rules = trained.rules
+    con = duckdb.connect()
+    load_features(con, "citizen", citizen_data.records)
+    settings = copy.deepcopy(trained.settings)
+    derived = derive_thresholds(rules, settings, con)
+    assert derived is not None and settings[THRESHOLDS_KEY] == derived.as_dict()
+    tf_names = compute_tf_tables(con, "mdm_features", rules.tf_columns)
+    linker = make_linker(con, "mdm_features", settings, tf_names)
+    predictions = linker.inference.predict(
+        threshold_match_probability=rules.thresholds.review, warning_mode="never"
+    )
+    rows = con.sql(_pairs_sql(rules, predictions.physical_name, "mdm_features")).fetchall()
+    assert any(not decided for *_, decided in rows)  # guards and same-key pairs exist
+    reference = choose_thresholds(
+        [(p, str(a), str(b)) for p, a, b, decided in rows if decided],
+        len(citizen_data.records),
+        band=[(p, str(a), str(b)) for p, a, b, _ in rows],
+        precision_target=rules.thresholds.precision_target or 0.0,
+        review_load=rules.thresholds.review_load,
+        auto_floor=rules.thresholds.auto_link,
+        review_floor=rules.thresholds.review,
+    )
+    assert derived.auto_link == reference.auto_link
+    assert derived.review == reference.review
+    assert derived.linked_pairs == reference.linked_pairs
+    assert derived.expected_precision == pytest.approx(reference.expected_precision)
+    assert derived.review_share == pytest.approx(reference.review_share)

@@ -68,31 +68,58 @@ def choose_thresholds(
     """The thresholds for scored ``pairs`` ``(match probability, left id, right id)``
     (the pairs the model decides) over ``n_records`` records. ``band``: the pairs
     that would fill the review band (default ``pairs``; the caller may add those a
-    guard or a rule decides, which stewards see too)."""
-    ordered = sorted(pairs, key=lambda p: -p[0])
-    # whole groups of one probability at a time: a threshold links all of a tie
+    guard or a rule decides, which stewards see too).
+
+    The reference of :func:`derive_thresholds`, which computes the same in DuckDB:
+    a threshold takes all of a tie, so both walk groups of one probability."""
+    decided = sorted(pairs, key=lambda q: -q[0])
     total, count, auto = 0.0, 0, 1.0
-    for p, group in groupby(ordered, key=lambda pair: pair[0]):
+    for p, group in groupby(decided, key=lambda q: q[0]):
         size = sum(1 for _ in group)
         if (total + p * size) / (count + size) < precision_target:
             break
         total, count, auto = total + p * size, count + size, p
     auto = max(auto, auto_floor)
-    linked = [p for p, _l, _r in ordered if p >= auto]
-    expected = sum(linked) / len(linked) if linked else 1.0
+    linked = [p for p, _l, _r in decided if p >= auto]
+    # each record enters the band at its best pair below the auto-link threshold
+    enters: dict[str, float] = {}
+    for p, left, right in decided if band is None else band:
+        if review_floor <= p < auto:
+            for record in (left, right):
+                if p > enters.get(record, -1.0):
+                    enters[record] = p
     budget = review_load * max(n_records, 1)
-    seen: set[str] = set()
-    review = auto
-    for p, left, right in ordered if band is None else sorted(band, key=lambda q: -q[0]):
-        if p >= auto:
-            continue
-        if p < review_floor:
+    review, queued = auto, 0
+    for p, tied in groupby(sorted(enters.values(), reverse=True)):
+        size = sum(1 for _ in tied)
+        if queued + size > budget:
             break
-        grown = len(seen) + (left not in seen) + (right not in seen)
-        if grown > budget:
-            break
-        seen.update((left, right))
-        review = p
+        queued, review = queued + size, p
+    return _derived(
+        auto,
+        review,
+        precision_target=precision_target,
+        review_load=review_load,
+        review_floor=review_floor,
+        linked_pairs=len(linked),
+        linked_sum=sum(linked),
+        queued=queued,
+        n_records=n_records,
+    )
+
+
+def _derived(
+    auto: float,
+    review: float,
+    *,
+    precision_target: float,
+    review_load: float,
+    review_floor: float,
+    linked_pairs: int,
+    linked_sum: float,
+    queued: int,
+    n_records: int,
+) -> DerivedThresholds:
     review = max(min(review, auto), review_floor)
     if review >= auto:  # the band must exist: just below the auto-link threshold
         review = max(review_floor, auto * 0.999)
@@ -101,10 +128,10 @@ def choose_thresholds(
         review=review,
         precision_target=precision_target,
         review_load=review_load,
-        expected_precision=expected,
-        linked_pairs=len(linked),
-        expected_false_links=sum(1.0 - p for p in linked),
-        review_share=len(seen) / max(n_records, 1),
+        expected_precision=linked_sum / linked_pairs if linked_pairs else 1.0,
+        linked_pairs=linked_pairs,
+        expected_false_links=linked_pairs - linked_sum,
+        review_share=queued / max(n_records, 1),
     )
 
 
@@ -115,7 +142,8 @@ def derive_thresholds(
     table: str = "mdm_features",
 ) -> DerivedThresholds | None:
     """Score the training data ``table`` with the trained model ``settings`` and
-    choose the thresholds the rules' targets ask for; saved in ``settings``.
+    choose the thresholds the rules' targets ask for (what :func:`choose_thresholds`
+    does, aggregated in DuckDB: no pair leaves it); saved in ``settings``.
     ``None`` (and nothing saved) when the rules state fixed thresholds."""
     th = rules.thresholds
     if th.precision_target is None:
@@ -125,31 +153,70 @@ def derive_thresholds(
     predictions = linker.inference.predict(
         threshold_match_probability=th.review, warning_mode="never"
     )
-    # the pairs the model decides: not those a guard forbids, nor those sharing a
-    # same-key rule's key (the rule links or refuses them, whatever they score)
-    decided_by_rule = " OR ".join(
-        "(" + " AND ".join(f'l."{c}" = r."{c}"' for c in rule.key) + ")"
-        for rule in rules.deterministic.same_key
-    )
+    scored = "__mdm_threshold_pairs"
     try:
-        scored = con.sql(
-            "SELECT s.match_probability, s.unique_id_l, s.unique_id_r, "
-            f"s.guard IS NULL AND NOT coalesce({decided_by_rule or 'FALSE'}, FALSE) FROM ("
-            + scored_pairs_sql(rules, predictions.physical_name, table, "NULL AS none")
-            + f') s JOIN "{table}" l ON l.unique_id = s.unique_id_l '
-            f'JOIN "{table}" r ON r.unique_id = s.unique_id_r'
-        ).fetchall()
+        pairs = _pairs_sql(rules, predictions.physical_name, table)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {scored} AS {pairs}")
     finally:
         predictions.drop_table_from_database_and_remove_from_cache()
-    row = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
-    derived = choose_thresholds(
-        ((float(p), str(a), str(b)) for p, a, b, model in scored if model),
-        int(row[0]) if row else 0,
-        band=[(float(p), str(a), str(b)) for p, a, b, _model in scored],
+    try:
+        auto = _one(
+            con,
+            f"WITH g AS (SELECT p, count(*) AS n FROM {scored} WHERE decided GROUP BY p), "
+            "c AS (SELECT p, sum(p * n) OVER w / sum(n) OVER w AS mean FROM g "
+            "WINDOW w AS (ORDER BY p DESC)) "
+            f"SELECT min(p) FROM c WHERE mean >= {float(th.precision_target)!r}",
+        )
+        auto = max(1.0 if auto is None else float(auto), th.auto_link)
+        linked = con.execute(
+            f"SELECT count(*), coalesce(sum(p), 0) FROM {scored} WHERE decided AND p >= ?",
+            [auto],
+        ).fetchone()
+        n_records = int(_one(con, f'SELECT count(*) FROM "{table}"') or 0)
+        budget = th.review_load * max(n_records, 1)
+        band = con.execute(
+            f"WITH b AS (SELECT p, l, r FROM {scored} WHERE p < ? AND p >= ?), "
+            "e AS (SELECT id, max(p) AS p FROM (SELECT l AS id, p FROM b UNION ALL "
+            "SELECT r, p FROM b) GROUP BY id), "
+            "g AS (SELECT p, count(*) AS n FROM e GROUP BY p), "
+            "c AS (SELECT p, sum(n) OVER (ORDER BY p DESC) AS queued FROM g) "
+            "SELECT min(p), coalesce(max(queued), 0) FROM c WHERE queued <= ?",
+            [auto, th.review, budget],
+        ).fetchone()
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {scored}")
+    assert linked is not None and band is not None
+    derived = _derived(
+        auto,
+        auto if band[0] is None else float(band[0]),
         precision_target=th.precision_target,
         review_load=th.review_load,
-        auto_floor=th.auto_link,
         review_floor=th.review,
+        linked_pairs=int(linked[0]),
+        linked_sum=float(linked[1]),
+        queued=int(band[1]),
+        n_records=n_records,
     )
     settings[THRESHOLDS_KEY] = derived.as_dict()
     return derived
+
+
+def _pairs_sql(rules: MatchingRules, predictions: str, table: str) -> str:
+    """Every scored pair: ``p``, ``l``, ``r`` and ``decided`` (the model decides it:
+    no guard forbids it and it shares no same-key rule's key, which the rule decides)."""
+    by_rule = " OR ".join(
+        "(" + " AND ".join(f'l."{c}" = r."{c}"' for c in rule.key) + ")"
+        for rule in rules.deterministic.same_key
+    )
+    return (
+        "SELECT s.match_probability AS p, s.unique_id_l AS l, s.unique_id_r AS r, "
+        f"s.guard IS NULL AND NOT coalesce({by_rule or 'FALSE'}, FALSE) AS decided FROM ("
+        + scored_pairs_sql(rules, predictions, table, "NULL AS none")
+        + f') s JOIN "{table}" l ON l.unique_id = s.unique_id_l '
+        f'JOIN "{table}" r ON r.unique_id = s.unique_id_r'
+    )
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    row = con.execute(sql).fetchone()
+    return row[0] if row else None
