@@ -25,6 +25,7 @@ re-derives it, so thresholds follow the model instead of drifting from it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from itertools import groupby
@@ -120,7 +121,10 @@ def _derived(
     queued: int,
     n_records: int,
 ) -> DerivedThresholds:
-    review = max(min(review, auto), review_floor)
+    # Each threshold is some pair's probability: floored to 1e-6, so that the same
+    # pair scored by another engine (Spark; a last bit of rounding) falls the same side
+    auto = math.floor(auto * 1e6) / 1e6
+    review = math.floor(max(min(review, auto), review_floor) * 1e6) / 1e6
     if review >= auto:  # the band must exist: just below the auto-link threshold
         review = max(review_floor, auto * 0.999)
     return DerivedThresholds(
