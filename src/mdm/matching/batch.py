@@ -124,6 +124,14 @@ def _exclusive_values(
     cols = rules.deterministic.constrained_columns
     if not cols or not ids:
         return {}
+    rows = _rows_of(con, table, ids, cols)
+    return {uid: constraint_values(rules, r) for uid, r in rows.items()}
+
+
+def _rows_of(
+    con: duckdb.DuckDBPyConnection, table: str, ids: Iterable[str], cols: list[str]
+) -> dict[str, dict[str, Any]]:
+    """``cols`` of the rows of ``table`` whose ``unique_id`` is in ``ids``, by id."""
     con.register("__mdm_ids", pa.table({"unique_id": pa.array(sorted(ids), pa.string())}))
     try:
         select = ", ".join(f't."{c}"' for c in cols)
@@ -132,7 +140,7 @@ def _exclusive_values(
         ).to_arrow_table()
     finally:
         con.unregister("__mdm_ids")
-    return {str(r["unique_id"]): constraint_values(rules, r) for r in _iter_rows(rows)}
+    return {str(r["unique_id"]): r for r in _iter_rows(rows)}
 
 
 def predict_and_cluster(
@@ -303,16 +311,7 @@ def _drop_unexplainable(
     ]
     if not cols or not refused or not rules.deterministic.review_columns:
         return {}
-    ids = sorted({n for k in refused for n in k})
-    con.register("__mdm_ids", pa.table({"unique_id": pa.array(ids, pa.string())}))
-    try:
-        select = ", ".join(f't."{c}"' for c in cols)
-        rows = con.sql(
-            f'SELECT t.unique_id, {select} FROM "{table}" t JOIN __mdm_ids USING (unique_id)'
-        ).to_arrow_table()
-    finally:
-        con.unregister("__mdm_ids")
-    by_id = {str(r["unique_id"]): r for r in _iter_rows(rows)}
+    by_id = _rows_of(con, table, {n for k in refused for n in k}, cols)
     dropped: dict[str, int] = {}
     for key in refused:
         left, right = by_id[key[0]], by_id[key[1]]
