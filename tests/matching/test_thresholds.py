@@ -11,7 +11,12 @@ from mdm.exceptions import ConfigError
 from mdm.matching.linker import THRESHOLDS_KEY, make_linker
 from mdm.matching.model import MatchModel
 from mdm.matching.tables import compute_tf_tables, load_features
-from mdm.matching.thresholds import _pairs_sql, choose_thresholds, derive_thresholds
+from mdm.matching.thresholds import (
+    _pairs_sql,
+    choose_thresholds,
+    derive_thresholds,
+    sampled_pairs,
+)
 from mdm.matching.training import TrainedModel
 from tests.matching.synthetic import Generated
 
@@ -123,3 +128,52 @@ def test_the_duckdb_derivation_chooses_what_the_reference_does(
     assert derived.linked_pairs == reference.linked_pairs
     assert derived.expected_precision == pytest.approx(reference.expected_precision)
     assert derived.review_share == pytest.approx(reference.review_share)
+
+
+def test_a_pair_sample_keeps_each_pair_whole_and_the_share_it_names(
+    trained: TrainedModel, citizen_data: Generated
+) -> None:
+    """Past ``derive_max_pairs`` training scores a sample of the candidate pairs: a
+    subset of the full set (a pair two blocking rules find is kept or dropped by
+    both, never counted twice), of about the share asked for."""
+    rules = trained.rules
+    con = duckdb.connect()
+    load_features(con, "citizen", citizen_data.records)
+    tf_names = compute_tf_tables(con, "mdm_features", rules.tf_columns)
+
+    def scored(settings: dict[str, object]) -> list[tuple[str, str]]:
+        linker = make_linker(con, "mdm_features", settings, tf_names)
+        predictions = linker.inference.predict(warning_mode="never")
+        rows = con.sql(
+            f"SELECT unique_id_l, unique_id_r FROM {predictions.physical_name}"
+        ).fetchall()
+        predictions.drop_table_from_database_and_remove_from_cache()
+        return [(str(a), str(b)) for a, b in rows]
+
+    full = scored(trained.settings)
+    half = scored(sampled_pairs(trained.settings, 0.5))
+    assert len(set(full)) == len(full) > 500
+    assert len(set(half)) == len(half)
+    assert set(half) < set(full)
+    assert 0.42 < len(half) / len(full) < 0.58
+    assert sampled_pairs(trained.settings, 1.0) is trained.settings
+
+
+def test_derived_from_a_sample_the_figures_speak_for_every_pair(
+    trained: TrainedModel, citizen_data: Generated
+) -> None:
+    """With a sample, the counts are scaled back to all pairs and the share is saved;
+    the thresholds still meet the target on the pairs scored."""
+    con = duckdb.connect()
+    load_features(con, "citizen", citizen_data.records)
+    rules = trained.rules
+    full = derive_thresholds(rules, copy.deepcopy(trained.settings), con)
+    few = rules.model_copy(
+        update={"thresholds": rules.thresholds.model_copy(update={"derive_max_pairs": 500})}
+    )
+    sampled = derive_thresholds(few, copy.deepcopy(trained.settings), con)
+    assert full is not None and sampled is not None
+    assert full.pair_share == 1.0 and 0 < sampled.pair_share < 1
+    assert sampled.expected_precision >= (rules.thresholds.precision_target or 1.0)
+    # a few thousand sampled pairs estimate the linked count within a fifth
+    assert sampled.linked_pairs == pytest.approx(full.linked_pairs, rel=0.2)

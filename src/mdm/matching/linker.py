@@ -49,3 +49,14 @@ def scored_pairs_sql(rules: MatchingRules, predictions: str, table: str, mw_cols
         f'JOIN "{table}" l ON l.unique_id = p.unique_id_l '
         f'JOIN "{table}" r ON r.unique_id = p.unique_id_r) p'
     )
+
+
+def count_pairs(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> int:
+    """Pairs an equality blocking rule generates: Σ n(n−1)/2 over its non-null groups."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    not_null = " AND ".join(f'"{c}" IS NOT NULL' for c in columns)
+    row = con.execute(
+        f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM "
+        f'(SELECT count(*) AS n FROM "{table}" WHERE {not_null} GROUP BY {cols})'
+    ).fetchall()[0]
+    return int(row[0]) if row else 0

@@ -242,6 +242,9 @@ class Thresholds(_Strict):
     precision_target: float | None = Field(default=None, gt=0.5, lt=1)
     #: the share of records a run may queue for stewards (sizes the review band)
     review_load: float = Field(default=0.02, gt=0, lt=1)
+    #: candidate pairs training scores to derive them: above it, a uniform sample of
+    #: that many (every candidate pair kept with the same chance, whole or not at all)
+    derive_max_pairs: int = Field(default=2_000_000, ge=100)
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:

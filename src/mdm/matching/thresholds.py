@@ -18,6 +18,12 @@ it was trained on, where the trained model meets them:
   within the load; never below ``review`` (a pair less likely than that
   is not worth a steward's time).
 
+At scale, training scores a uniform sample of the candidate pairs
+(``thresholds.derive_max_pairs``): every pair is kept with the same chance, so the
+mean probability above a threshold, the expected precision, is estimated without
+bias, and the review band is sized against the same share of the load. The
+sample is drawn in the blocking join itself, so the pairs left out cost nothing.
+
 The result is saved in the model file (:data:`THRESHOLDS_KEY`) beside what it was
 derived from, and :class:`~mdm.matching.model.MatchModel` applies it: retraining
 re-derives it, so thresholds follow the model instead of drifting from it.
@@ -33,7 +39,7 @@ from typing import Any
 
 import duckdb
 
-from mdm.matching.linker import THRESHOLDS_KEY, make_linker, scored_pairs_sql
+from mdm.matching.linker import THRESHOLDS_KEY, count_pairs, make_linker, scored_pairs_sql
 from mdm.matching.rules import MatchingRules
 from mdm.matching.tables import compute_tf_tables
 
@@ -51,6 +57,8 @@ class DerivedThresholds:
     expected_false_links: float
     #: share of the training records in the review band (pairs in [review, auto_link))
     review_share: float
+    #: share of the candidate pairs scored to derive them (1.0: all)
+    pair_share: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +128,7 @@ def _derived(
     linked_sum: float,
     queued: int,
     n_records: int,
+    pair_share: float = 1.0,
 ) -> DerivedThresholds:
     # Each threshold is some pair's probability: floored to 1e-6, so that the same
     # pair scored by another engine (Spark; a last bit of rounding) falls the same side
@@ -133,9 +142,10 @@ def _derived(
         precision_target=precision_target,
         review_load=review_load,
         expected_precision=linked_sum / linked_pairs if linked_pairs else 1.0,
-        linked_pairs=linked_pairs,
-        expected_false_links=linked_pairs - linked_sum,
-        review_share=queued / max(n_records, 1),
+        linked_pairs=round(linked_pairs / pair_share),
+        expected_false_links=(linked_pairs - linked_sum) / pair_share,
+        review_share=queued / pair_share / max(n_records, 1),
+        pair_share=pair_share,
     )
 
 
@@ -153,7 +163,9 @@ def derive_thresholds(
     if th.precision_target is None:
         return None
     tf_names = compute_tf_tables(con, table, rules.tf_columns)
-    linker = make_linker(con, table, settings, tf_names)
+    candidates = sum(count_pairs(con, table, cols) for cols in rules.blocking.prediction)
+    share = min(1.0, th.derive_max_pairs / candidates) if candidates else 1.0
+    linker = make_linker(con, table, sampled_pairs(settings, share), tf_names)
     predictions = linker.inference.predict(
         threshold_match_probability=th.review, warning_mode="never"
     )
@@ -177,7 +189,7 @@ def derive_thresholds(
             [auto],
         ).fetchone()
         n_records = int(_one(con, f'SELECT count(*) FROM "{table}"') or 0)
-        budget = th.review_load * max(n_records, 1)
+        budget = th.review_load * max(n_records, 1) * share
         band = con.execute(
             f"WITH b AS (SELECT p, l, r FROM {scored} WHERE p < ? AND p >= ?), "
             "e AS (SELECT id, max(p) AS p FROM (SELECT l AS id, p FROM b UNION ALL "
@@ -200,9 +212,30 @@ def derive_thresholds(
         linked_sum=float(linked[1]),
         queued=int(band[1]),
         n_records=n_records,
+        pair_share=share,
     )
     settings[THRESHOLDS_KEY] = derived.as_dict()
     return derived
+
+
+def sampled_pairs(settings: dict[str, Any], share: float) -> dict[str, Any]:
+    """``settings`` whose prediction blocking keeps each candidate pair with chance
+    ``share``, decided by a hash of the pair (either order): a pair two rules both
+    find is kept or left out by both, as Splink counts it once."""
+    if share >= 1.0:
+        return settings
+    keep = max(1, int(share * 1_000_000))
+    sample = (
+        "hash(least(l.unique_id, r.unique_id), greatest(l.unique_id, r.unique_id)) "
+        f"% 1000000 < {keep}"
+    )
+    rules = []
+    for rule in settings.get("blocking_rules_to_generate_predictions", []):
+        sql = rule["blocking_rule"] if isinstance(rule, dict) else str(rule)
+        rules.append(
+            {**(rule if isinstance(rule, dict) else {}), "blocking_rule": f"({sql}) AND {sample}"}
+        )
+    return {**settings, "blocking_rules_to_generate_predictions": rules}
 
 
 def _pairs_sql(rules: MatchingRules, predictions: str, table: str) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 
 import duckdb
 
-from mdm.matching.linker import make_linker
+from mdm.matching.linker import count_pairs, make_linker
 from mdm.matching.model import MatchModel
 from mdm.matching.rules import MatchingRules, blocking_rule_sql, default_rules_dir
 from mdm.matching.tables import (
@@ -100,17 +100,6 @@ class TrainedModel:
 
     def match_model(self) -> MatchModel:
         return MatchModel.from_settings(self.settings, self.rules)
-
-
-def count_pairs(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> int:
-    """Pairs an equality blocking rule generates: Σ n(n−1)/2 over its non-null groups."""
-    cols = ", ".join(f'"{c}"' for c in columns)
-    not_null = " AND ".join(f'"{c}" IS NOT NULL' for c in columns)
-    row = con.execute(
-        f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM "
-        f'(SELECT count(*) AS n FROM "{table}" WHERE {not_null} GROUP BY {cols})'
-    ).fetchall()[0]
-    return int(row[0]) if row else 0
 
 
 @contextmanager
