@@ -1,28 +1,21 @@
 """Identity: turn a partition of source records into stable entities.
 
 :func:`apply_partition` takes the clusters of a matching run and makes the store
-agree with them while keeping canonical IDs stable:
+agree with them while keeping canonical IDs stable. Which group keeps which
+existing entity, which entities are absorbed or retired and how steward decisions
+reshape the groups is decided, without the store, by
+:func:`mdm.domain.identity.plan_partition` (its module states the rules); this
+module reads its inputs and writes the plan:
 
-* **Inheritance.** Every group inherits the ID of the existing entity it overlaps
-  most, counted in currently linked source records. Assignment is global and greedy
-  over (group, entity, overlap) triples sorted by: larger overlap first; then the
-  *older* entity (smaller internal ``entities.id``, i.e. issued first); then the group
-  whose smallest source-record id is smaller. Each entity goes to at most one group,
-  each group takes at most one entity. Only a group that overlaps no untaken entity
-  gets a new ID.
 * **New IDs are reproducible.** A new entity's ID is seeded with its founding record,
   the group's smallest ``(source system, source key)``:
   ``new_canonical_id(type, seed=b"<type>:<system>/<key>")``, with ``#1``, ``#2``...
   appended to the seed on collision. The same data from scratch gives the same IDs.
-* **Merges leave redirects.** An entity that no group inherited but whose records
-  are still active was absorbed: it becomes ``merged`` and redirects to the entity
-  that now holds most of its records (ties: the smaller entity id). Redirects stay
-  flat: redirects into the loser are re-pointed to the survivor first.
+* **Merges leave redirects.** An absorbed entity becomes ``merged`` and redirects to
+  the entity that now holds most of its records. Redirects stay flat: redirects
+  into the loser are re-pointed to the survivor first.
 * **Retirement.** An entity none of whose records is in the partition any more (all
   withdrawn) becomes ``retired``; its links are deactivated. Its ID still resolves.
-* **Steward decisions win** (DESIGN.md invariant 4). Groups joined by a must-link
-  are united; a group holding a cannot-link pair is split (see
-  :func:`enforce_decisions`); a must-link that contradicts a cannot-link raises.
 * **Invariant 1.** Links are moved, never duplicated: the old link is deactivated
   before the new one is written (a partial unique index backs this up).
 
@@ -32,7 +25,6 @@ set-based: bulk reads in chunks, COPY on Postgres, no ORM object per record.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -43,7 +35,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_id import new_canonical_id
-from mdm.exceptions import BadRequest, Conflict
+from mdm.domain.identity import PartitionPlan, plan_partition
+from mdm.exceptions import BadRequest
 from mdm.services.bulk import BackgroundWriter, OrderedProcessPool, bulk_workers, gc_paused
 from mdm.services.resolve import (
     NewEntity,
@@ -79,97 +72,6 @@ class PartitionSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
-
-    def find(self, x: int) -> int:
-        parent = self.parent
-        root = x
-        while parent.get(root, root) != root:
-            root = parent[root]
-        while parent.get(x, x) != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def enforce_decisions(
-    groups: list[list[int]],
-    must: Iterable[tuple[int, int]],
-    cannot: Iterable[tuple[int, int]],
-    current: Mapping[int, int],
-) -> tuple[list[list[int]], int]:
-    """Make the partition obey steward decisions; returns (groups, how many were split).
-
-    Groups holding the two records of a must-link are united. A group holding both
-    records of a cannot-link is split: its must-link components are placed, in order
-    of (current entity id, smallest record id), into the first part where they
-    conflict with nothing, else into a new part, so that records that are already
-    together tend to stay together. A must-link component that itself contains a
-    cannot-link pair is a contradiction only a steward can settle: ``Conflict``.
-    """
-    must, cannot = list(must), list(cannot)
-    if not must and not cannot:
-        return groups, 0
-    where = {r: gi for gi, g in enumerate(groups) for r in g}
-    must = [(a, b) for a, b in must if a in where and b in where]
-    cannot_set = {(min(a, b), max(a, b)) for a, b in cannot if a in where and b in where}
-    if not must and not cannot_set:
-        return groups, 0
-    uf = _UnionFind()
-    for a, b in must:
-        uf.union(where[a], where[b])
-    merged: dict[int, list[int]] = defaultdict(list)
-    for gi, g in enumerate(groups):
-        merged[uf.find(gi)].extend(g)
-    groups = [sorted(g) for _root, g in sorted(merged.items())]
-    if not cannot_set:
-        return groups, 0
-    where = {r: gi for gi, g in enumerate(groups) for r in g}
-    bad = {where[a] for a, b in cannot_set if where[a] == where[b]}
-    if not bad:
-        return groups, 0
-    partners: dict[int, set[int]] = defaultdict(set)
-    for a, b in cannot_set:
-        partners[a].add(b)
-        partners[b].add(a)
-    out = [g for gi, g in enumerate(groups) if gi not in bad]
-    for gi in sorted(bad):
-        members = set(groups[gi])
-        comp = _UnionFind()
-        for a, b in must:
-            if a in members and b in members:
-                comp.union(a, b)
-        units: dict[int, list[int]] = defaultdict(list)
-        for r in groups[gi]:
-            units[comp.find(r)].append(r)
-        ordered = sorted(
-            units.values(), key=lambda u: (min(current.get(r, 1 << 62) for r in u), min(u))
-        )
-        parts: list[set[int]] = []
-        for unit in ordered:
-            unit_set = set(unit)
-            forbidden = set().union(*(partners[r] for r in unit))
-            if forbidden & unit_set:
-                raise Conflict(
-                    f"steward decisions contradict each other: records {sorted(unit)} are "
-                    "must-linked together but some of them are cannot-linked"
-                )
-            for part in parts:
-                if not (forbidden & part):
-                    part.update(unit_set)
-                    break
-            else:
-                parts.append(unit_set)
-        out.extend(sorted(p) for p in parts)
-    return out, len(bad)
 
 
 def _seed(entity_type: str, system: str, key: str, n: int) -> bytes:
@@ -244,97 +146,73 @@ def _apply_partition(
     rules = load_survivorship(entity_type)
     summary = PartitionSummary(entity_type)
 
-    parts: list[list[int]] = []
-    seen: set[int] = set()
-    for g in groups:
-        members = sorted({int(r) for r in g})
-        if not members:
-            continue
-        if seen.intersection(members):
-            raise BadRequest("groups must be disjoint: a source record appears in two groups")
-        seen.update(members)
-        parts.append(members)
-
     current = repo.active_links(conn, entity_type)
     must, cannot = repo.steward_pairs(conn, entity_type)
-    parts, summary.groups_split = enforce_decisions(parts, must, [*cannot, *cannot_link], current)
-    parts.sort(key=lambda g: g[0])
-    summary.groups = len(parts)
+    plan = plan_partition(groups, current, must, [*cannot, *cannot_link])
+    del current
+    summary.groups = len(plan.groups)
+    summary.groups_split = plan.groups_split
 
-    # 1. who inherits what
-    triples: list[tuple[int, int, int, int]] = []  # (-overlap, entity, first record, group)
-    for gi, g in enumerate(parts):
-        counts = Counter(current[r] for r in g if r in current)
-        triples.extend((-n, e, g[0], gi) for e, n in counts.items())
-    triples.sort()
-    group_entity: dict[int, int] = {}
-    taken: set[int] = set()
-    for _n, e, _first, gi in triples:
-        if gi not in group_entity and e not in taken:
-            group_entity[gi] = e
-            taken.add(e)
+    _write_links(conn, plan, methods, actor, now)
+    summary.links_deactivated = len(plan.unlinked)
+    summary.links_moved = len(plan.moved)
+    summary.links_created = plan.fresh_links
 
-    # 2. entities nobody inherited: merged into where their records went, or retired
-    previous = set(current.values())
-    # only needed to follow existing links (a first run has none)
-    record_group = {r: gi for gi, g in enumerate(parts) for r in g} if current else {}
-    former: dict[int, list[int]] = defaultdict(list)
-    for r, e in current.items():
-        former[e].append(r)
-    plans: dict[int, Plan] = {}
-    absorbed: dict[int, list[int]] = defaultdict(list)  # survivor -> losers
-    retired: list[int] = []
-    for e in sorted(previous - taken):
-        destinations = Counter(
-            group_entity[record_group[r]] for r in former[e] if r in record_group
-        )
-        if not destinations:
-            retired.append(e)
-            continue
-        survivor = min(destinations, key=lambda s: (-destinations[s], s))
-        absorbed[survivor].append(e)
-
-    # 3. links: deactivate the ones that change, then write the new ones
-    unlinked = [r for r, e in current.items() if r not in record_group]
-    moving: list[int] = []
-    new_links: list[dict[str, Any]] = []
-    membership_changed: set[int] = set()
-    for r in unlinked:
-        membership_changed.add(current[r])
-    new_groups: list[int] = []
-    for gi, g in enumerate(parts):
-        target = group_entity.get(gi)
-        if target is None:
-            new_groups.append(gi)
-            moving.extend(r for r in g if r in current)
-            for r in g:
-                if r in current:
-                    membership_changed.add(current[r])
-            continue
-        for r in g:
-            old = current.get(r)
-            if old == target:
-                continue
-            if old is not None:
-                moving.append(r)
-                membership_changed.add(old)
-            membership_changed.add(target)
-            new_links.append(_link_row(r, target, g, methods, actor, now))
-    repo.deactivate_links(conn, sorted([*moving, *unlinked]), now)
-    summary.links_deactivated = len(unlinked)
-    summary.links_moved = len(moving)
-    repo.bulk_insert(conn, repo.links, new_links)
-    summary.links_created = len(new_links) - sum(
-        1 for row in new_links if row["source_record_id"] in current
-    )
-
-    # entities whose records changed since their last version (read before step 4
-    # creates entities: a new entity is never stale)
+    # entities whose records changed since their last version (read before the new
+    # entities are created: a new entity is never stale)
     stale = repo.entities_with_newer_inputs(conn, entity_type)
+    _create_entities(conn, entity_type, plan, methods, actor, now, rules, reader, summary)
+    summary.entities_created = len(plan.new_groups)
 
-    # 4. new entities, with reproducible IDs, written chunk by chunk (memory stays
-    # bounded: a first run creates an entity per group). IDs issued by earlier chunks
-    # count as taken, so collisions resolve as if issued all at once.
+    result = apply_plans(
+        conn,
+        entity_type,
+        _entity_plans(conn, plan, stale, actor, now),
+        actor=actor,
+        now=now,
+        rules=rules,
+    )
+    summary.versions += result.versions
+    summary.events += result.events
+    summary.entities_merged = sum(len(ls) for ls in plan.absorbed.values())
+    summary.entities_retired = len(plan.retired)
+    summary.entities_updated = (
+        summary.versions - summary.entities_created - summary.entities_merged - len(plan.retired)
+    )
+    summary.entities_unchanged = len(plan.inherited) - summary.entities_updated
+    return summary
+
+
+def _write_links(
+    conn: Connection,
+    plan: PartitionPlan,
+    methods: Mapping[int, tuple[str, float | None]],
+    actor: str,
+    now: datetime,
+) -> None:
+    """Deactivate the links that change, then link records to the entities they keep
+    or join (links to new entities are written with those entities)."""
+    groups = plan.groups
+    new_links = [_link_row(r, e, groups[gi], methods, actor, now) for r, e, gi in plan.relinks]
+    repo.deactivate_links(conn, sorted([*plan.moved, *plan.unlinked]), now)
+    repo.bulk_insert(conn, repo.links, new_links)
+
+
+def _create_entities(
+    conn: Connection,
+    entity_type: str,
+    plan: PartitionPlan,
+    methods: Mapping[int, tuple[str, float | None]],
+    actor: str,
+    now: datetime,
+    rules: SurvivorshipRules,
+    reader: Engine | None,
+    summary: PartitionSummary,
+) -> None:
+    """The entities of the plan's new groups, with reproducible IDs, written chunk by
+    chunk (memory stays bounded: a first run creates an entity per group). IDs issued
+    by earlier chunks count as taken, so collisions resolve as if issued all at once."""
+    parts, new_groups = plan.groups, plan.new_groups
     with (
         _reads_beside_writes(conn, reader) as (read, write),
         _golden_workers(reader, entity_type, rules, len(new_groups)) as workers,
@@ -360,7 +238,6 @@ def _apply_partition(
                 for gi, eid, cid in zip(chunk, ids, canonical, strict=True):
                     g = parts[gi]
                     specs.append((eid, cid, g, [_link_method(r, g, methods) for r in g]))
-                    summary.links_created += sum(1 for r in g if r not in current)
                 write_done(
                     workers.submit(_golden_chunk, _NewEntitiesTask(entity_type, actor, now, specs))
                 )
@@ -370,7 +247,6 @@ def _apply_partition(
                 g = parts[gi]
                 rows = [_link_row(r, eid, g, methods, actor, now) for r in g]
                 new_entities.append(NewEntity(eid, cid, g, rows))
-                summary.links_created += sum(1 for r in g if r not in current)
             prepared = new_entity_rows(
                 read, entity_type, new_entities, actor=actor, now=now, rules=rules
             )
@@ -380,10 +256,16 @@ def _apply_partition(
             write(write_new_entity_rows, conn, prepared, now)
         if workers is not None:
             write_done(workers.finish())
-    summary.entities_created = len(new_groups)
 
-    # 5. redirects, statuses, golden records, versions, events
+
+def _entity_plans(
+    conn: Connection, plan: PartitionPlan, stale: set[int], actor: str, now: datetime
+) -> dict[int, Plan]:
+    """Write the redirects of absorbed entities; what each existing entity that
+    changes gets: merged, absorbed, retired, new members, or newer inputs."""
+    absorbed = plan.absorbed
     states = repo.entity_states(conn, [*absorbed, *(e for ls in absorbed.values() for e in ls)])
+    plans: dict[int, Plan] = {}
     for survivor, losers in sorted(absorbed.items()):
         for loser in sorted(losers):
             repo.add_redirect(conn, loser, survivor, "matching", actor, now)
@@ -400,24 +282,15 @@ def _apply_partition(
                 ("entity.merged", {"absorbed": states[lo].canonical_id}) for lo in sorted(losers)
             ],
         )
-    for e in retired:
+    for e in plan.retired:
         plans[e] = Plan(
             change="retired", status="retired", recompute=False, events=[("entity.retired", {})]
         )
-    for e in sorted(membership_changed - set(plans)):
+    for e in sorted(plan.membership_changed - set(plans)):
         plans[e] = Plan(change="membership", force=True)
     for e in sorted(stale - set(plans)):
         plans[e] = Plan(change="updated")
-    result = apply_plans(conn, entity_type, plans, actor=actor, now=now, rules=rules)
-    summary.versions += result.versions
-    summary.events += result.events
-    summary.entities_merged = sum(len(ls) for ls in absorbed.values())
-    summary.entities_retired = len(retired)
-    summary.entities_updated = (
-        summary.versions - summary.entities_created - summary.entities_merged - len(retired)
-    )
-    summary.entities_unchanged = len(taken) - summary.entities_updated
-    return summary
+    return plans
 
 
 @contextmanager
