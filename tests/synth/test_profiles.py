@@ -605,3 +605,17 @@ def test_migration_2025_addresses_in_legacy_systems(runs: dict[str, Run]) -> Non
     assert all(fold(r.cols["TINH_THANH"]) in new_provinces for r in new)
     hz = run.manifest["summary"]["hazards"]
     assert hz["address_2025_form_movers"] > 0 and hz["new_cmnd"] > 0
+
+
+def test_twins_never_carry_one_full_name() -> None:
+    """Parents never give twins one full name, even where the first twin was named
+    after the father (the son-with-his-father's-name hazard is planted first)."""
+    from mdm.synth.generate import _World
+
+    world = _World(SynthParams(provinces=2, citizens=30_000, seed=7, profile="household"))
+    p = world.people
+    twins = [(a, b) for kind, a, b in p.hard_negatives if kind == "household_twins"]
+    assert len(twins) > 100
+    assert all(p.sex[a] == p.sex[b] for a, b in twins)
+    assert all(p.middle[a] == p.middle[b] for a, b in twins)
+    assert not [(a, b) for a, b in twins if p.given[a] == p.given[b]]
