@@ -608,7 +608,7 @@ def test_migration_2025_addresses_in_legacy_systems(runs: dict[str, Run]) -> Non
 
 
 def test_twins_never_carry_one_full_name() -> None:
-    """Parents never give twins one full name, even where the first twin was named
+    """Parents never give twins (or two of their children) one full name, even where the first twin was named
     after the father (the son-with-his-father's-name hazard is planted first)."""
     from mdm.synth.generate import _World
 
@@ -619,3 +619,14 @@ def test_twins_never_carry_one_full_name() -> None:
     assert all(p.sex[a] == p.sex[b] for a, b in twins)
     assert all(p.middle[a] == p.middle[b] for a, b in twins)
     assert not [(a, b) for a, b in twins if p.given[a] == p.given[b]]
+    # nor do a brother and a brother, a sister and a sister
+    siblings = [
+        (a, b)
+        for kind, a, b in p.hard_negatives
+        if kind in ("household_phone", "household_address")
+        and p.sex[a] == p.sex[b]
+        and p.surname[a] == p.surname[b]
+        and abs(int(p.year[a]) - int(p.year[b])) <= 8
+    ]
+    assert len(siblings) > 100
+    assert not [(a, b) for a, b in siblings if p.given[a] == p.given[b]]

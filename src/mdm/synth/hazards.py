@@ -319,12 +319,14 @@ class Hazards:
         # a son carrying his father's full name
         p.middle[c1] = np.where(fson, p.middle[head], p.middle[c1])
         p.given[c1] = np.where(fson, p.given[head], p.given[c1])
-        # twins: same middle name (same sex), a different given name (from the first
-        # twin's final name: parents never give twins one full name)
+        # twins: same middle name (same sex). Brothers or sisters, twins or not, get
+        # another given name than the first child's final one: parents never give
+        # two of their children one name
         p.middle[c2] = np.where(twins, p.middle[c1], p.middle[c2])
         pool = np.where(p.sex[c1] == 0, len(data.GIVEN_MALE), len(data.GIVEN_FEMALE))
         other = (p.given[c1] + 1 + (rng.random(k) * (pool - 1)).astype(np.int64)) % pool
-        p.given[c2] = np.where(twins & (p.given[c2] == p.given[c1]), other, p.given[c2])
+        alike = has_c2 & (p.sex[c1] == p.sex[c2]) & (p.given[c2] == p.given[c1])
+        p.given[c2] = np.where(alike, other, p.given[c2])
         for who, on in ((wife, has_sp), (c1, np.ones(k, bool)), (c2, has_c2), (gp, has_gp)):
             w, h, s = who[on], head[on], share[on]
             for arr in (p.home, p.ward, p.house, p.street):
