@@ -762,3 +762,17 @@ def clear_override(
         .values(active=False, cleared_by=actor, cleared_at=now)
     )
     return True
+
+
+def most_linked(conn: Connection, entity_type: str) -> str | None:
+    """The canonical ID of the entity of ``entity_type`` with the most active links
+    (the smallest ID among equals)."""
+    found = conn.execute(
+        select(entities.c.canonical_id)
+        .join(links, links.c.entity_id == entities.c.id)
+        .where(entities.c.entity_type == entity_type, links.c.active == true())
+        .group_by(entities.c.canonical_id)
+        .order_by(func.count().desc(), entities.c.canonical_id)
+        .limit(1)
+    ).scalar()
+    return None if found is None else str(found)
