@@ -1,4 +1,4 @@
-"""Set-based reads and writes of entities, links, redirects, entity_versions and overrides.
+"""Set-based reads and writes of entities, links, redirects, versions and overrides.
 
 Everything runs on the caller's connection, inside the caller's transaction (services
 flush, the edge commits). Large writes go through :func:`bulk_insert` (COPY on

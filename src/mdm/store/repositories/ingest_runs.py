@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from mdm.store.tables import ingest_runs as runs
+from mdm.store.tables import ingest_runs
 
 
 def latest(
@@ -25,16 +25,16 @@ def latest(
     """(id, rows committed, counts) of the newest run of this file and mapping in
     ``status``, or ``None``."""
     return conn.execute(
-        select(runs.c.id, runs.c.rows_committed, runs.c.counts)
+        select(ingest_runs.c.id, ingest_runs.c.rows_committed, ingest_runs.c.counts)
         .where(
-            runs.c.source_system_id == system_id,
-            runs.c.entity_type == entity_type,
-            runs.c.file_sha256 == sha,
-            runs.c.mapping_sha256 == mapping_sha,
-            runs.c.full_snapshot == full_snapshot,
-            runs.c.status == status,
+            ingest_runs.c.source_system_id == system_id,
+            ingest_runs.c.entity_type == entity_type,
+            ingest_runs.c.file_sha256 == sha,
+            ingest_runs.c.mapping_sha256 == mapping_sha,
+            ingest_runs.c.full_snapshot == full_snapshot,
+            ingest_runs.c.status == status,
         )
-        .order_by(runs.c.id.desc())
+        .order_by(ingest_runs.c.id.desc())
         .limit(1)
     ).first()
 
@@ -52,7 +52,7 @@ def start(
 ) -> int:
     """A new ``running`` run of one file; its id."""
     run_id = conn.execute(
-        insert(runs)
+        insert(ingest_runs)
         .values(
             source_system_id=system_id,
             entity_type=entity_type,
@@ -65,7 +65,7 @@ def start(
             counts={},
             started_at=now,
         )
-        .returning(runs.c.id)
+        .returning(ingest_runs.c.id)
     ).scalar_one()
     return int(run_id)
 
@@ -74,28 +74,34 @@ def record_progress(
     conn: Connection, run_id: int, rows_committed: int, counts: dict[str, Any]
 ) -> None:
     conn.execute(
-        update(runs).where(runs.c.id == run_id).values(rows_committed=rows_committed, counts=counts)
+        update(ingest_runs)
+        .where(ingest_runs.c.id == run_id)
+        .values(rows_committed=rows_committed, counts=counts)
     )
 
 
 def complete(conn: Connection, run_id: int, counts: dict[str, Any], now: datetime) -> None:
     conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id)
+        update(ingest_runs)
+        .where(ingest_runs.c.id == run_id)
         .values(status="completed", finished_at=now, counts=counts)
     )
 
 
 def counts(conn: Connection, run_id: int) -> Any:
     """The run's ``counts`` as stored (a dict, or JSON text on some drivers)."""
-    return conn.execute(select(runs.c.counts).where(runs.c.id == run_id)).scalar_one()
+    return conn.execute(select(ingest_runs.c.counts).where(ingest_runs.c.id == run_id)).scalar_one()
 
 
 def fail_unstarted(conn: Connection, run_id: int, error: str, now: datetime) -> None:
     """Mark a run ``failed`` if it is still ``running`` with no row committed."""
     conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id, runs.c.status == "running", runs.c.rows_committed == 0)
+        update(ingest_runs)
+        .where(
+            ingest_runs.c.id == run_id,
+            ingest_runs.c.status == "running",
+            ingest_runs.c.rows_committed == 0,
+        )
         .values(status="failed", finished_at=now, counts={"error": error})
     )
 

@@ -8,9 +8,15 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select, text, true, union_all
 
-from mdm.store.tables import candidates as cands
-from mdm.store.tables import conflicts, links, records, rejects, systems
-from mdm.store.tables import record_versions as versions
+from mdm.store.tables import (
+    candidates,
+    conflicts,
+    links,
+    record_versions,
+    records,
+    rejects,
+    systems,
+)
 
 
 def system_names(conn: Connection) -> dict[int, str]:
@@ -122,17 +128,17 @@ def ambiguous_addresses(conn: Connection, fields: Sequence[str]) -> list[tuple[A
     """(source system id, active records whose current version has an address in one of
     ``fields`` marked ``ambiguous``)."""
     ambiguous = or_(
-        *(versions.c.standardized[(f, "ambiguous")].as_boolean().is_(True) for f in fields)
+        *(record_versions.c.standardized[(f, "ambiguous")].as_boolean().is_(True) for f in fields)
     )
     return [
         (sid, int(n))
         for sid, n in conn.execute(
             select(records.c.source_system_id, func.count())
             .join(
-                versions,
+                record_versions,
                 and_(
-                    versions.c.source_record_id == records.c.id,
-                    versions.c.version == records.c.current_version,
+                    record_versions.c.source_record_id == records.c.id,
+                    record_versions.c.version == records.c.current_version,
                 ),
             )
             .where(records.c.status == "active", ambiguous)
@@ -144,8 +150,12 @@ def ambiguous_addresses(conn: Connection, fields: Sequence[str]) -> list[tuple[A
 def pending_review(conn: Connection) -> list[tuple[Any, int]]:
     """(source system id, pending match candidates with a record of it on either side)."""
     sides = union_all(
-        select(cands.c.id, cands.c.left_record_id.label("rid")).where(cands.c.status == "pending"),
-        select(cands.c.id, cands.c.right_record_id.label("rid")).where(cands.c.status == "pending"),
+        select(candidates.c.id, candidates.c.left_record_id.label("rid")).where(
+            candidates.c.status == "pending"
+        ),
+        select(candidates.c.id, candidates.c.right_record_id.label("rid")).where(
+            candidates.c.status == "pending"
+        ),
     ).subquery("sides")
     return [
         (sid, int(n))

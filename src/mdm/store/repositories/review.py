@@ -10,9 +10,15 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, exists, func, insert, or_, select, true, update
 
 from mdm.store.repositories.entities import chunks, one_of
-from mdm.store.tables import candidates as cands
-from mdm.store.tables import decisions, entities, links, records, systems
-from mdm.store.tables import review_actions as actions
+from mdm.store.tables import (
+    candidates,
+    decisions,
+    entities,
+    links,
+    records,
+    review_actions,
+    systems,
+)
 
 
 def queue_clauses(
@@ -25,11 +31,11 @@ def queue_clauses(
     """WHERE clauses on ``match_candidates`` for a queue filter."""
     out: list[Any] = []
     if entity_type:
-        out.append(cands.c.entity_type == entity_type)
+        out.append(candidates.c.entity_type == entity_type)
     if min_score is not None:
-        out.append(cands.c.score >= min_score)
+        out.append(candidates.c.score >= min_score)
     if max_score is not None:
-        out.append(cands.c.score < max_score)
+        out.append(candidates.c.score < max_score)
     if source_system:
         out.append(
             exists(
@@ -38,8 +44,8 @@ def queue_clauses(
                 .where(
                     systems.c.name == source_system,
                     or_(
-                        records.c.id == cands.c.left_record_id,
-                        records.c.id == cands.c.right_record_id,
+                        records.c.id == candidates.c.left_record_id,
+                        records.c.id == candidates.c.right_record_id,
                     ),
                 )
             )
@@ -49,11 +55,11 @@ def queue_clauses(
 
 def _available(actor: str, now: datetime) -> Any:
     return and_(
-        cands.c.status == "pending",
+        candidates.c.status == "pending",
         or_(
-            cands.c.reserved_until.is_(None),
-            cands.c.reserved_until < now,
-            cands.c.reserved_by == actor,
+            candidates.c.reserved_until.is_(None),
+            candidates.c.reserved_until < now,
+            candidates.c.reserved_by == actor,
         ),
     )
 
@@ -65,29 +71,33 @@ def reserve_next(
     current one first, then the highest score) in one statement, and release any other
     they hold; ``None`` when none is available."""
     pick = (
-        select(cands.c.id)
+        select(candidates.c.id)
         .where(_available(actor, now), *clauses)
         .order_by(
-            case((cands.c.reserved_by == actor, 0), else_=1),
-            cands.c.score.desc(),
-            cands.c.id,
+            case((candidates.c.reserved_by == actor, 0), else_=1),
+            candidates.c.score.desc(),
+            candidates.c.id,
         )
         .limit(1)
     )
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     taken = conn.execute(
-        update(cands)
-        .where(cands.c.id == pick.scalar_subquery(), _available(actor, now))
+        update(candidates)
+        .where(candidates.c.id == pick.scalar_subquery(), _available(actor, now))
         .values(reserved_by=actor, reserved_until=until)
-        .returning(cands.c.id)
+        .returning(candidates.c.id)
     ).scalar()
     if taken is None:
         return None
     # One reservation per steward: release any other they still hold.
     conn.execute(
-        update(cands)
-        .where(cands.c.reserved_by == actor, cands.c.id != taken, cands.c.status == "pending")
+        update(candidates)
+        .where(
+            candidates.c.reserved_by == actor,
+            candidates.c.id != taken,
+            candidates.c.status == "pending",
+        )
         .values(reserved_by=None, reserved_until=None)
     )
     return int(taken)
@@ -96,7 +106,9 @@ def reserve_next(
 def count_pending(conn: Connection, clauses: Sequence[Any]) -> int:
     return int(
         conn.execute(
-            select(func.count()).select_from(cands).where(cands.c.status == "pending", *clauses)
+            select(func.count())
+            .select_from(candidates)
+            .where(candidates.c.status == "pending", *clauses)
         ).scalar_one()
     )
 
@@ -111,21 +123,21 @@ def pending_rows(
     ls, rs = systems.alias("ls"), systems.alias("rs")
     stmt = (
         select(
-            cands.c.id,
-            cands.c.entity_type,
-            cands.c.score,
+            candidates.c.id,
+            candidates.c.entity_type,
+            candidates.c.score,
             ls.c.name,
             lr.c.source_key,
             rs.c.name,
             rr.c.source_key,
-            case((cands.c.reserved_until > now, cands.c.reserved_by), else_=None),
+            case((candidates.c.reserved_until > now, candidates.c.reserved_by), else_=None),
         )
-        .join(lr, lr.c.id == cands.c.left_record_id)
+        .join(lr, lr.c.id == candidates.c.left_record_id)
         .join(ls, ls.c.id == lr.c.source_system_id)
-        .join(rr, rr.c.id == cands.c.right_record_id)
+        .join(rr, rr.c.id == candidates.c.right_record_id)
         .join(rs, rs.c.id == rr.c.source_system_id)
-        .where(cands.c.status == "pending", *clauses)
-        .order_by(cands.c.score.desc(), cands.c.id)
+        .where(candidates.c.status == "pending", *clauses)
+        .order_by(candidates.c.score.desc(), candidates.c.id)
         .limit(limit)
     )
     return [
@@ -136,9 +148,9 @@ def pending_rows(
 def pending_by_type(conn: Connection) -> dict[str, int]:
     return dict(
         conn.execute(
-            select(cands.c.entity_type, func.count())
-            .where(cands.c.status == "pending")
-            .group_by(cands.c.entity_type)
+            select(candidates.c.entity_type, func.count())
+            .where(candidates.c.status == "pending")
+            .group_by(candidates.c.entity_type)
         ).all()
     )
 
@@ -159,7 +171,7 @@ def entity_of(conn: Connection, record_ids: Sequence[int]) -> dict[int, tuple[in
 
 def candidate(conn: Connection, candidate_id: int, *, lock: bool = False) -> Any:
     """The candidate's row (``None`` if absent); ``lock`` takes a row lock on Postgres."""
-    stmt = select(cands).where(cands.c.id == candidate_id)
+    stmt = select(candidates).where(candidates.c.id == candidate_id)
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     return conn.execute(stmt).first()
@@ -213,7 +225,7 @@ def set_decisions_active(conn: Connection, ids: Sequence[int], active: bool) -> 
 
 
 def update_candidate(conn: Connection, candidate_id: int, **values: Any) -> None:
-    conn.execute(update(cands).where(cands.c.id == candidate_id).values(**values))
+    conn.execute(update(candidates).where(candidates.c.id == candidate_id).values(**values))
 
 
 def add_action(
@@ -227,7 +239,7 @@ def add_action(
 ) -> int:
     return int(
         conn.execute(
-            insert(actions)
+            insert(review_actions)
             .values(
                 candidate_id=candidate_id,
                 steward=actor,
@@ -237,7 +249,7 @@ def add_action(
                 created_at=now,
                 undone_at=None,
             )
-            .returning(actions.c.id)
+            .returning(review_actions.c.id)
         ).scalar_one()
     )
 
@@ -245,12 +257,14 @@ def add_action(
 def last_action(conn: Connection, actor: str) -> Any:
     """The steward's last action not undone (the whole row), or ``None``."""
     return conn.execute(
-        select(actions)
-        .where(actions.c.steward == actor, actions.c.undone_at.is_(None))
-        .order_by(actions.c.id.desc())
+        select(review_actions)
+        .where(review_actions.c.steward == actor, review_actions.c.undone_at.is_(None))
+        .order_by(review_actions.c.id.desc())
         .limit(1)
     ).first()
 
 
 def mark_action_undone(conn: Connection, action_id: int, now: datetime) -> None:
-    conn.execute(update(actions).where(actions.c.id == action_id).values(undone_at=now))
+    conn.execute(
+        update(review_actions).where(review_actions.c.id == action_id).values(undone_at=now)
+    )
