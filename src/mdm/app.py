@@ -8,12 +8,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from mdm import __version__
 from mdm.exceptions import MDMError
 from mdm.store.db import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, get_engine
+from mdm.store.repositories import health
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def create_app() -> FastAPI:
         engine = get_engine()
         try:
             with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+                health.ping(conn)
         except _NOT_READY as exc:
             log.warning("readiness check failed: %s", type(exc).__name__)
             return JSONResponse(

@@ -13,6 +13,7 @@ from mdm.config import Settings
 from mdm.exceptions import BadRequest, Conflict
 from mdm.services.quality import source_quality
 from mdm.steward import accounts
+from mdm.store import tables
 from mdm.store.models import Reject, SourceSystem, StewardSession, utcnow
 from tests.steward.seed import PASSWORD, Seeded, add_record
 
@@ -65,7 +66,7 @@ def test_passwords_are_argon2_and_usernames_unique(session: Session, seeded: See
     )
     assert accounts.authenticate(session, "nobody", PASSWORD, address="t1", settings=cfg) is None
     stored = session.execute(
-        accounts.stewards.select().where(accounts.stewards.c.username == "lan")
+        tables.stewards.select().where(tables.stewards.c.username == "lan")
     ).one()
     assert stored.password_hash.startswith("$argon2id$")
     with pytest.raises(Conflict):

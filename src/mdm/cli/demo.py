@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import typer
-from sqlalchemy import true
 
 from mdm.exceptions import MDMError
 
@@ -179,20 +178,11 @@ def _build(
 
 def _example_id() -> str:
     """A citizen whose golden record joins several sources: a good first lookup."""
-    from sqlalchemy import func, select
-
     from mdm.store.db import unit_of_work
-    from mdm.store.models import Entity, Link
+    from mdm.store.repositories.entities import most_linked
 
     with unit_of_work() as session:
-        found = session.execute(
-            select(Entity.canonical_id)
-            .join(Link, Link.entity_id == Entity.id)
-            .where(Entity.entity_type == "citizen", Link.active == true())
-            .group_by(Entity.canonical_id)
-            .order_by(func.count().desc(), Entity.canonical_id)
-            .limit(1)
-        ).scalar()
+        found = most_linked(session.connection(), "citizen")
     return str(found or "")
 
 

@@ -23,14 +23,11 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection
 
-from mdm.store.models import OutboxEvent
-from mdm.store.repositories.entities import bulk_insert, max_sequences
-
-outbox = cast(Table, OutboxEvent.__table__)
+from mdm.store.repositories.entities import add_events, max_sequences
 
 EVENT_TYPES: Final[tuple[str, ...]] = (
     "entity.created",
@@ -101,7 +98,7 @@ def write_events(
     lookup = sorted({ev.entity_id for ev in events} - new)
     sequences = max_sequences(conn, lookup) if lookup else {}
     rows = event_rows(events, now, sequences)
-    bulk_insert(conn, outbox, rows)
+    add_events(conn, rows)
     return len(rows)
 
 

@@ -32,18 +32,13 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, cast
+from typing import Final
 
-from sqlalchemy import Table, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mdm.exceptions import BadRequest, Conflict, NotFound
-from mdm.store.models import ApiClient, ApiClientSourceSystem, SourceSystem, utcnow
-
-clients = cast(Table, ApiClient.__table__)
-bindings = cast(Table, ApiClientSourceSystem.__table__)
-systems = cast(Table, SourceSystem.__table__)
+from mdm.store.models import utcnow
+from mdm.store.repositories import clients as repo
 
 ENTITY_TYPES: Final = ("citizen", "organization", "dossier")
 ACTIONS: Final = ("read", "search", "write", "pii")
@@ -163,44 +158,12 @@ def _info(row: object, source_systems: Iterable[str] = ()) -> ClientInfo:
 def _bound(session: Session, client_id: int | None = None) -> dict[int, set[str]]:
     """Client id -> the names of the source systems it may write (one client's, or
     every client's)."""
-    query = select(bindings.c.client_id, systems.c.name).join(
-        systems, systems.c.id == bindings.c.source_system_id
-    )
-    if client_id is not None:
-        query = query.where(bindings.c.client_id == client_id)
-    out: dict[int, set[str]] = {}
-    for cid, name in session.execute(query):
-        out.setdefault(int(cid), set()).add(name)
-    return out
+    return repo.bound(session.connection(), client_id)
 
 
 def _bind(session: Session, client_id: int, client_name: str, names: list[str]) -> None:
     """Make ``names`` the client's binding, creating the source systems not known yet."""
-    conn = session.connection()
-    if names:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        now = utcnow()
-        conn.execute(
-            dialect.insert(systems)
-            .values(
-                [
-                    {
-                        "name": n,
-                        "trust": {},
-                        "description": f"named when API client {client_name!r} was bound to it",
-                        "created_at": now,
-                    }
-                    for n in names
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-    ids = conn.execute(select(systems.c.id).where(systems.c.name.in_(names))).scalars().all()
-    conn.execute(delete(bindings).where(bindings.c.client_id == client_id))
-    if ids:
-        conn.execute(
-            insert(bindings), [{"client_id": client_id, "source_system_id": i} for i in ids]
-        )
+    repo.bind(session.connection(), client_id, client_name, names, utcnow())
 
 
 def _with_binding(session: Session, row: object) -> ClientInfo:
@@ -226,45 +189,37 @@ def create_client(
     valid = validate_scopes(scopes)
     bound = validate_source_systems(source_systems)
     _check_binding(valid, bound)
-    exists = session.execute(select(clients.c.id).where(clients.c.name == name)).scalar()
-    if exists is not None:
+    conn = session.connection()
+    if repo.name_taken(conn, name):
         raise Conflict(f"a client named {name!r} already exists", code="client_exists")
     while True:
         prefix = secrets.token_hex(4)
-        taken = session.execute(select(clients.c.id).where(clients.c.key_prefix == prefix)).scalar()
-        if taken is None:
+        if not repo.prefix_taken(conn, prefix):
             break
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    now = utcnow()
-    session.execute(
-        insert(clients).values(
-            name=name,
-            key_prefix=prefix,
-            key_hash=hash_key(key),
-            scopes=valid,
-            rate_limit_per_minute=rate_limit_per_minute,
-            created_at=now,
-            revoked_at=None,
-        )
+    row = repo.add(
+        conn,
+        name=name,
+        prefix=prefix,
+        key_hash=hash_key(key),
+        scopes=valid,
+        rate_limit_per_minute=rate_limit_per_minute,
+        now=utcnow(),
     )
-    row = session.execute(select(clients).where(clients.c.key_prefix == prefix)).one()
     _bind(session, int(row.id), name, bound)
     return CreatedClient(_with_binding(session, row), key)
 
 
 def list_clients(session: Session) -> list[ClientInfo]:
     bound = _bound(session)
-    return [
-        _info(r, bound.get(int(r.id), ()))
-        for r in session.execute(select(clients).order_by(clients.c.name))
-    ]
+    return [_info(r, bound.get(int(r.id), ())) for r in repo.all_by_name(session.connection())]
 
 
 def bind_client(session: Session, name: str, source_systems: Iterable[str]) -> ClientInfo:
     """Replace a client's binding with ``source_systems`` (at least one: the client
     needs a write scope). Running API processes apply it within their authentication
     cache's lifetime, as a revocation. Flushes; the caller commits."""
-    row = session.execute(select(clients).where(clients.c.name == name)).first()
+    row = repo.by_name(session.connection(), name)
     if row is None:
         raise NotFound(f"no client named {name!r}", code="client_not_found")
     bound = validate_source_systems(source_systems)
@@ -282,14 +237,12 @@ def bind_client(session: Session, name: str, source_systems: Iterable[str]) -> C
 def revoke_client(session: Session, name: str) -> ClientInfo:
     """Revoke a client's key. Running API processes stop accepting it within their
     authentication cache's lifetime (``MDM_API_AUTH_CACHE_SECONDS``, default 30 s)."""
-    row = session.execute(select(clients).where(clients.c.name == name)).first()
+    row = repo.by_name(session.connection(), name)
     if row is None:
         raise NotFound(f"no client named {name!r}", code="client_not_found")
     if row.revoked_at is None:
-        session.execute(update(clients).where(clients.c.id == row.id).values(revoked_at=utcnow()))
-    return _with_binding(
-        session, session.execute(select(clients).where(clients.c.id == row.id)).one()
-    )
+        repo.revoke(session.connection(), int(row.id), utcnow())
+    return _with_binding(session, repo.by_id(session.connection(), int(row.id)))
 
 
 def authenticate(session: Session, key: str) -> ClientInfo | None:
@@ -297,7 +250,7 @@ def authenticate(session: Session, key: str) -> ClientInfo | None:
     prefix = split_key(key)
     if prefix is None:
         return None
-    row = session.execute(select(clients).where(clients.c.key_prefix == prefix)).first()
+    row = repo.by_prefix(session.connection(), prefix)
     if row is None or row.revoked_at is not None:
         return None
     if not hmac.compare_digest(row.key_hash, hash_key(key)):
@@ -308,7 +261,7 @@ def authenticate(session: Session, key: str) -> ClientInfo | None:
 def active_client(session: Session, client_id: int) -> ClientInfo | None:
     """The client with this ID while its key is not revoked, else ``None``: what a
     long-lived request (an event stream) re-checks, as the key cache would."""
-    row = session.execute(select(clients).where(clients.c.id == client_id)).first()
+    row = repo.by_id(session.connection(), client_id)
     if row is None or row.revoked_at is not None:
         return None
     return _with_binding(session, row)

@@ -20,10 +20,9 @@ import csv
 import json
 from typing import Any, TextIO
 
-from sqlalchemy import and_, select, true
 from sqlalchemy.orm import Session
 
-from mdm.store.repositories import entities as repo
+from mdm.store.repositories import export as repo
 
 XREF_HEADER = ("source_system", "source_key", "canonical_id")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -47,20 +46,10 @@ def unguard_cell(value: str) -> str:
 
 def export_xrefs(session: Session, entity_type: str, out: TextIO) -> int:
     session.flush()
-    r, s, lk, e = repo.records, repo.systems, repo.links, repo.entities
-    stmt = (
-        select(s.c.name, r.c.source_key, e.c.canonical_id)
-        .select_from(r)
-        .join(s, s.c.id == r.c.source_system_id)
-        .outerjoin(lk, and_(lk.c.source_record_id == r.c.id, lk.c.active == true()))
-        .outerjoin(e, e.c.id == lk.c.entity_id)
-        .where(r.c.entity_type == entity_type, r.c.status == "active")
-        .order_by(s.c.name, r.c.source_key)
-    )
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(XREF_HEADER)
     n = 0
-    for system, key, cid in session.connection().execute(stmt.execution_options(yield_per=10_000)):
+    for system, key, cid in repo.xref_rows(session.connection(), entity_type):
         writer.writerow((guard_cell(system), guard_cell(key), cid or ""))
         n += 1
     return n
@@ -80,21 +69,8 @@ def entity_document(row: Any) -> dict[str, Any]:
 def export_entities(session: Session, entity_type: str, out: TextIO) -> int:
     """Active golden records with provenance, one JSON object per line, by canonical ID."""
     session.flush()
-    e = repo.entities
-    stmt = (
-        select(
-            e.c.canonical_id,
-            e.c.entity_type,
-            e.c.version,
-            e.c.attributes,
-            e.c.provenance,
-            e.c.updated_at,
-        )
-        .where(e.c.entity_type == entity_type, e.c.status == "active")
-        .order_by(e.c.canonical_id)
-    )
     n = 0
-    for row in session.connection().execute(stmt.execution_options(yield_per=5_000)):
+    for row in repo.active_entities(session.connection(), entity_type):
         out.write(json.dumps(entity_document(row), ensure_ascii=False, sort_keys=True) + "\n")
         n += 1
     return n

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_id import parse_canonical_id
 from mdm.exceptions import EntityNotFound
-from mdm.store.models import OutboxEvent
 from mdm.store.repositories import entities as repo
-
-outbox = cast(Table, OutboxEvent.__table__)
+from mdm.store.repositories import history as past
 
 
 @dataclass
@@ -51,18 +48,11 @@ class EntityView:
 
 
 def _version_at(session: Session, entity_id: int, as_of: datetime | None) -> Any:
-    v = repo.versions
-    stmt = select(v).where(v.c.entity_id == entity_id)
-    if as_of is not None:
-        stmt = stmt.where(v.c.valid_from <= as_of)
-    return session.connection().execute(stmt.order_by(v.c.version.desc()).limit(1)).first()
+    return past.version_at(session.connection(), entity_id, as_of)
 
 
 def _merged_into_at(session: Session, entity_id: int, version: int) -> str | None:
-    stmt = select(outbox.c.payload).where(
-        outbox.c.entity_id == entity_id, outbox.c.event_type == "entity.merged"
-    )
-    for payload in session.connection().execute(stmt).scalars():
+    for payload in past.merge_payloads(session.connection(), entity_id):
         if payload.get("version") == version and "merged_into" in payload.get("data", {}):
             return str(payload["data"]["merged_into"])
     return None
@@ -115,10 +105,7 @@ def history(session: Session, canonical_id: str) -> list[dict[str, Any]]:
     state = repo.entity_by_canonical_id(session.connection(), cid)
     if state is None:
         raise EntityNotFound(f"no entity has the canonical ID {cid}")
-    v = repo.versions
-    rows = session.connection().execute(
-        select(v).where(v.c.entity_id == state.id).order_by(v.c.version)
-    )
+    rows = past.versions(session.connection(), state.id)
     return [
         {
             "version": r.version,

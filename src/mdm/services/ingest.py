@@ -36,10 +36,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, insert, select, text, update
+from sqlalchemy import Connection, Engine
 
 from mdm.domain.canonical_json import canonical_json, canonical_text_map_bytes
 from mdm.ingest.mapping import Mapping, MappingModel
@@ -53,11 +53,10 @@ from mdm.ingest.readers import (
 )
 from mdm.services.bulk import gc_paused
 from mdm.standardize.records import standardize_record
-from mdm.store.models import IngestRun
+from mdm.store.repositories import ingest_runs, locks
 from mdm.store.repositories import source_records as repo
 
 log = logging.getLogger(__name__)
-runs = cast(Table, IngestRun.__table__)
 
 CHUNK_ROWS = 5000
 #: with the cyclic collector paused during an ingest, a full collection every this
@@ -403,16 +402,14 @@ def _write_chunk(
 
         new_totals = totals + delta
         new_reasons = reasons + reason_delta
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == ctx.run_id)
-            .values(
-                rows_committed=rows_done,
-                counts={
-                    **{k: new_totals.get(k, 0) for k in COUNT_KEYS},
-                    "rejected_by_reason": dict(new_reasons),
-                },
-            )
+        ingest_runs.record_progress(
+            conn,
+            ctx.run_id,
+            rows_done,
+            {
+                **{k: new_totals.get(k, 0) for k in COUNT_KEYS},
+                "rejected_by_reason": dict(new_reasons),
+            },
         )
     totals.update(delta)
     reasons.update(reason_delta)
@@ -438,19 +435,15 @@ def _find_or_start_run(
 ) -> tuple[int, int, dict[str, Any]]:
     """Resume the unfinished run of this very file and mapping, or start a new one."""
     with engine.begin() as conn:
-        found = conn.execute(
-            select(runs.c.id, runs.c.rows_committed, runs.c.counts)
-            .where(
-                runs.c.source_system_id == system_id,
-                runs.c.entity_type == entity_type,
-                runs.c.file_sha256 == sha,
-                runs.c.mapping_sha256 == mapping_sha,
-                runs.c.full_snapshot == full_snapshot,
-                runs.c.status == "running",
-            )
-            .order_by(runs.c.id.desc())
-            .limit(1)
-        ).first()
+        found = ingest_runs.latest(
+            conn,
+            system_id=system_id,
+            entity_type=entity_type,
+            sha=sha,
+            mapping_sha=mapping_sha,
+            full_snapshot=full_snapshot,
+            status="running",
+        )
         if found is not None:
             return int(found[0]), int(found[1]), dict(found[2] or {})
         return (
@@ -494,29 +487,20 @@ def _insert_run(
     full_snapshot: bool,
 ) -> int:
     """A new ``running`` ingest run of one file; its id."""
-    run_id = conn.execute(
-        insert(runs)
-        .values(
-            source_system_id=system_id,
-            entity_type=entity_type,
-            file_name=str(path),
-            file_sha256=sha,
-            mapping_sha256=mapping_sha,
-            full_snapshot=full_snapshot,
-            status="running",
-            rows_committed=0,
-            counts={},
-            started_at=datetime.now(UTC),
-        )
-        .returning(runs.c.id)
-    ).scalar_one()
-    return int(run_id)
-
-
-def _source_lock_key(name: str) -> int:
-    return int.from_bytes(
-        hashlib.sha256(f"mdm-ingest:{name}".encode()).digest()[:8], "big", signed=True
+    return ingest_runs.start(
+        conn,
+        system_id=system_id,
+        entity_type=entity_type,
+        path=path,
+        sha=sha,
+        mapping_sha=mapping_sha,
+        full_snapshot=full_snapshot,
+        now=datetime.now(UTC),
     )
+
+
+def _source_lock_name(name: str) -> str:
+    return f"mdm-ingest:{name}"
 
 
 def _source_lock(engine: Engine, name: str) -> Any:
@@ -528,28 +512,16 @@ def _source_lock(engine: Engine, name: str) -> Any:
     """
     if engine.dialect.name != "postgresql":
         return None
-    conn = engine.connect()
-    key = _source_lock_key(name)
-    got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
-    if not got:
-        conn.close()
+    conn = locks.try_session_lock(engine, _source_lock_name(name))
+    if conn is None:
         raise InputFileError(
             f"another ingest of source system {name!r} is running; try again later"
         )
-    conn.commit()
     return conn
 
 
 def _source_unlock(conn: Any, name: str) -> None:
-    try:
-        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _source_lock_key(name)})
-        conn.commit()
-    except Exception:
-        # The connection is broken: drop it from the pool so its session (and the
-        # lock) ends with it instead of being handed to the next caller.
-        conn.invalidate()
-    finally:
-        conn.close()
+    locks.release_session_lock(conn, _source_lock_name(name))
 
 
 @contextmanager
@@ -571,14 +543,10 @@ def _writer_connection(engine: Engine) -> Iterator[Connection]:
     postgres = engine.dialect.name == "postgresql"
     try:
         if postgres:
-            conn.exec_driver_sql("SET synchronous_commit = off")
-            conn.exec_driver_sql("SET work_mem = '64MB'")
-            conn.commit()
+            ingest_runs.tune_bulk_writer(conn)
         yield conn
         if postgres:
-            conn.exec_driver_sql("RESET synchronous_commit")
-            conn.exec_driver_sql("RESET work_mem")
-            conn.commit()
+            ingest_runs.reset_bulk_writer(conn)
     except BaseException:
         if postgres:
             # the setting must not reach the pool's next user: drop the session
@@ -761,17 +729,14 @@ def ingest_file(
                         wconn, system_id, mapping.entity_type, run_id, ctx.now()
                     )
                 totals["withdrawn"] = withdrawn
-                wconn.execute(
-                    update(runs)
-                    .where(runs.c.id == run_id)
-                    .values(
-                        status="completed",
-                        finished_at=ctx.now(),
-                        counts={
-                            **{k: totals.get(k, 0) for k in COUNT_KEYS},
-                            "rejected_by_reason": dict(reasons),
-                        },
-                    )
+                ingest_runs.complete(
+                    wconn,
+                    run_id,
+                    {
+                        **{k: totals.get(k, 0) for k in COUNT_KEYS},
+                        "rejected_by_reason": dict(reasons),
+                    },
+                    ctx.now(),
                 )
             if progress is not None:
                 progress(done, done, totals["rejected"])
@@ -869,20 +834,16 @@ def open_runs(
 
         def latest(key: tuple[int, str, str, str], status: str) -> int | None:
             system_id, entity_type, sha, mapping_sha = key
-            found = conn.execute(
-                select(runs.c.id)
-                .where(
-                    runs.c.source_system_id == system_id,
-                    runs.c.entity_type == entity_type,
-                    runs.c.file_sha256 == sha,
-                    runs.c.mapping_sha256 == mapping_sha,
-                    runs.c.full_snapshot == full_snapshot,
-                    runs.c.status == status,
-                )
-                .order_by(runs.c.id.desc())
-                .limit(1)
-            ).scalar()
-            return None if found is None else int(found)
+            found = ingest_runs.latest(
+                conn,
+                system_id=system_id,
+                entity_type=entity_type,
+                sha=sha,
+                mapping_sha=mapping_sha,
+                full_snapshot=full_snapshot,
+                status=status,
+            )
+            return None if found is None else int(found.id)
 
         def start(key: tuple[int, str, str, str], path: Path) -> PlannedRun:
             system_id, entity_type, sha, mapping_sha = key
@@ -918,7 +879,7 @@ def completed_summary(
     """The summary of a completed run, from the database (a file that an interrupted
     command had finished: see :func:`open_runs`)."""
     with engine.connect() as conn:
-        counts = conn.execute(select(runs.c.counts).where(runs.c.id == run_id)).scalar_one()
+        counts = ingest_runs.counts(conn, run_id)
     counts = counts if isinstance(counts, dict) else json.loads(counts or "{}")
     _header, rows, used_encoding = _open(mapping, path, encoding)
     close = getattr(rows, "close", None)
@@ -947,8 +908,4 @@ def abandon_run(engine: Engine, run_id: int, error: str) -> None:
     """Close a run opened by :func:`open_runs` whose file was refused before any row
     was read (so that the next command does not take it for an interrupted one)."""
     with engine.begin() as conn:
-        conn.execute(
-            update(runs)
-            .where(runs.c.id == run_id, runs.c.status == "running", runs.c.rows_committed == 0)
-            .values(status="failed", finished_at=datetime.now(UTC), counts={"error": error[:2000]})
-        )
+        ingest_runs.fail_unstarted(conn, run_id, error[:2000], datetime.now(UTC))

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, true, update
 from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_id import parse_canonical_id
@@ -104,7 +103,7 @@ def merge_entities(
     _check_no_cannot_link(session, s.entity_type, m[s.id], m[lo.id])
     moved = m[lo.id]
     repo.deactivate_links(conn, moved, now)
-    repo.bulk_insert(conn, repo.links, [_link(r, s.id, actor, now) for r in moved])
+    repo.add_links(conn, [_link(r, s.id, actor, now) for r in moved])
     if m[s.id] and moved:
         repo.set_decisions(
             conn, "must_link", [(m[s.id][0], moved[0])], actor=actor, reason=reason, now=now
@@ -176,7 +175,7 @@ def unmerge(
     }
     if revive is not None:
         repo.remove_redirect(conn, revive.id)
-        repo.bulk_insert(conn, repo.links, [_link(r, revive.id, actor, now) for r in split])
+        repo.add_links(conn, [_link(r, revive.id, actor, now) for r in split])
         plans[e.id].events = [("entity.unmerged", {"split_into": revive.canonical_id})]
         plans[revive.id] = Plan(
             change="restored",
@@ -188,7 +187,7 @@ def unmerge(
 
     refs = repo.record_refs(conn, split)
     cid = issue_canonical_ids(conn, e.entity_type, [min(refs.values())])[0]
-    new_id = repo.allocate_ids(conn, repo.entities, 1)[0]
+    new_id = repo.new_entity_id(conn)
     plans[e.id].events = [("entity.unmerged", {"split_into": cid})]
     new = NewEntity(
         new_id,
@@ -227,17 +226,7 @@ def set_override(
     conn = session.connection()
     now = utcnow()
     _clear(session, e.id, attribute, actor, now)
-    conn.execute(
-        insert(repo.overrides).values(
-            entity_id=e.id,
-            attribute=attribute,
-            value=value,
-            reason=reason,
-            created_by=actor,
-            created_at=now,
-            active=True,
-        )
-    )
+    repo.add_override(conn, e.id, attribute, value, reason=reason, actor=actor, now=now)
     return _reresolve(session, e, "override", actor, now)
 
 
@@ -256,22 +245,7 @@ def clear_override(
 
 
 def _clear(session: Session, entity_id: int, attribute: str, actor: str, now: Any) -> bool:
-    conn = session.connection()
-    found = conn.execute(
-        select(repo.overrides.c.id).where(
-            repo.overrides.c.entity_id == entity_id,
-            repo.overrides.c.attribute == attribute,
-            repo.overrides.c.active == true(),
-        )
-    ).scalar()
-    if found is None:
-        return False
-    conn.execute(
-        update(repo.overrides)
-        .where(repo.overrides.c.id == found)
-        .values(active=False, cleared_by=actor, cleared_at=now)
-    )
-    return True
+    return repo.clear_override(session.connection(), entity_id, attribute, actor=actor, now=now)
 
 
 def _reresolve(session: Session, e: repo.EntityState, change: str, actor: str, now: Any) -> int:

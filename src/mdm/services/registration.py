@@ -466,11 +466,7 @@ def _place(ctx: _Ctx, decision: MatchDecision) -> tuple[str, Decision, str | Non
         target = decision.entity_id
         _lock_entity(conn, target)
         method = decision.method if decision.method in ("rule", "model", "steward") else "model"
-        entity_repo.bulk_insert(
-            conn,
-            entity_repo.links,
-            [_link_row(ctx, target, method, decision.score)],
-        )
+        entity_repo.add_links(conn, [_link_row(ctx, target, method, decision.score)])
         apply_plans(
             conn,
             ctx.entity_type,
@@ -482,7 +478,7 @@ def _place(ctx: _Ctx, decision: MatchDecision) -> tuple[str, Decision, str | Non
         return decision.canonical_id, "linked", decision.reason, queued
 
     cid = issue_canonical_ids(conn, ctx.entity_type, [ctx.ref])[0]
-    eid = entity_repo.allocate_ids(conn, entity_repo.entities, 1)[0]
+    eid = entity_repo.new_entity_id(conn)
     new = NewEntity(eid, cid, [ctx.record_id], [_link_row(ctx, eid, "new", None)])
     apply_plans(conn, ctx.entity_type, {}, [new], actor=ctx.actor, now=ctx.now)
     queued = _queue(ctx, decision, eid)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from mdm.events.outbox import PendingEvent, event_rows, outbox, write_events
+from mdm.events.outbox import PendingEvent, event_rows, write_events
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
 from mdm.survivorship import (
@@ -214,13 +214,9 @@ def _new_entity_tables(rows: NewEntityRows, now: datetime) -> list[tuple[Any, li
     """The rows that create new entities, table by table in the order they are
     written (referenced tables first), the outbox last. The entities are new: every
     event sequence starts at 1, nothing to look up."""
-    return [
-        (repo.entities, rows.entities),
-        (repo.versions, rows.versions),
-        (repo.links, rows.links),
-        (repo.conflicts, rows.conflicts),
-        (outbox, event_rows(rows.events, now)),
-    ]
+    return repo.new_entity_tables(
+        rows.entities, rows.versions, rows.links, rows.conflicts, event_rows(rows.events, now)
+    )
 
 
 def apply_plans(
@@ -302,7 +298,7 @@ def apply_plans(
                     PendingEvent(eid, state.canonical_id, entity_type, event_type, version, payload)
                 )
         repo.update_entities(conn, updates)
-        repo.bulk_insert(conn, repo.versions, version_rows)
+        repo.add_versions(conn, version_rows)
         repo.replace_conflicts(conn, touched, conflict_rows)
         summary.versions += len(version_rows)
         summary.events += write_events(conn, events, now)

@@ -25,45 +25,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from sqlalchemy import (
-    Connection,
-    Table,
-    and_,
-    case,
-    exists,
-    func,
-    insert,
-    or_,
-    select,
-    true,
-    update,
-)
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from mdm.domain.standards import STANDARDS
 from mdm.exceptions import BadRequest, Conflict, NotFound
 from mdm.services import audit, merge
-from mdm.store.models import (
-    Entity,
-    Link,
-    MatchCandidate,
-    ReviewAction,
-    SourceRecord,
-    SourceSystem,
-    StewardDecision,
-    utcnow,
-)
+from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
-
-cands = cast(Table, MatchCandidate.__table__)
-decisions = cast(Table, StewardDecision.__table__)
-actions = cast(Table, ReviewAction.__table__)
-links = cast(Table, Link.__table__)
-entities = cast(Table, Entity.__table__)
-records = cast(Table, SourceRecord.__table__)
-systems = cast(Table, SourceSystem.__table__)
+from mdm.store.repositories import review as queue
 
 DECISIONS: Final = ("same", "not_same", "skip")
 _STATUS: Final = {"same": "accepted", "not_same": "rejected", "skip": "skipped"}
@@ -83,39 +55,12 @@ class QueueFilter:
     max_score: float | None = None
 
     def clauses(self) -> list[Any]:
-        out: list[Any] = []
-        if self.entity_type:
-            out.append(cands.c.entity_type == self.entity_type)
-        if self.min_score is not None:
-            out.append(cands.c.score >= self.min_score)
-        if self.max_score is not None:
-            out.append(cands.c.score < self.max_score)
-        if self.source_system:
-            out.append(
-                exists(
-                    select(records.c.id)
-                    .join(systems, systems.c.id == records.c.source_system_id)
-                    .where(
-                        systems.c.name == self.source_system,
-                        or_(
-                            records.c.id == cands.c.left_record_id,
-                            records.c.id == cands.c.right_record_id,
-                        ),
-                    )
-                )
-            )
-        return out
-
-
-def _available(actor: str, now: datetime) -> Any:
-    return and_(
-        cands.c.status == "pending",
-        or_(
-            cands.c.reserved_until.is_(None),
-            cands.c.reserved_until < now,
-            cands.c.reserved_by == actor,
-        ),
-    )
+        return queue.queue_clauses(
+            entity_type=self.entity_type,
+            source_system=self.source_system,
+            min_score=self.min_score,
+            max_score=self.max_score,
+        )
 
 
 def take_next(
@@ -126,33 +71,9 @@ def take_next(
     session.flush()
     conn = session.connection()
     now = utcnow()
-    pick = (
-        select(cands.c.id)
-        .where(_available(actor, now), *flt.clauses())
-        .order_by(
-            case((cands.c.reserved_by == actor, 0), else_=1),
-            cands.c.score.desc(),
-            cands.c.id,
-        )
-        .limit(1)
+    return queue.reserve_next(
+        conn, actor, flt.clauses(), now=now, until=now + timedelta(minutes=reserve_minutes)
     )
-    if conn.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    taken = conn.execute(
-        update(cands)
-        .where(cands.c.id == pick.scalar_subquery(), _available(actor, now))
-        .values(reserved_by=actor, reserved_until=now + timedelta(minutes=reserve_minutes))
-        .returning(cands.c.id)
-    ).scalar()
-    if taken is None:
-        return None
-    # One reservation per steward: release any other they still hold.
-    conn.execute(
-        update(cands)
-        .where(cands.c.reserved_by == actor, cands.c.id != taken, cands.c.status == "pending")
-        .values(reserved_by=None, reserved_until=None)
-    )
-    return int(taken)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,49 +91,20 @@ def pending_queue(
 ) -> tuple[int, list[QueueRow]]:
     """How many pending candidates match, and the first ``limit`` of them."""
     conn = session.connection()
-    total = conn.execute(
-        select(func.count()).select_from(cands).where(cands.c.status == "pending", *flt.clauses())
-    ).scalar_one()
-    lr, rr = records.alias("lr"), records.alias("rr")
-    ls, rs = systems.alias("ls"), systems.alias("rs")
-    now = utcnow()
-    stmt = (
-        select(
-            cands.c.id,
-            cands.c.entity_type,
-            cands.c.score,
-            ls.c.name,
-            lr.c.source_key,
-            rs.c.name,
-            rr.c.source_key,
-            case((cands.c.reserved_until > now, cands.c.reserved_by), else_=None),
-        )
-        .join(lr, lr.c.id == cands.c.left_record_id)
-        .join(ls, ls.c.id == lr.c.source_system_id)
-        .join(rr, rr.c.id == cands.c.right_record_id)
-        .join(rs, rs.c.id == rr.c.source_system_id)
-        .where(cands.c.status == "pending", *flt.clauses())
-        .order_by(cands.c.score.desc(), cands.c.id)
-        .limit(limit)
-    )
+    clauses = flt.clauses()
+    total = queue.count_pending(conn, clauses)
     rows = [
-        QueueRow(int(i), t, float(s), f"{a}/{b}", f"{c}/{d}", who)
-        for i, t, s, a, b, c, d, who in conn.execute(stmt)
+        QueueRow(i, t, s, f"{a}/{b}", f"{c}/{d}", who)
+        for i, t, s, a, b, c, d, who in queue.pending_rows(conn, clauses, now=utcnow(), limit=limit)
     ]
-    return int(total), rows
+    return total, rows
 
 
 def queue_facets(session: Session) -> dict[str, Any]:
     """Entity types and source systems that have pending candidates (for filters)."""
     conn = session.connection()
-    by_type: dict[str, int] = dict(
-        conn.execute(
-            select(cands.c.entity_type, func.count())
-            .where(cands.c.status == "pending")
-            .group_by(cands.c.entity_type)
-        ).all()
-    )
-    names = list(conn.execute(select(systems.c.name).order_by(systems.c.name)).scalars())
+    by_type = queue.pending_by_type(conn)
+    names = queue.system_names(conn)
     return {"entity_types": by_type, "source_systems": names}
 
 
@@ -268,18 +160,13 @@ def _comparable(value: Any) -> Any:
 
 
 def _entity_of(conn: Connection, record_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
-    stmt = (
-        select(links.c.source_record_id, entities.c.id, entities.c.canonical_id)
-        .join(entities, entities.c.id == links.c.entity_id)
-        .where(links.c.source_record_id.in_(list(record_ids)), links.c.active == true())
-    )
-    return {int(r): (int(e), c) for r, e, c in conn.execute(stmt)}
+    return queue.entity_of(conn, record_ids)
 
 
 def candidate_view(session: Session, candidate_id: int) -> CandidateView:
     session.flush()
     conn = session.connection()
-    row = conn.execute(select(cands).where(cands.c.id == candidate_id)).first()
+    row = queue.candidate(conn, candidate_id)
     if row is None:
         raise NotFound(f"no match candidate {candidate_id}", code="candidate_not_found")
     pair = [int(row.left_record_id), int(row.right_record_id)]
@@ -332,27 +219,11 @@ def candidate_view(session: Session, candidate_id: int) -> CandidateView:
 
 
 def _active_decisions(conn: Connection, record_ids: Iterable[int]) -> set[int]:
-    ids = sorted(set(record_ids))
-    if not ids:
-        return set()
-    out: set[int] = set()
-    for batch in repo.chunks(conn, ids):
-        stmt = select(decisions.c.id).where(
-            decisions.c.active == true(),
-            or_(
-                repo.one_of(conn, decisions.c.left_record_id, batch),
-                repo.one_of(conn, decisions.c.right_record_id, batch),
-            ),
-        )
-        out.update(int(i) for i in conn.execute(stmt).scalars())
-    return out
+    return queue.active_decisions(conn, record_ids)
 
 
 def _lock_candidate(conn: Connection, candidate_id: int) -> Any:
-    stmt = select(cands).where(cands.c.id == candidate_id)
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    row = queue.candidate(conn, candidate_id, lock=True)
     if row is None:
         raise NotFound(f"no match candidate {candidate_id}", code="candidate_not_found")
     return row
@@ -417,17 +288,8 @@ def decide(
         kind = "must_link" if decision == "same" else "cannot_link"
         opposite = "cannot_link" if decision == "same" else "must_link"
         repo.deactivate_decisions(conn, opposite, [left], [right])
-        conn.execute(
-            insert(decisions).values(
-                kind=kind,
-                left_record_id=left,
-                right_record_id=right,
-                candidate_id=candidate_id,
-                reason=text,
-                decided_by=actor,
-                decided_at=now,
-                active=True,
-            )
+        queue.add_decision(
+            conn, kind, left, right, candidate_id=candidate_id, reason=text, actor=actor, now=now
         )
     if decision == "same" and ents[left][0] != ents[right][0]:
         sizes = {e: len(rs) for e, rs in repo.members(conn, sorted(involved_entities)).items()}
@@ -455,26 +317,16 @@ def decide(
     effects["decisions_created"] = sorted(after - before)
     effects["decisions_deactivated"] = sorted(before - after)
     status = _STATUS[decision]
-    conn.execute(
-        update(cands)
-        .where(cands.c.id == candidate_id)
-        .values(
-            status=status, decided_by=actor, decided_at=now, reserved_by=None, reserved_until=None
-        )
+    queue.update_candidate(
+        conn,
+        candidate_id,
+        status=status,
+        decided_by=actor,
+        decided_at=now,
+        reserved_by=None,
+        reserved_until=None,
     )
-    action_id = conn.execute(
-        insert(actions)
-        .values(
-            candidate_id=candidate_id,
-            steward=actor,
-            decision=decision,
-            effects=effects,
-            reason=reason,
-            created_at=now,
-            undone_at=None,
-        )
-        .returning(actions.c.id)
-    ).scalar_one()
+    action_id = queue.add_action(conn, candidate_id, actor, decision, effects, reason, now)
     _audit(
         conn,
         actor,
@@ -487,13 +339,8 @@ def decide(
 
 def last_action(session: Session, actor: str) -> tuple[int, int, str] | None:
     """(action id, candidate id, decision) of the steward's last undoable decision."""
-    row = session.execute(
-        select(actions.c.id, actions.c.candidate_id, actions.c.decision)
-        .where(actions.c.steward == actor, actions.c.undone_at.is_(None))
-        .order_by(actions.c.id.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else (int(row[0]), int(row[1]), str(row[2]))
+    row = queue.last_action(session.connection(), actor)
+    return None if row is None else (int(row.id), int(row.candidate_id), str(row.decision))
 
 
 def undo_last(session: Session, actor: str, *, reserve_minutes: float = 10) -> int:
@@ -503,12 +350,7 @@ def undo_last(session: Session, actor: str, *, reserve_minutes: float = 10) -> i
     session.flush()
     conn = session.connection()
     now = utcnow()
-    row = conn.execute(
-        select(actions)
-        .where(actions.c.steward == actor, actions.c.undone_at.is_(None))
-        .order_by(actions.c.id.desc())
-        .limit(1)
-    ).first()
+    row = queue.last_action(conn, actor)
     if row is None:
         raise NothingToUndo("nothing to undo")
     cand = _lock_candidate(conn, int(row.candidate_id))
@@ -524,7 +366,7 @@ def undo_last(session: Session, actor: str, *, reserve_minutes: float = 10) -> i
     created = [int(i) for i in effects.get("decisions_created", [])]
     deactivated = [int(i) for i in effects.get("decisions_deactivated", [])]
     if created:
-        conn.execute(update(decisions).where(decisions.c.id.in_(created)).values(active=False))
+        queue.set_decisions_active(conn, created, False)
     if "merge" in effects:
         m = effects["merge"]
         restored = merge.unmerge(
@@ -545,21 +387,19 @@ def undo_last(session: Session, actor: str, *, reserve_minutes: float = 10) -> i
     after = _active_decisions(conn, involved)
     extra = sorted(after - before)
     if extra:
-        conn.execute(update(decisions).where(decisions.c.id.in_(extra)).values(active=False))
+        queue.set_decisions_active(conn, extra, False)
     if deactivated:
-        conn.execute(update(decisions).where(decisions.c.id.in_(deactivated)).values(active=True))
-    conn.execute(
-        update(cands)
-        .where(cands.c.id == cand.id)
-        .values(
-            status="pending",
-            decided_by=None,
-            decided_at=None,
-            reserved_by=actor,
-            reserved_until=now + timedelta(minutes=reserve_minutes),
-        )
+        queue.set_decisions_active(conn, deactivated, True)
+    queue.update_candidate(
+        conn,
+        int(cand.id),
+        status="pending",
+        decided_by=None,
+        decided_at=None,
+        reserved_by=actor,
+        reserved_until=now + timedelta(minutes=reserve_minutes),
     )
-    conn.execute(update(actions).where(actions.c.id == row.id).values(undone_at=now))
+    queue.mark_action_undone(conn, int(row.id), now)
     _audit(
         conn,
         actor,

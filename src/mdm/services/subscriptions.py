@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mdm.events.destinations import DestinationPolicy
 from mdm.events.feed import Filters
 from mdm.exceptions import BadRequest, NotFound
-from mdm.store.models import Delivery, Subscription, utcnow
+from mdm.store.models import Subscription, utcnow
 from mdm.store.repositories import events as repo
 
 STATUSES = ("active", "paused")
@@ -103,10 +102,7 @@ def get_subscription(
 
 
 def list_subscriptions(session: Session, client_id: int | None = None) -> list[SubscriptionView]:
-    stmt = select(Subscription).order_by(Subscription.id)
-    if client_id is not None:
-        stmt = stmt.where(Subscription.client_id == client_id)
-    return [SubscriptionView.of(s) for s in session.scalars(stmt)]
+    return [SubscriptionView.of(s) for s in repo.subscription_objects(session, client_id)]
 
 
 def update_subscription(
@@ -161,8 +157,7 @@ def delete_subscription(
 ) -> None:
     """Delete a subscription and its delivery history (pending ones are dropped)."""
     sub = _get(session, subscription_id, client_id)
-    session.execute(delete(Delivery).where(Delivery.subscription_id == sub.id))
-    session.delete(sub)
+    repo.delete_subscription(session, sub)
     session.flush()
 
 

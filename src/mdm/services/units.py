@@ -9,37 +9,23 @@ ones stay for records standardized against them.
 
 from __future__ import annotations
 
-from typing import cast
-
-from sqlalchemy import Engine, Table, insert, select, update
+from sqlalchemy import Engine
 
 from mdm.standardize import units
-from mdm.store.models import AdminUnit, AdminUnitCrosswalk, AdminUnitDataset
-
-_datasets = cast(Table, AdminUnitDataset.__table__)
-_units = cast(Table, AdminUnit.__table__)
-_crosswalk = cast(Table, AdminUnitCrosswalk.__table__)
+from mdm.store.repositories import reference
 
 
 def load_units(engine: Engine) -> tuple[str, bool]:
     """Returns (dataset version, whether it was loaded now)."""
     version = units.dataset_version()
     with engine.begin() as conn:
-        present = conn.execute(
-            select(_datasets.c.version).where(_datasets.c.version == version)
-        ).first()
-        if present is not None:
+        if reference.has_dataset(conn, version):
             return version, False
-        conn.execute(update(_datasets).values(current=False))
-        conn.execute(
-            insert(_datasets).values(
-                version=version,
-                source="vietnam-provinces package + src/mdm/standardize/data/admin_overrides.yaml",
-                current=True,
-            )
+        reference.add_current_dataset(
+            conn,
+            version,
+            "vietnam-provinces package + src/mdm/standardize/data/admin_overrides.yaml",
+            [{**row, "dataset_version": version} for row in units.iter_units()],
+            [{**row, "dataset_version": version} for row in units.iter_crosswalk()],
         )
-        rows = [{**row, "dataset_version": version} for row in units.iter_units()]
-        conn.execute(insert(_units), rows)
-        walk = [{**row, "dataset_version": version} for row in units.iter_crosswalk()]
-        conn.execute(insert(_crosswalk), walk)
     return version, True

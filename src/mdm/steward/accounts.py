@@ -28,23 +28,18 @@ import unicodedata
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, cast
+from typing import Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Table, delete, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from mdm.config import Settings, get_settings
 from mdm.exceptions import BadRequest, Conflict
 from mdm.services import audit
-from mdm.store.models import STEWARD_ROLES, Steward, StewardSession, utcnow
-from mdm.store.models.console import LoginFailure
-
-stewards = cast(Table, Steward.__table__)
-sessions = cast(Table, StewardSession.__table__)
-failed_logins = cast(Table, LoginFailure.__table__)
+from mdm.store.models import STEWARD_ROLES, utcnow
+from mdm.store.repositories import stewards as repo
 
 _hasher = PasswordHasher()
 _DUMMY_HASH: Final = _hasher.hash("not a password of anyone")
@@ -99,21 +94,17 @@ def create_steward(
         raise BadRequest(f"unknown role {role!r}; expected one of {', '.join(STEWARD_ROLES)}")
     if len(password) < 10:
         raise BadRequest("a password needs at least 10 characters")
-    taken = session.execute(select(stewards.c.id).where(stewards.c.username == username)).scalar()
-    if taken is not None:
+    conn = session.connection()
+    if repo.steward_id(conn, username) is not None:
         raise Conflict(f"a steward named {username!r} already exists", code="steward_exists")
-    sid = session.execute(
-        insert(stewards)
-        .values(
-            username=username,
-            display_name=display_name or username,
-            role=role,
-            password_hash=_hasher.hash(password),
-            active=True,
-            created_at=utcnow(),
-        )
-        .returning(stewards.c.id)
-    ).scalar_one()
+    sid = repo.add(
+        conn,
+        username=username,
+        display_name=display_name or username,
+        role=role,
+        password_hash=_hasher.hash(password),
+        now=utcnow(),
+    )
     audit.append(
         session.connection(),
         [
@@ -182,24 +173,18 @@ def authenticate(
     conn = session.connection()
     now = utcnow()
     key = username_key(username)
-    locked = conn.execute(
-        select(failed_logins.c.locked_until).where(failed_logins.c.username_key == key)
-    ).scalar()
+    locked = repo.locked_until(conn, key)
     if locked is not None and locked > now:
         raise LoginThrottled()
-    row = conn.execute(select(stewards).where(stewards.c.username == username)).first()
+    row = repo.by_username(conn, username)
     usable = row is not None and bool(row.active)
     verified = _verify(row.password_hash if row is not None and usable else _DUMMY_HASH, password)
     if row is None or not usable or not verified:
         _count_failure(conn, key, now, cfg)
         return None
-    conn.execute(delete(failed_logins).where(failed_logins.c.username_key == key))
+    repo.clear_failures(conn, key)
     if _hasher.check_needs_rehash(row.password_hash):
-        conn.execute(
-            update(stewards)
-            .where(stewards.c.id == row.id)
-            .values(password_hash=_hasher.hash(password))
-        )
+        repo.set_password_hash(conn, int(row.id), _hasher.hash(password))
     return StewardInfo(int(row.id), row.username, row.display_name, row.role)
 
 
@@ -219,34 +204,14 @@ def _count_failure(conn: Connection, key: str, now: datetime, cfg: Settings) -> 
     trying random names fills nothing); the per-address window bounds how fast it
     can grow within one.
     """
-    window = timedelta(minutes=cfg.steward_login_failure_window_minutes)
-    conn.execute(
-        delete(failed_logins).where(
-            failed_logins.c.last_failed_at < now - window,
-            or_(failed_logins.c.locked_until.is_(None), failed_logins.c.locked_until <= now),
-        )
+    repo.count_failure(
+        conn,
+        key,
+        now,
+        window=timedelta(minutes=cfg.steward_login_failure_window_minutes),
+        max_failures=cfg.steward_login_max_failures,
+        lock=timedelta(minutes=cfg.steward_login_lock_minutes),
     )
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    upsert = dialect.insert(failed_logins).values(
-        username_key=key, failures=1, locked_until=None, last_failed_at=now
-    )
-    conn.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[failed_logins.c.username_key],
-            set_={"failures": failed_logins.c.failures + 1, "last_failed_at": now},
-        )
-    )
-    failures = conn.execute(
-        select(failed_logins.c.failures).where(failed_logins.c.username_key == key)
-    ).scalar_one()
-    if failures >= cfg.steward_login_max_failures:
-        conn.execute(
-            update(failed_logins)
-            .where(failed_logins.c.username_key == key)
-            .values(
-                failures=0, locked_until=now + timedelta(minutes=cfg.steward_login_lock_minutes)
-            )
-        )
 
 
 def _verify(hashed: str, password: str) -> bool:
@@ -261,16 +226,7 @@ def start_session(session: Session, steward: StewardInfo) -> tuple[str, str]:
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     now = utcnow()
-    session.execute(
-        insert(sessions).values(
-            token_hash=_hash_token(token),
-            steward_id=steward.id,
-            csrf_token=csrf,
-            created_at=now,
-            last_seen_at=now,
-            revoked_at=None,
-        )
-    )
+    repo.add_session(session.connection(), _hash_token(token), steward.id, csrf, now)
     return token, csrf
 
 
@@ -284,21 +240,7 @@ def load_session(
         return None
     cfg = settings or get_settings()
     token_hash = _hash_token(token)
-    row = session.execute(
-        select(
-            sessions.c.csrf_token,
-            sessions.c.created_at,
-            sessions.c.last_seen_at,
-            sessions.c.revoked_at,
-            stewards.c.id,
-            stewards.c.username,
-            stewards.c.display_name,
-            stewards.c.role,
-            stewards.c.active,
-        )
-        .join(stewards, stewards.c.id == sessions.c.steward_id)
-        .where(sessions.c.token_hash == token_hash)
-    ).first()
+    row = repo.session_with_steward(session.connection(), token_hash)
     if row is None or row.revoked_at is not None or not row.active:
         return None
     now = utcnow()
@@ -306,9 +248,7 @@ def load_session(
         return None
     # Touch at most once a minute: a page view should not always be a write.
     if now - row.last_seen_at > timedelta(seconds=60):
-        session.execute(
-            update(sessions).where(sessions.c.token_hash == token_hash).values(last_seen_at=now)
-        )
+        repo.touch_session(session.connection(), token_hash, now)
     info = StewardInfo(int(row.id), row.username, row.display_name, row.role)
     return SessionInfo(info, row.csrf_token, token_hash)
 
@@ -320,32 +260,25 @@ def _expired(created: datetime, seen: datetime, now: datetime, cfg: Settings) ->
 
 
 def end_session(session: Session, token_hash: str) -> None:
-    session.execute(
-        update(sessions)
-        .where(sessions.c.token_hash == token_hash, sessions.c.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+    repo.revoke_session(session.connection(), token_hash, utcnow())
 
 
 def list_stewards(session: Session) -> list[tuple[StewardInfo, bool]]:
-    rows = session.execute(select(stewards).order_by(stewards.c.username))
+    rows = repo.all_by_username(session.connection())
     return [(StewardInfo(int(r.id), r.username, r.display_name, r.role), r.active) for r in rows]
 
 
 def set_active(session: Session, username: str, active: bool, *, actor: str) -> None:
     """(De)activate a steward; deactivation ends their sessions at once."""
-    row = session.execute(select(stewards.c.id).where(stewards.c.username == username)).first()
-    if row is None:
+    conn = session.connection()
+    steward_id = repo.steward_id(conn, username)
+    if steward_id is None:
         from mdm.exceptions import NotFound
 
         raise NotFound(f"no steward named {username!r}", code="steward_not_found")
-    session.execute(update(stewards).where(stewards.c.id == row.id).values(active=active))
+    repo.set_active(conn, steward_id, active)
     if not active:
-        session.execute(
-            update(sessions)
-            .where(sessions.c.steward_id == row.id, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        )
+        repo.revoke_sessions_of(conn, steward_id, utcnow())
     audit.append(
         session.connection(),
         [

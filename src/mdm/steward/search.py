@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select, true
 from sqlalchemy.orm import Session
 
 from mdm.exceptions import ConfigError
 from mdm.matching import IncrementalMatcher, blocking_keys, build_features
 from mdm.services.matching import SqlCandidateSource, loaded_model
 from mdm.standardize import standardize_record
-from mdm.store.models import Entity, Link, SourceRecord, SourceSystem
-
-entities = cast(Table, Entity.__table__)
-links = cast(Table, Link.__table__)
-records = cast(Table, SourceRecord.__table__)
-systems = cast(Table, SourceSystem.__table__)
+from mdm.store.repositories import search as repo
 
 
 @dataclass
@@ -43,14 +37,7 @@ class SearchResult:
 
 def by_source_key(session: Session, system: str, key: str) -> str | None:
     """The canonical ID a (source system, source key) is linked to, if any."""
-    return session.execute(
-        select(entities.c.canonical_id)
-        .select_from(records)
-        .join(systems, systems.c.id == records.c.source_system_id)
-        .join(links, (links.c.source_record_id == records.c.id) & links.c.active == true())
-        .join(entities, entities.c.id == links.c.entity_id)
-        .where(systems.c.name == system.strip(), records.c.source_key == key.strip())
-    ).scalar()
+    return repo.canonical_id_of(session.connection(), system.strip(), key.strip())
 
 
 def by_attributes(
@@ -73,18 +60,7 @@ def by_attributes(
     ids = [int(c.unique_id) for c in scored]
     owners: dict[int, Any] = {}
     if ids:
-        stmt = (
-            select(
-                links.c.source_record_id,
-                entities.c.canonical_id,
-                entities.c.entity_type,
-                entities.c.status,
-                entities.c.attributes,
-            )
-            .join(entities, entities.c.id == links.c.entity_id)
-            .where(links.c.source_record_id.in_(ids[:900]), links.c.active == true())
-        )
-        owners = {int(r[0]): r for r in session.execute(stmt)}
+        owners = repo.owners(session.connection(), ids[:900])
     best: dict[str, Hit] = {}
     for cand in scored:
         owner = owners.get(int(cand.unique_id))

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from typing import cast as type_cast
 
 import orjson
 from sqlalchemy import (
@@ -40,30 +39,22 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from mdm.store.models import (
-    AttributeOverride,
-    Entity,
-    EntityConflict,
-    EntityVersion,
-    Link,
-    Redirect,
-    SourceRecord,
-    SourceRecordVersion,
-    SourceSystem,
-    StewardDecision,
-)
 from mdm.store.repositories.source_records import copy_text
+from mdm.store.tables import (
+    conflicts,
+    decisions,
+    entity_versions,
+    outbox,
+    overrides,
+    record_versions,
+    records,
+    redirects,
+    systems,
+)
 
-entities = type_cast(Table, Entity.__table__)
-versions = type_cast(Table, EntityVersion.__table__)
-links = type_cast(Table, Link.__table__)
-redirects = type_cast(Table, Redirect.__table__)
-overrides = type_cast(Table, AttributeOverride.__table__)
-conflicts = type_cast(Table, EntityConflict.__table__)
-records = type_cast(Table, SourceRecord.__table__)
-record_versions = type_cast(Table, SourceRecordVersion.__table__)
-systems = type_cast(Table, SourceSystem.__table__)
-decisions = type_cast(Table, StewardDecision.__table__)
+# Re-exported: callers pair them with bulk_insert and allocate_ids.
+from mdm.store.tables import entities as entities
+from mdm.store.tables import links as links
 
 
 def chunk_size(conn: Connection) -> int:
@@ -496,9 +487,7 @@ def steward_pairs(
 
 
 def max_sequences(conn: Connection, entity_ids: Sequence[int]) -> dict[int, int]:
-    from mdm.store.models import OutboxEvent
 
-    outbox = type_cast(Table, OutboxEvent.__table__)
     out: dict[int, int] = {}
     for batch in chunks(conn, sorted(entity_ids)):
         stmt = (
@@ -693,3 +682,97 @@ def deactivate_decisions(
                 )
                 .values(active=False)
             )
+
+
+def add_links(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    bulk_insert(conn, links, rows)
+
+
+def add_versions(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    bulk_insert(conn, entity_versions, rows)
+
+
+def add_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append rows to the outbox (numbered by the caller)."""
+    bulk_insert(conn, outbox, rows)
+
+
+def new_entity_id(conn: Connection) -> int:
+    """One id for an entity about to be created."""
+    return allocate_ids(conn, entities, 1)[0]
+
+
+def new_entity_tables(
+    entity_rows: list[Any],
+    version_rows: list[Any],
+    link_rows: list[Any],
+    conflict_rows: list[Any],
+    event_rows: list[Any],
+) -> list[tuple[Table, list[Any]]]:
+    """The rows that create new entities paired with their tables, in the order they
+    are written (referenced tables first), the outbox last."""
+    return [
+        (entities, entity_rows),
+        (entity_versions, version_rows),
+        (links, link_rows),
+        (conflicts, conflict_rows),
+        (outbox, event_rows),
+    ]
+
+
+def add_override(
+    conn: Connection,
+    entity_id: int,
+    attribute: str,
+    value: Any,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    conn.execute(
+        insert(overrides).values(
+            entity_id=entity_id,
+            attribute=attribute,
+            value=value,
+            reason=reason,
+            created_by=actor,
+            created_at=now,
+            active=True,
+        )
+    )
+
+
+def clear_override(
+    conn: Connection, entity_id: int, attribute: str, *, actor: str, now: datetime
+) -> bool:
+    """Deactivate the active override of ``attribute``; whether there was one."""
+    found = conn.execute(
+        select(overrides.c.id).where(
+            overrides.c.entity_id == entity_id,
+            overrides.c.attribute == attribute,
+            overrides.c.active == true(),
+        )
+    ).scalar()
+    if found is None:
+        return False
+    conn.execute(
+        update(overrides)
+        .where(overrides.c.id == found)
+        .values(active=False, cleared_by=actor, cleared_at=now)
+    )
+    return True
+
+
+def most_linked(conn: Connection, entity_type: str) -> str | None:
+    """The canonical ID of the entity of ``entity_type`` with the most active links
+    (the smallest ID among equals)."""
+    found = conn.execute(
+        select(entities.c.canonical_id)
+        .join(links, links.c.entity_id == entities.c.id)
+        .where(entities.c.entity_type == entity_type, links.c.active == true())
+        .group_by(entities.c.canonical_id)
+        .order_by(func.count().desc(), entities.c.canonical_id)
+        .limit(1)
+    ).scalar()
+    return None if found is None else str(found)

@@ -17,16 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
     BigInteger,
     Connection,
     Select,
-    Table,
     and_,
     bindparam,
+    delete,
     func,
     insert,
     or_,
@@ -34,14 +34,10 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.orm import Session
 
-from mdm.store.models import ApiClient, Delivery, EventCursor, OutboxEvent, Subscription
-
-outbox = cast(Table, OutboxEvent.__table__)
-deliveries = cast(Table, Delivery.__table__)
-subscriptions = cast(Table, Subscription.__table__)
-cursors = cast(Table, EventCursor.__table__)
-clients = cast(Table, ApiClient.__table__)
+from mdm.store.models import Delivery, Subscription
+from mdm.store.tables import clients, cursors, deliveries, outbox, subscriptions
 
 SEQUENCER = "sequencer"
 
@@ -545,3 +541,20 @@ def prune_delivered(conn: Connection, before: datetime, limit: int = 10_000) -> 
     )
     result = conn.execute(deliveries.delete().where(deliveries.c.id.in_(old.scalar_subquery())))
     return int(result.rowcount)
+
+
+# --- subscriptions as ORM objects (the subscription service edits them in place) -----
+
+
+def subscription_objects(session: Session, client_id: int | None = None) -> list[Subscription]:
+    """Every subscription (or one client's), by id."""
+    stmt = select(Subscription).order_by(Subscription.id)
+    if client_id is not None:
+        stmt = stmt.where(Subscription.client_id == client_id)
+    return list(session.scalars(stmt))
+
+
+def delete_subscription(session: Session, sub: Subscription) -> None:
+    """Delete a subscription and its deliveries (pending ones included)."""
+    session.execute(delete(Delivery).where(Delivery.subscription_id == sub.id))
+    session.delete(sub)

@@ -9,14 +9,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     BigInteger,
     Connection,
-    Table,
     Text,
     and_,
     any_,
@@ -29,24 +28,16 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from mdm.store.models import (
-    BlockingKey,
-    Entity,
-    Link,
-    MatchFeatures,
-    Redirect,
-    SourceRecord,
-    SourceSystem,
-)
 from mdm.store.repositories.entities import chunks, decode_json, one_of
-
-entities = cast(Table, Entity.__table__)
-redirects = cast(Table, Redirect.__table__)
-links = cast(Table, Link.__table__)
-records = cast(Table, SourceRecord.__table__)
-systems = cast(Table, SourceSystem.__table__)
-blocking = cast(Table, BlockingKey.__table__)
-features = cast(Table, MatchFeatures.__table__)
+from mdm.store.tables import (
+    blocking_keys,
+    entities,
+    links,
+    match_features,
+    records,
+    redirects,
+    systems,
+)
 
 
 @dataclass(slots=True)
@@ -316,26 +307,30 @@ def entities_of_records(conn: Connection, record_ids: Sequence[int]) -> dict[int
 
 def _search_statement(postgres: bool) -> Any:
     if postgres:
-        shared = blocking.c.key_hash == any_(bindparam("hashes", type_=ARRAY(BigInteger())))
+        shared = blocking_keys.c.key_hash == any_(bindparam("hashes", type_=ARRAY(BigInteger())))
     else:
-        shared = blocking.c.key_hash.in_(bindparam("hashes", expanding=True))
+        shared = blocking_keys.c.key_hash.in_(bindparam("hashes", expanding=True))
     # (the entity type is part of each key's hash: it is checked on the feature row)
-    sharing = select(blocking.c.source_record_id).where(shared).distinct()
+    sharing = select(blocking_keys.c.source_record_id).where(shared).distinct()
     owner = links.outerjoin(entities, entities.c.id == links.c.entity_id)
     return (
-        select(features.c.source_record_id, sql_cast(features.c.features, Text), *_columns())
+        select(
+            match_features.c.source_record_id,
+            sql_cast(match_features.c.features, Text),
+            *_columns(),
+        )
         .select_from(
-            features.outerjoin(
+            match_features.outerjoin(
                 owner,
                 and_(
-                    links.c.source_record_id == features.c.source_record_id,
+                    links.c.source_record_id == match_features.c.source_record_id,
                     links.c.active == true(),
                 ),
             )
         )
         .where(
-            features.c.source_record_id.in_(sharing),
-            features.c.entity_type == bindparam("entity_type"),
+            match_features.c.source_record_id.in_(sharing),
+            match_features.c.entity_type == bindparam("entity_type"),
         )
     )
 

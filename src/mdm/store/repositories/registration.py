@@ -6,46 +6,31 @@ no COPY.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert, or_, select, text, true, update
+from sqlalchemy import Connection, delete, insert, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mdm.store.models import (
-    Entity,
-    IdempotencyKey,
-    Link,
-    MatchCandidate,
-    Reject,
-    SourceRecord,
-    SourceRecordVersion,
-    SourceSystem,
-    StewardDecision,
+from mdm.store.repositories import locks
+from mdm.store.tables import (
+    candidates,
+    decisions,
+    entities,
+    idempotency_keys,
+    links,
+    record_versions,
+    records,
+    rejects,
+    systems,
 )
-
-sr = cast(Table, SourceRecord.__table__)
-srv = cast(Table, SourceRecordVersion.__table__)
-systems = cast(Table, SourceSystem.__table__)
-rejects = cast(Table, Reject.__table__)
-idem = cast(Table, IdempotencyKey.__table__)
-links = cast(Table, Link.__table__)
-entities = cast(Table, Entity.__table__)
-cands = cast(Table, MatchCandidate.__table__)
-decisions = cast(Table, StewardDecision.__table__)
 
 DECIDED = ("accepted", "rejected", "skipped")
 
 
 # ------------------------------------------------------------------ locking
-
-
-def lock_key(name: str) -> int:
-    """A signed 64-bit advisory-lock key for ``name``."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def take_write_lock(conn: Connection) -> None:
@@ -56,25 +41,16 @@ def take_write_lock(conn: Connection) -> None:
     upgraded (SQLITE_BUSY at once; the caller retries). Postgres: nothing (see
     :func:`lock`)."""
     if conn.dialect.name == "sqlite":
-        conn.execute(update(idem).where(text("0")).values(key=idem.c.key))
+        conn.execute(update(idempotency_keys).where(text("0")).values(key=idempotency_keys.c.key))
 
 
 def lock(conn: Connection, names: Iterable[str]) -> None:
     """Postgres: hold these named locks until the transaction ends
-    (``pg_advisory_xact_lock`` on each, in ascending key order, so that two
-    transactions asking for overlapping sets never wait for each other in a
+    (:func:`mdm.store.repositories.locks.xact_lock`: in ascending key order, so that
+    two transactions asking for overlapping sets never wait for each other in a
     cycle). Elsewhere nothing: :func:`take_write_lock` already serialized writers.
     """
-    if conn.dialect.name == "postgresql":
-        keys = sorted({lock_key(n) for n in names})
-        if keys:  # one round trip; unnest yields (and so locks) in array order
-            conn.execute(
-                text(
-                    "SELECT count(pg_advisory_xact_lock(k)) "
-                    "FROM unnest(CAST(:keys AS bigint[])) AS t(k)"
-                ),
-                {"keys": keys},
-            )
+    locks.xact_lock(conn, names)
 
 
 # ------------------------------------------------------------------ sources
@@ -107,8 +83,12 @@ class StoredRecord:
 def find_record(conn: Connection, system_id: int, source_key: str) -> StoredRecord | None:
     row = conn.execute(
         select(
-            sr.c.id, sr.c.entity_type, sr.c.current_version, sr.c.current_hash, sr.c.status
-        ).where(sr.c.source_system_id == system_id, sr.c.source_key == source_key)
+            records.c.id,
+            records.c.entity_type,
+            records.c.current_version,
+            records.c.current_hash,
+            records.c.status,
+        ).where(records.c.source_system_id == system_id, records.c.source_key == source_key)
     ).first()
     if row is None:
         return None
@@ -125,7 +105,7 @@ def insert_record(
 ) -> int:
     return int(
         conn.execute(
-            insert(sr)
+            insert(records)
             .values(
                 source_system_id=system_id,
                 source_key=source_key,
@@ -136,7 +116,7 @@ def insert_record(
                 first_seen_at=now,
                 updated_at=now,
             )
-            .returning(sr.c.id)
+            .returning(records.c.id)
         ).scalar_one()
     )
 
@@ -152,7 +132,7 @@ def insert_version(
     now: datetime,
 ) -> None:
     conn.execute(
-        insert(srv).values(
+        insert(record_versions).values(
             source_record_id=record_id,
             version=version,
             raw=raw,
@@ -170,8 +150,8 @@ def point_at_version(
 ) -> None:
     """Make ``version`` current (and the record active again)."""
     conn.execute(
-        update(sr)
-        .where(sr.c.id == record_id)
+        update(records)
+        .where(records.c.id == record_id)
         .values(current_version=version, current_hash=content_hash, status="active", updated_at=now)
     )
 
@@ -236,8 +216,8 @@ def upsert_candidates(
     pending = 0
     for row in rows:
         old = conn.execute(
-            select(cands.c.id, cands.c.status).where(
-                cands.c.left_record_id == row.left, cands.c.right_record_id == row.right
+            select(candidates.c.id, candidates.c.status).where(
+                candidates.c.left_record_id == row.left, candidates.c.right_record_id == row.right
             )
         ).first()
         values = {
@@ -249,7 +229,7 @@ def upsert_candidates(
         }
         if old is None:
             conn.execute(
-                insert(cands).values(
+                insert(candidates).values(
                     entity_type=entity_type,
                     left_record_id=row.left,
                     right_record_id=row.right,
@@ -260,7 +240,7 @@ def upsert_candidates(
         elif old[1] in DECIDED:
             continue
         else:
-            conn.execute(update(cands).where(cands.c.id == old[0]).values(**values))
+            conn.execute(update(candidates).where(candidates.c.id == old[0]).values(**values))
         pending += 1
     return pending
 
@@ -272,15 +252,22 @@ def supersede_pending(conn: Connection, record_id: int, keep: Iterable[tuple[int
     stale = [
         int(cid)
         for cid, a, b in conn.execute(
-            select(cands.c.id, cands.c.left_record_id, cands.c.right_record_id).where(
-                cands.c.status == "pending",
-                or_(cands.c.left_record_id == record_id, cands.c.right_record_id == record_id),
+            select(
+                candidates.c.id, candidates.c.left_record_id, candidates.c.right_record_id
+            ).where(
+                candidates.c.status == "pending",
+                or_(
+                    candidates.c.left_record_id == record_id,
+                    candidates.c.right_record_id == record_id,
+                ),
             )
         )
         if (int(a), int(b)) not in keep_set
     ]
     if stale:
-        conn.execute(update(cands).where(cands.c.id.in_(stale)).values(status="superseded"))
+        conn.execute(
+            update(candidates).where(candidates.c.id.in_(stale)).values(status="superseded")
+        )
     return len(stale)
 
 
@@ -296,11 +283,18 @@ class StoredKey:
 
 
 def find_idempotency_key(conn: Connection, client_id: int | None, key: str) -> StoredKey | None:
-    client = idem.c.client_id.is_(None) if client_id is None else idem.c.client_id == client_id
+    client = (
+        idempotency_keys.c.client_id.is_(None)
+        if client_id is None
+        else idempotency_keys.c.client_id == client_id
+    )
     row = conn.execute(
-        select(idem.c.id, idem.c.request_hash, idem.c.response, idem.c.created_at).where(
-            client, idem.c.key == key
-        )
+        select(
+            idempotency_keys.c.id,
+            idempotency_keys.c.request_hash,
+            idempotency_keys.c.response,
+            idempotency_keys.c.created_at,
+        ).where(client, idempotency_keys.c.key == key)
     ).first()
     if row is None:
         return None
@@ -316,7 +310,7 @@ def store_idempotency_key(
     now: datetime,
 ) -> None:
     conn.execute(
-        insert(idem).values(
+        insert(idempotency_keys).values(
             client_id=client_id,
             key=key,
             request_hash=request_hash,
@@ -327,9 +321,9 @@ def store_idempotency_key(
 
 
 def delete_idempotency_key(conn: Connection, row_id: int) -> None:
-    conn.execute(delete(idem).where(idem.c.id == row_id))
+    conn.execute(delete(idempotency_keys).where(idempotency_keys.c.id == row_id))
 
 
 def purge_idempotency_keys(conn: Connection, before: datetime) -> int:
-    result = conn.execute(delete(idem).where(idem.c.created_at < before))
+    result = conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < before))
     return int(result.rowcount or 0)

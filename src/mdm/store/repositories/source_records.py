@@ -15,7 +15,6 @@ from sqlalchemy import (
     ARRAY,
     Connection,
     String,
-    Table,
     bindparam,
     func,
     insert,
@@ -24,19 +23,7 @@ from sqlalchemy import (
     update,
 )
 
-from mdm.store.models import (
-    IngestRun,
-    Reject,
-    SourceRecord,
-    SourceRecordVersion,
-    SourceSystem,
-)
-
-sr = cast(Table, SourceRecord.__table__)
-srv = cast(Table, SourceRecordVersion.__table__)
-rej = cast(Table, Reject.__table__)
-runs = cast(Table, IngestRun.__table__)
-systems = cast(Table, SourceSystem.__table__)
+from mdm.store.tables import records, rejects, systems
 
 _IN_BATCH = 1000  # bound parameter lists (SQLite allows 32k variables; stay well below)
 
@@ -78,13 +65,17 @@ def current_states(
     for start in range(0, len(keys), step):
         batch = list(keys[start : start + step])
         key_match = (
-            sr.c.source_key == func.any(bindparam("keys", batch, type_=ARRAY(String)))
+            records.c.source_key == func.any(bindparam("keys", batch, type_=ARRAY(String)))
             if conn.dialect.name == "postgresql"
-            else sr.c.source_key.in_(batch)
+            else records.c.source_key.in_(batch)
         )
         stmt = select(
-            sr.c.source_key, sr.c.id, sr.c.current_version, sr.c.status, sr.c.current_hash
-        ).where(sr.c.source_system_id == system_id, key_match)
+            records.c.source_key,
+            records.c.id,
+            records.c.current_version,
+            records.c.status,
+            records.c.current_hash,
+        ).where(records.c.source_system_id == system_id, key_match)
         for key, rid, version, status, chash in conn.execute(stmt):
             out[key] = CurrentState(int(rid), int(version), chash or "", status)
     return out
@@ -132,7 +123,8 @@ def insert_records(
         for k, version, chash in keys
     ]
     result = conn.execute(
-        insert(sr).returning(sr.c.source_key, sr.c.id, sort_by_parameter_order=True), rows
+        insert(records).returning(records.c.source_key, records.c.id, sort_by_parameter_order=True),
+        rows,
     )
     return {key: int(rid) for key, rid in result}
 
@@ -150,7 +142,7 @@ def _copy_records(
     # (imported here: the entities repository imports copy_text from this module)
     from mdm.store.repositories.entities import allocate_ids
 
-    ids = allocate_ids(conn, sr, len(keys))
+    ids = allocate_ids(conn, records, len(keys))
     dbapi = conn.connection.driver_connection
     assert dbapi is not None
     columns = (
@@ -265,8 +257,8 @@ def bump_versions(
     if not params:
         return
     conn.execute(
-        update(sr)
-        .where(sr.c.id == bindparam("rid"))
+        update(records)
+        .where(records.c.id == bindparam("rid"))
         .values(
             current_version=bindparam("ver"),
             current_hash=bindparam("hash"),
@@ -309,25 +301,29 @@ def _bump_versions_pg(
 def mark_seen(conn: Connection, record_ids: Sequence[int], run_id: int) -> None:
     for start in range(0, len(record_ids), _IN_BATCH):
         batch = record_ids[start : start + _IN_BATCH]
-        conn.execute(update(sr).where(sr.c.id.in_(batch)).values(last_ingest_run_id=run_id))
+        conn.execute(
+            update(records).where(records.c.id.in_(batch)).values(last_ingest_run_id=run_id)
+        )
 
 
 def reactivate(conn: Connection, record_ids: Sequence[int], now: datetime) -> None:
     for start in range(0, len(record_ids), _IN_BATCH):
         batch = record_ids[start : start + _IN_BATCH]
-        conn.execute(update(sr).where(sr.c.id.in_(batch)).values(status="active", updated_at=now))
+        conn.execute(
+            update(records).where(records.c.id.in_(batch)).values(status="active", updated_at=now)
+        )
 
 
 def withdraw_unseen(
     conn: Connection, system_id: int, entity_type: str, run_id: int, now: datetime
 ) -> int:
     result = conn.execute(
-        update(sr)
+        update(records)
         .where(
-            sr.c.source_system_id == system_id,
-            sr.c.entity_type == entity_type,
-            sr.c.status == "active",
-            (sr.c.last_ingest_run_id.is_(None)) | (sr.c.last_ingest_run_id != run_id),
+            records.c.source_system_id == system_id,
+            records.c.entity_type == entity_type,
+            records.c.status == "active",
+            (records.c.last_ingest_run_id.is_(None)) | (records.c.last_ingest_run_id != run_id),
         )
         .values(status="withdrawn", updated_at=now)
     )
@@ -336,21 +332,21 @@ def withdraw_unseen(
 
 def insert_rejects(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(rej), rows)
+        conn.execute(insert(rejects), rows)
 
 
 def iter_rejects(conn: Connection, run_id: int) -> Iterable[Any]:
     return conn.execute(
-        select(rej.c.location, rej.c.source_key, rej.c.reasons, rej.c.raw_content)
-        .where(rej.c.ingest_run_id == run_id)
-        .order_by(rej.c.id)
+        select(rejects.c.location, rejects.c.source_key, rejects.c.reasons, rejects.c.raw_content)
+        .where(rejects.c.ingest_run_id == run_id)
+        .order_by(rejects.c.id)
     )
 
 
 def count_records(conn: Connection, system_id: int, entity_type: str) -> dict[str, int]:
     stmt = (
-        select(sr.c.status, func.count())
-        .where(sr.c.source_system_id == system_id, sr.c.entity_type == entity_type)
-        .group_by(sr.c.status)
+        select(records.c.status, func.count())
+        .where(records.c.source_system_id == system_id, records.c.entity_type == entity_type)
+        .group_by(records.c.status)
     )
     return {status: int(n) for status, n in conn.execute(stmt)}
