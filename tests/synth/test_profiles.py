@@ -608,8 +608,8 @@ def test_migration_2025_addresses_in_legacy_systems(runs: dict[str, Run]) -> Non
 
 
 def test_twins_never_carry_one_full_name() -> None:
-    """Parents never give twins (or two of their children) one full name, even where the first twin was named
-    after the father (the son-with-his-father's-name hazard is planted first)."""
+    """Parents never give twins (or two of their children) one full name, even where
+    the first twin was named after the father (that hazard is planted first)."""
     from mdm.synth.generate import _World
 
     world = _World(SynthParams(provinces=2, citizens=30_000, seed=7, profile="household"))
