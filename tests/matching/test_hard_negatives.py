@@ -217,6 +217,35 @@ def test_twins_who_differ_in_the_middle_name_are_two_people() -> None:
     )
 
 
+def test_twins_named_one_letter_apart_go_to_a_steward() -> None:
+    """Hoàng Thị Uyên and Hoàng Thị Duyên: one birth date, phone and address, given
+    names one letter apart. As likely twins as a typo: never linked automatically,
+    always reviewed; a shared ID links them, a dropped diacritic or middle name is
+    no difference, and another birth date leaves the typo to the model."""
+    rules = load_rules("citizen")
+    home = {**HOME, "street": "Thôn 3"}
+    shared = {"date_of_birth": "2020-10-06", "sex": "female", "phone": "0991846064"}
+    uyen = cit("a", full_name="Hoàng Thị Uyên", permanent_address=home, **shared)
+    duyen = cit("b", full_name="Hoàng Duyên", permanent_address=home, **shared)
+    assert guard_conflict(rules, uyen, duyen) == "guard:twin_given_names"
+    assert worth_review(rules, "guard:twin_given_names", uyen, duyen)
+    for same in ("HOANG THI UYEN", "Hoàng Uyên", "Hoàngthị Uyên"):
+        assert guard_conflict(rules, uyen, cit("o", full_name=same, **shared)) is None
+    # a typo that makes no syllable is no second name: the model weighs it
+    assert guard_conflict(rules, uyen, cit("t", full_name="Hoàng Thị Uyne", **shared)) is None
+    other_day = {**shared, "date_of_birth": "2020-10-07"}
+    assert guard_conflict(rules, uyen, cit("d", full_name="Hoàng Thị Duyên", **other_day)) is None
+    with_id = {**shared, "personal_id": "037320485469"}
+    assert (
+        guard_conflict(
+            rules,
+            cit("i", full_name="Hoàng Thị Uyên", **with_id),
+            cit("j", full_name="Hoàng Thị Duyên", **with_id),
+        )
+        is None
+    )
+
+
 def test_full_birth_dates_no_slip_explains_are_two_people() -> None:
     """Sisters of one name in one household, born 2014-05-18 and 2018-01-17: no
     clerical slip writes one as the other. Two digits, a swap, a shared ID: no veto."""

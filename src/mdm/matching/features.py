@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import Any, Final, Literal
 
 from mdm.standardize.ids import id_region, personal_id_consistent, personal_id_province
-from mdm.standardize.syllables import respace
+from mdm.standardize.syllables import is_syllable, respace
 
 EntityType = Literal["citizen", "organization", "dossier"]
 ENTITY_TYPES: Final[tuple[EntityType, ...]] = ("citizen", "organization", "dossier")
@@ -57,6 +57,7 @@ FEATURE_COLUMNS: Final[dict[str, dict[str, str]]] = {
         "name_core": "VARCHAR",
         "name_variant": "VARCHAR",
         "given_known": "VARCHAR",
+        "given_syllable": "VARCHAR",
         "given_marked": "VARCHAR",
         "dob": "VARCHAR",
         "dob_full": "VARCHAR",
@@ -233,6 +234,7 @@ NAME_FEATURES: Final[tuple[str, ...]] = (
     "name_core",
     "name_variant",
     "given_known",
+    "given_syllable",
     "given_marked",
 )
 
@@ -262,6 +264,9 @@ def _name_features(full_name: object) -> dict[str, FeatureValue]:
         "name_core": core,
         "name_variant": variant,
         "given_known": given if given in COMMON_GIVEN_NAMES else None,
+        # a given name that is a Vietnamese syllable (the closed inventory, not a
+        # list of names): twins' names are; most typos (Ami, Onh, Lnih) are not
+        "given_syllable": given if given and is_syllable(given) else None,
         "given_marked": _marked_given(full_name) if given else None,
     }
 
