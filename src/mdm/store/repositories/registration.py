@@ -7,7 +7,7 @@ no COPY.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -19,7 +19,6 @@ from mdm.store.models import (
     Entity,
     IdempotencyKey,
     Link,
-    MatchCandidate,
     Reject,
     SourceRecord,
     SourceRecordVersion,
@@ -34,11 +33,7 @@ rejects = cast(Table, Reject.__table__)
 idem = cast(Table, IdempotencyKey.__table__)
 links = cast(Table, Link.__table__)
 entities = cast(Table, Entity.__table__)
-cands = cast(Table, MatchCandidate.__table__)
 decisions = cast(Table, StewardDecision.__table__)
-
-DECIDED = ("accepted", "rejected", "skipped")
-
 
 # ------------------------------------------------------------------ locking
 
@@ -215,73 +210,6 @@ def steward_decided(conn: Connection, record_id: int) -> set[int]:
     ):
         out.add(int(b) if int(a) == record_id else int(a))
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class CandidateRow:
-    left: int
-    right: int
-    score: float
-    match_weight: float
-    weights: dict[str, float]
-    reason: str
-
-
-def upsert_candidates(
-    conn: Connection, entity_type: str, rows: Sequence[CandidateRow], now: datetime
-) -> int:
-    """Queue review pairs as batch does: a pair a steward decided is left alone; a
-    pending or superseded one is refreshed (and pending again). Returns how many
-    pairs are pending afterwards."""
-    pending = 0
-    for row in rows:
-        old = conn.execute(
-            select(cands.c.id, cands.c.status).where(
-                cands.c.left_record_id == row.left, cands.c.right_record_id == row.right
-            )
-        ).first()
-        values = {
-            "score": row.score,
-            "match_weight": row.match_weight,
-            "weights": row.weights,
-            "reason": row.reason,
-            "status": "pending",
-        }
-        if old is None:
-            conn.execute(
-                insert(cands).values(
-                    entity_type=entity_type,
-                    left_record_id=row.left,
-                    right_record_id=row.right,
-                    created_at=now,
-                    **values,
-                )
-            )
-        elif old[1] in DECIDED:
-            continue
-        else:
-            conn.execute(update(cands).where(cands.c.id == old[0]).values(**values))
-        pending += 1
-    return pending
-
-
-def supersede_pending(conn: Connection, record_id: int, keep: Iterable[tuple[int, int]]) -> int:
-    """Pending pairs of this record that its current version no longer puts in the
-    review band become ``superseded`` (as a batch run does); returns how many."""
-    keep_set = set(keep)
-    stale = [
-        int(cid)
-        for cid, a, b in conn.execute(
-            select(cands.c.id, cands.c.left_record_id, cands.c.right_record_id).where(
-                cands.c.status == "pending",
-                or_(cands.c.left_record_id == record_id, cands.c.right_record_id == record_id),
-            )
-        )
-        if (int(a), int(b)) not in keep_set
-    ]
-    if stale:
-        conn.execute(update(cands).where(cands.c.id.in_(stale)).values(status="superseded"))
-    return len(stale)
 
 
 # ------------------------------------------------------------------ idempotency
