@@ -99,13 +99,13 @@ from mdm.exceptions import (
 from mdm.ingest.readers import to_text
 from mdm.matching import blocking_keys, build_features
 from mdm.services.identity import issue_canonical_ids
-from mdm.services.matching import (
+from mdm.services.matching.common import model_path
+from mdm.services.matching.online import (
     CandidateExplanation,
     MatchDecision,
     add_record_features,
     loaded_model,
     match_one,
-    model_path,
 )
 from mdm.services.resolve import NewEntity, Plan, apply_plans
 from mdm.standardize.records import standardize_record
