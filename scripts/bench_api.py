@@ -245,7 +245,8 @@ def train_small_model(rules_dir: Path) -> None:
 
     from mdm.ingest.mapping import load_mapping
     from mdm.services.ingest import ingest_file
-    from mdm.services.matching import run_batch, train_from_store
+    from mdm.services.matching.batch import run_batch
+    from mdm.services.matching.training import train_from_store
     from mdm.store import migrate
     from mdm.store.db import make_engine
     from mdm.synth import SynthParams

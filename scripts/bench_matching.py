@@ -55,7 +55,7 @@ from mdm.matching import (  # noqa: E402
     train,
 )
 from mdm.matching.linker import make_linker  # noqa: E402
-from mdm.services.matching import SqlCandidateSource  # noqa: E402
+from mdm.services.matching.online import SqlCandidateSource  # noqa: E402
 from mdm.store import migrate  # noqa: E402
 from mdm.store.db import make_engine  # noqa: E402
 from mdm.store.models import (  # noqa: E402

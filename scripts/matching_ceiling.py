@@ -39,7 +39,7 @@ from mdm.matching.linker import make_linker, scored_pairs_sql
 from mdm.matching.model import MatchModel, weight_to_prob
 from mdm.matching.rules import load_rules
 from mdm.matching.tables import compute_tf_tables, load_features, rows_to_arrow
-from mdm.services.matching import model_path
+from mdm.services.matching.common import model_path
 
 PRECISIONS = (0.9995, 0.999, 0.998, 0.997, 0.995)
 

@@ -122,7 +122,7 @@ def test_one_statement_reads_what_the_sql_candidate_source_and_owner_lookup_read
     from sqlalchemy.orm import Session
 
     from mdm.matching import blocking_keys, build_features
-    from mdm.services.matching import SqlCandidateSource, loaded_model
+    from mdm.services.matching.online import SqlCandidateSource, loaded_model
     from mdm.standardize import standardize_record
     from mdm.store.models import Link
     from mdm.store.models.match import blocking_key_hashes

@@ -19,9 +19,10 @@ from sqlalchemy import Engine, text
 
 from mdm.ingest.mapping import load_mapping
 from mdm.matching import load_rules
-from mdm.services import matching as svc
 from mdm.services.ingest import ingest_file
+from mdm.services.matching import features as feature_pass
 from mdm.store.db import make_engine
+from mdm.store.repositories import feature_index
 from mdm.synth import SynthParams
 from mdm.synth import generate as generate_synth
 from tests.conftest import Databases
@@ -85,9 +86,9 @@ def _clear(engine: Engine) -> None:
 
 def _large(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ~1,500 records a large pass, in batches of 200."""
-    monkeypatch.setattr(svc, "_PARALLEL_AFTER", 1)
-    monkeypatch.setattr(svc, "_BULK_KEYS_AFTER", 1)
-    monkeypatch.setattr(svc, "READ_BATCH", 200)
+    monkeypatch.setattr(feature_pass, "_PARALLEL_AFTER", 1)
+    monkeypatch.setattr(feature_index, "_BULK_KEYS_AFTER", 1)
+    monkeypatch.setattr(feature_index, "READ_BATCH", 200)
 
 
 def test_workers_and_bulk_keys_store_what_the_plain_pass_stores(
@@ -95,7 +96,9 @@ def test_workers_and_bulk_keys_store_what_the_plain_pass_stores(
 ) -> None:
     rules = load_rules("citizen")
     _clear(engine)
-    plain = svc._write_features(engine, "citizen", rules, tmp_path / "a.parquet", persist=True)
+    plain = feature_pass.write_features(
+        engine, "citizen", rules, tmp_path / "a.parquet", persist=True
+    )
     expected = _stored(engine)
     assert plain.written == len(expected["features"]) > 1000
     assert len(expected["keys"]) > 3 * plain.written
@@ -103,14 +106,14 @@ def test_workers_and_bulk_keys_store_what_the_plain_pass_stores(
     _clear(engine)
     _large(monkeypatch)
     dropped: list[set[str]] = []
-    real_store = svc._store_write
+    real_store = feature_index.store_write
 
     def store_and_look(*args: Any) -> None:
         dropped.append(_indexes(engine))
         real_store(*args)
 
-    monkeypatch.setattr(svc, "_store_write", store_and_look)
-    large = svc._write_features(
+    monkeypatch.setattr(feature_index, "store_write", store_and_look)
+    large = feature_pass.write_features(
         engine, "citizen", rules, tmp_path / "b.parquet", persist=True, workers=2
     )
     assert dropped and all(found == set() for found in dropped)  # bulk mode was on
@@ -122,7 +125,7 @@ def test_workers_and_bulk_keys_store_what_the_plain_pass_stores(
     assert pq.read_table(tmp_path / "b.parquet").equals(pq.read_table(tmp_path / "a.parquet"))
 
     # a second large pass reuses every stored row (in the workers too): same parquet
-    again = svc._write_features(
+    again = feature_pass.write_features(
         engine, "citizen", rules, tmp_path / "c.parquet", persist=True, workers=2
     )
     assert (again.written, again.reused) == (0, plain.written)
@@ -136,7 +139,7 @@ def test_a_failed_bulk_pass_leaves_the_indexes_built(
     rules = load_rules("citizen")
     _clear(engine)
     _large(monkeypatch)
-    real = svc._feature_batch
+    real = feature_pass._feature_batch
     calls = []
 
     def fail_third(spec: Any, part: Any) -> Any:
@@ -145,9 +148,9 @@ def test_a_failed_bulk_pass_leaves_the_indexes_built(
             raise RuntimeError("boom")
         return real(spec, part)
 
-    monkeypatch.setattr(svc, "_feature_batch", fail_third)
+    monkeypatch.setattr(feature_pass, "_feature_batch", fail_third)
     with pytest.raises(RuntimeError, match="boom"):
-        svc._write_features(
+        feature_pass.write_features(
             engine, "citizen", rules, tmp_path / "x.parquet", persist=True, workers=1
         )
     assert _indexes(engine) == set(KEY_INDEXES)
@@ -161,7 +164,7 @@ def test_indexes_a_killed_pass_dropped_are_rebuilt_without_duplicates(
     removes the duplicate and rebuilds them before anything else."""
     rules = load_rules("citizen")
     _clear(engine)
-    svc._write_features(engine, "citizen", rules, tmp_path / "a.parquet", persist=True)
+    feature_pass.write_features(engine, "citizen", rules, tmp_path / "a.parquet", persist=True)
     expected = _stored(engine)
     with engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE blocking_keys DROP CONSTRAINT pk_blocking_keys")
@@ -172,7 +175,9 @@ def test_indexes_a_killed_pass_dropped_are_rebuilt_without_duplicates(
         )
     assert _indexes(engine) == set()
     # a small pass (no bulk mode) still repairs the index first
-    again = svc._write_features(engine, "citizen", rules, tmp_path / "b.parquet", persist=True)
+    again = feature_pass.write_features(
+        engine, "citizen", rules, tmp_path / "b.parquet", persist=True
+    )
     assert again.written == 0
     assert _indexes(engine) == set(KEY_INDEXES)
     assert _stored(engine) == expected
@@ -186,12 +191,12 @@ def test_bulk_mode_only_on_an_empty_table(engine: Engine, monkeypatch: pytest.Mo
             "INSERT INTO blocking_keys (entity_type, key_hash, source_record_id)"
             " SELECT 'citizen', 1, min(id) FROM source_records"
         )
-    assert svc._begin_bulk_keys(engine, 2) is False
+    assert feature_index.begin_bulk_keys(engine, 2) is False
     assert _indexes(engine) == set(KEY_INDEXES)
     _clear(engine)
-    assert svc._begin_bulk_keys(engine, 2) is True
+    assert feature_index.begin_bulk_keys(engine, 2) is True
     assert _indexes(engine) == set()
-    svc._restore_key_indexes(engine)
+    feature_index.restore_key_indexes(engine)
     assert _indexes(engine) == set(KEY_INDEXES)
 
 
@@ -205,7 +210,7 @@ def test_match_workers_setting_keeps_a_large_pass_in_process(
 
     rules = load_rules("citizen")
     _clear(engine)
-    svc._write_features(engine, "citizen", rules, tmp_path / "a.parquet", persist=True)
+    feature_pass.write_features(engine, "citizen", rules, tmp_path / "a.parquet", persist=True)
     expected = _stored(engine)
     _clear(engine)
     _large(monkeypatch)
@@ -213,12 +218,12 @@ def test_match_workers_setting_keeps_a_large_pass_in_process(
     def no_workers(*args: Any) -> Any:
         raise AssertionError("worker processes started")
 
-    monkeypatch.setattr(svc, "_batches_in_workers", no_workers)
+    monkeypatch.setattr(feature_pass, "_batches_in_workers", no_workers)
     monkeypatch.setenv("MDM_MATCH_WORKERS", "1")
     get_settings.cache_clear()
     try:
         assert bulk_workers() == 1
-        svc._write_features(engine, "citizen", rules, tmp_path / "b.parquet", persist=True)
+        feature_pass.write_features(engine, "citizen", rules, tmp_path / "b.parquet", persist=True)
     finally:
         monkeypatch.delenv("MDM_MATCH_WORKERS")
         get_settings.cache_clear()

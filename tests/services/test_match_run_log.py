@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from mdm.exceptions import Conflict
-from mdm.services import matching as svc
 from mdm.store.db import make_engine
 from mdm.store.models import MatchRun
+from mdm.store.repositories import matching as match_repo
 
 
 def _crash(run_id: int) -> None:
     """What kill -9 does to a run: it never finishes, its session (and lock) ends."""
-    lock = svc._run_locks.pop(run_id, None)
+    lock = match_repo._run_locks.pop(run_id, None)
     if lock is not None:
         lock.invalidate()
         lock.close()
@@ -26,12 +26,12 @@ def _crash(run_id: int) -> None:
 def test_a_run_killed_midway_is_marked_failed_by_the_next(fresh_db_url: str) -> None:
     engine = make_engine(fresh_db_url)
     try:
-        dead = svc._start_run(engine, "citizen", "run", "duckdb")
+        dead = match_repo.start_run(engine, "citizen", "run", "duckdb")
         _crash(dead)
-        other_kind = svc._start_run(engine, "citizen", "train", "duckdb")
-        other_type = svc._start_run(engine, "dossier", "run", "duckdb")
-        alive = svc._start_run(engine, "citizen", "run", "duckdb")
-        svc._finish_run(engine, alive, "completed")
+        other_kind = match_repo.start_run(engine, "citizen", "train", "duckdb")
+        other_type = match_repo.start_run(engine, "dossier", "run", "duckdb")
+        alive = match_repo.start_run(engine, "citizen", "run", "duckdb")
+        match_repo.finish_run(engine, alive, "completed")
         with engine.connect() as conn:
             rows = {
                 r.id: r for r in conn.execute(select(MatchRun.id, MatchRun.status, MatchRun.error))
@@ -42,8 +42,8 @@ def test_a_run_killed_midway_is_marked_failed_by_the_next(fresh_db_url: str) -> 
         # other kinds and entity types are not touched
         assert rows[other_kind].status == "running"
         assert rows[other_type].status == "running"
-        svc._finish_run(engine, other_kind, "completed")
-        svc._finish_run(engine, other_type, "completed")
+        match_repo.finish_run(engine, other_kind, "completed")
+        match_repo.finish_run(engine, other_type, "completed")
     finally:
         engine.dispose()
 
@@ -53,12 +53,12 @@ def test_postgres_refuses_a_second_run_while_one_is_alive(backend: str, fresh_db
         pytest.skip("SQLite has no run lock (one writer; documented)")
     engine = make_engine(fresh_db_url)
     try:
-        first = svc._start_run(engine, "citizen", "run", "duckdb")
+        first = match_repo.start_run(engine, "citizen", "run", "duckdb")
         with pytest.raises(Conflict, match="another match run"):
-            svc._start_run(engine, "citizen", "run", "duckdb")
-        svc._finish_run(engine, first, "completed")
-        second = svc._start_run(engine, "citizen", "run", "duckdb")
-        svc._finish_run(engine, second, "completed")
+            match_repo.start_run(engine, "citizen", "run", "duckdb")
+        match_repo.finish_run(engine, first, "completed")
+        second = match_repo.start_run(engine, "citizen", "run", "duckdb")
+        match_repo.finish_run(engine, second, "completed")
         with engine.connect() as conn:
             statuses = conn.execute(
                 select(MatchRun.status).where(MatchRun.id.in_([first, second]))

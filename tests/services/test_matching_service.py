@@ -30,6 +30,7 @@ from mdm.ingest.mapping import load_mapping
 from mdm.matching import blocking_keys, build_features, load_rules
 from mdm.services import matching as svc
 from mdm.services.ingest import ingest_file
+from mdm.services.matching import features as feature_pass
 from mdm.store.db import make_engine
 from mdm.store.models import (
     BlockingKey,
@@ -336,16 +337,16 @@ def test_features_written_by_the_api_during_a_run_are_replaced_not_fatal(
     rules = load_rules("citizen", registry.rules_dir)
     feats = build_features("citizen", str(record), system, registry.std[record])
     keys = blocking_keys(feats, rules)
-    stale_read = svc._StoredRecord(record, version, system, {}, None)
-    svc._store_features(
+    stale_read = feature_pass.StoredRecord(record, version, system, {}, None)
+    feature_pass.store_features(
         registry.engine,
         "citizen",
-        [(stale_read, feats, keys, svc._features_hash(feats, keys))],
-        svc.feature_signature("citizen", rules),
+        [(stale_read, feats, keys, feature_pass.features_hash(feats, keys))],
+        feature_pass.feature_signature("citizen", rules),
     )
     with registry.engine.connect() as conn:
         after, keys_after = _index_rows(conn, record)
-    assert after == (svc._features_hash(feats, keys), version)
+    assert after == (feature_pass.features_hash(feats, keys), version)
     assert keys_after == sorted(blocking_key_hashes("citizen", keys)) and keys_before
 
 
@@ -367,18 +368,18 @@ def test_changed_feature_code_recomputes_every_row_once(
     """A stored row is reused only under the signature of the code and rules that
     computed it: a new signature recomputes (and re-signs) every row, once."""
     before = _snapshot(registry.engine)
-    real = svc.feature_signature
+    real = feature_pass.feature_signature
 
     def changed_code(entity_type: str, rules: Any) -> str:
         return hashlib.sha256(real(entity_type, rules).encode()).hexdigest()[:32]
 
-    monkeypatch.setattr(svc, "feature_signature", changed_code)
+    monkeypatch.setattr(feature_pass, "feature_signature", changed_code)
     summary = svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
     assert summary.features_reused == 0
     assert summary.features_written == summary.records > 0
     again = svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
     assert (again.features_reused, again.features_written) == (again.records, 0)
-    monkeypatch.setattr(svc, "feature_signature", real)
+    monkeypatch.setattr(feature_pass, "feature_signature", real)
     back = svc.run_batch(registry.engine, "citizen", rules_dir=registry.rules_dir, threads=2)
     assert back.features_written == back.records
     # the same features, keys and links throughout: only the signatures changed

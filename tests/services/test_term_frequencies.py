@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import Engine, text
 
-from mdm.services import matching as svc
+from mdm.services.matching import batch as svc
 from mdm.store.db import make_engine
 
 

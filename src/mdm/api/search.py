@@ -31,7 +31,7 @@ from mdm.api.masking import explain, mask_attributes
 from mdm.api.schemas import EntityType, SearchIn, SearchOut
 from mdm.exceptions import ConfigError, MDMError
 from mdm.matching import IncrementalMatcher, blocking_keys, build_features
-from mdm.services.matching import loaded_model
+from mdm.services.matching.online import loaded_model
 from mdm.standardize import standardize_record
 from mdm.store.models.match import blocking_key_hashes
 from mdm.store.repositories import lookup

@@ -112,7 +112,8 @@ def _build(
     from mdm.ingest.mapping import load_mapping
     from mdm.services import resolve as resolve_svc
     from mdm.services.ingest import ingest_file
-    from mdm.services.matching import run_batch, train_from_store
+    from mdm.services.matching.batch import run_batch
+    from mdm.services.matching.training import train_from_store
     from mdm.services.units import load_units
     from mdm.steward.accounts import create_steward, generate_password
     from mdm.store.db import get_engine, unit_of_work

@@ -37,7 +37,8 @@ def train_cmd(
 ) -> None:
     """Train the Fellegi-Sunter model on the ingested records and save it to
     matching_rules/models/ENTITY.json."""
-    from mdm.services.matching import model_path, train_from_store
+    from mdm.services.matching.common import model_path
+    from mdm.services.matching.training import train_from_store
 
     engine = _setup()
     try:
@@ -131,7 +132,7 @@ def run_cmd(
     """Deduplicate every active record of ENTITY: links, review candidates, new
     entities. Idempotent: a rerun on unchanged data changes nothing."""
     from mdm.matching.spark import SparkOptions, parse_conf
-    from mdm.services.matching import run_batch
+    from mdm.services.matching.batch import run_batch
 
     try:
         spark = SparkOptions(

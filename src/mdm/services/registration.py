@@ -99,18 +99,19 @@ from mdm.exceptions import (
 from mdm.ingest.readers import to_text
 from mdm.matching import blocking_keys, build_features
 from mdm.services.identity import issue_canonical_ids
-from mdm.services.matching import (
+from mdm.services.matching.common import model_path
+from mdm.services.matching.online import (
     CandidateExplanation,
     MatchDecision,
     add_record_features,
     loaded_model,
     match_one,
-    model_path,
 )
 from mdm.services.resolve import NewEntity, Plan, apply_plans
 from mdm.standardize.records import standardize_record
 from mdm.store.db import unit_of_work
 from mdm.store.models import ENTITY_TYPES, utcnow
+from mdm.store.repositories import candidates as candidate_repo
 from mdm.store.repositories import entities as entity_repo
 from mdm.store.repositories import registration as repo
 
@@ -534,7 +535,7 @@ def _queue(ctx: _Ctx, decision: MatchDecision, own_entity: int) -> int:
     candidate outside its entity, except pairs a steward already decided; its
     other pending pairs are superseded (its current version decides)."""
     decided = repo.steward_decided(ctx.conn, ctx.record_id)
-    rows: list[repo.CandidateRow] = []
+    rows: list[candidate_repo.CandidateRow] = []
     for c in decision.candidates:
         other = c.source_record_id
         if other == ctx.record_id or other in decided or c.entity_id == own_entity:
@@ -542,16 +543,14 @@ def _queue(ctx: _Ctx, decision: MatchDecision, own_entity: int) -> int:
         if c.match_probability is None or c.match_weight is None:
             continue
         left, right = min(ctx.record_id, other), max(ctx.record_id, other)
-        reason = c.method
-        if c.forbidden:
-            reason = f"{c.method}; automatic link forbidden ({c.forbidden})"
+        reason = candidate_repo.candidate_reason(c.method, c.forbidden)
         rows.append(
-            repo.CandidateRow(
+            candidate_repo.CandidateRow(
                 left, right, c.match_probability, c.match_weight, dict(c.weights), reason
             )
         )
-    repo.supersede_pending(ctx.conn, ctx.record_id, [(r.left, r.right) for r in rows])
-    return repo.upsert_candidates(ctx.conn, ctx.entity_type, rows, ctx.now)
+    candidate_repo.supersede_pending(ctx.conn, ctx.record_id, [(r.left, r.right) for r in rows])
+    return candidate_repo.upsert_candidates(ctx.conn, ctx.entity_type, rows, ctx.now)
 
 
 def _candidate(c: CandidateExplanation) -> RegistrationCandidate:

@@ -6,7 +6,7 @@ no COPY.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mdm.store.repositories import locks
 from mdm.store.tables import (
-    candidates,
     decisions,
     entities,
     idempotency_keys,
@@ -26,9 +25,6 @@ from mdm.store.tables import (
     rejects,
     systems,
 )
-
-DECIDED = ("accepted", "rejected", "skipped")
-
 
 # ------------------------------------------------------------------ locking
 
@@ -195,80 +191,6 @@ def steward_decided(conn: Connection, record_id: int) -> set[int]:
     ):
         out.add(int(b) if int(a) == record_id else int(a))
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class CandidateRow:
-    left: int
-    right: int
-    score: float
-    match_weight: float
-    weights: dict[str, float]
-    reason: str
-
-
-def upsert_candidates(
-    conn: Connection, entity_type: str, rows: Sequence[CandidateRow], now: datetime
-) -> int:
-    """Queue review pairs as batch does: a pair a steward decided is left alone; a
-    pending or superseded one is refreshed (and pending again). Returns how many
-    pairs are pending afterwards."""
-    pending = 0
-    for row in rows:
-        old = conn.execute(
-            select(candidates.c.id, candidates.c.status).where(
-                candidates.c.left_record_id == row.left, candidates.c.right_record_id == row.right
-            )
-        ).first()
-        values = {
-            "score": row.score,
-            "match_weight": row.match_weight,
-            "weights": row.weights,
-            "reason": row.reason,
-            "status": "pending",
-        }
-        if old is None:
-            conn.execute(
-                insert(candidates).values(
-                    entity_type=entity_type,
-                    left_record_id=row.left,
-                    right_record_id=row.right,
-                    created_at=now,
-                    **values,
-                )
-            )
-        elif old[1] in DECIDED:
-            continue
-        else:
-            conn.execute(update(candidates).where(candidates.c.id == old[0]).values(**values))
-        pending += 1
-    return pending
-
-
-def supersede_pending(conn: Connection, record_id: int, keep: Iterable[tuple[int, int]]) -> int:
-    """Pending pairs of this record that its current version no longer puts in the
-    review band become ``superseded`` (as a batch run does); returns how many."""
-    keep_set = set(keep)
-    stale = [
-        int(cid)
-        for cid, a, b in conn.execute(
-            select(
-                candidates.c.id, candidates.c.left_record_id, candidates.c.right_record_id
-            ).where(
-                candidates.c.status == "pending",
-                or_(
-                    candidates.c.left_record_id == record_id,
-                    candidates.c.right_record_id == record_id,
-                ),
-            )
-        )
-        if (int(a), int(b)) not in keep_set
-    ]
-    if stale:
-        conn.execute(
-            update(candidates).where(candidates.c.id.in_(stale)).values(status="superseded")
-        )
-    return len(stale)
 
 
 # ------------------------------------------------------------------ idempotency
