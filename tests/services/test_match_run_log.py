@@ -17,10 +17,10 @@ from mdm.store.repositories import matching as match_repo
 
 def _crash(run_id: int) -> None:
     """What kill -9 does to a run: it never finishes, its session (and lock) ends."""
-    lock = match_repo._run_locks.pop(run_id, None)
-    if lock is not None:
-        lock.invalidate()
-        lock.close()
+    held = match_repo._run_locks.pop(run_id, None)
+    if held is not None:
+        held[0].invalidate()
+        held[0].close()
 
 
 def test_a_run_killed_midway_is_marked_failed_by_the_next(fresh_db_url: str) -> None:

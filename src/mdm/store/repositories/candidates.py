@@ -17,13 +17,11 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Table, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
-from mdm.store.models import MatchCandidate
-
-cands = cast(Table, MatchCandidate.__table__)
+from mdm.store.tables import candidates
 
 DECIDED = ("accepted", "rejected", "skipped")
 WRITE_BATCH = 5_000
@@ -84,12 +82,16 @@ def _pending_values(row: CandidateRow) -> dict[str, Any]:
 
 
 def _refresh(conn: Connection, candidate_id: int, row: CandidateRow) -> None:
-    conn.execute(update(cands).where(cands.c.id == candidate_id).values(**_pending_values(row)))
+    conn.execute(
+        update(candidates).where(candidates.c.id == candidate_id).values(**_pending_values(row))
+    )
 
 
 def _supersede(conn: Connection, candidate_ids: Sequence[int]) -> None:
     for part in _chunks(candidate_ids):
-        conn.execute(update(cands).where(cands.c.id.in_(part)).values(status="superseded"))
+        conn.execute(
+            update(candidates).where(candidates.c.id.in_(part)).values(status="superseded")
+        )
 
 
 # ------------------------------------------------------------ the batch run
@@ -109,15 +111,15 @@ def replace_review_band(
             (int(r.left_record_id), int(r.right_record_id)): r
             for r in conn.execute(
                 select(
-                    cands.c.id,
-                    cands.c.left_record_id,
-                    cands.c.right_record_id,
-                    cands.c.status,
-                    cands.c.score,
-                    cands.c.match_weight,
-                    cands.c.weights,
-                    cands.c.reason,
-                ).where(cands.c.entity_type == entity_type)
+                    candidates.c.id,
+                    candidates.c.left_record_id,
+                    candidates.c.right_record_id,
+                    candidates.c.status,
+                    candidates.c.score,
+                    candidates.c.match_weight,
+                    candidates.c.weights,
+                    candidates.c.reason,
+                ).where(candidates.c.entity_type == entity_type)
             )
         }
         new_rows: list[dict[str, Any]] = []
@@ -138,7 +140,7 @@ def replace_review_band(
             _refresh(conn, int(old.id), q)
             counts["reopened" if old.status == "superseded" else "updated"] += 1
         for part in _chunks(new_rows, WRITE_BATCH):
-            conn.execute(insert(cands), list(part))
+            conn.execute(insert(candidates), list(part))
         stale = [
             int(old.id)
             for key, old in existing.items()
@@ -176,13 +178,13 @@ def upsert_candidates(
     pending = 0
     for row in rows:
         old = conn.execute(
-            select(cands.c.id, cands.c.status).where(
-                cands.c.left_record_id == row.left, cands.c.right_record_id == row.right
+            select(candidates.c.id, candidates.c.status).where(
+                candidates.c.left_record_id == row.left, candidates.c.right_record_id == row.right
             )
         ).first()
         action = queue_action(None if old is None else str(old[1]))
         if action == "insert":
-            conn.execute(insert(cands).values(**_new_row(entity_type, row, now)))
+            conn.execute(insert(candidates).values(**_new_row(entity_type, row, now)))
         elif action == "keep":
             continue
         else:
@@ -199,25 +201,32 @@ def supersede_pending(conn: Connection, record_id: int, keep: Iterable[tuple[int
     stale = [
         int(cid)
         for cid, a, b in conn.execute(
-            select(cands.c.id, cands.c.left_record_id, cands.c.right_record_id).where(
-                cands.c.status == "pending",
-                or_(cands.c.left_record_id == record_id, cands.c.right_record_id == record_id),
+            select(
+                candidates.c.id, candidates.c.left_record_id, candidates.c.right_record_id
+            ).where(
+                candidates.c.status == "pending",
+                or_(
+                    candidates.c.left_record_id == record_id,
+                    candidates.c.right_record_id == record_id,
+                ),
             )
         )
         if (int(a), int(b)) not in keep_set
     ]
     if stale:
-        conn.execute(update(cands).where(cands.c.id.in_(stale)).values(status="superseded"))
+        conn.execute(
+            update(candidates).where(candidates.c.id.in_(stale)).values(status="superseded")
+        )
     return len(stale)
 
 
 def review_band_records(conn: Connection, entity_type: str) -> int:
     """Distinct records with a pending review candidate."""
-    left = select(cands.c.left_record_id.label("r")).where(
-        cands.c.entity_type == entity_type, cands.c.status == "pending"
+    left = select(candidates.c.left_record_id.label("r")).where(
+        candidates.c.entity_type == entity_type, candidates.c.status == "pending"
     )
-    right = select(cands.c.right_record_id.label("r")).where(
-        cands.c.entity_type == entity_type, cands.c.status == "pending"
+    right = select(candidates.c.right_record_id.label("r")).where(
+        candidates.c.entity_type == entity_type, candidates.c.status == "pending"
     )
     union = left.union(right).subquery()
     return int(conn.execute(select(func.count()).select_from(union)).scalar_one())

@@ -13,14 +13,13 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import psycopg
 from sqlalchemy import (
     Connection,
     Engine,
-    Table,
     Text,
     and_,
     case,
@@ -38,28 +37,21 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
-from mdm.store.models import (
-    BlockingKey,
-    Link,
-    MatchFeatures,
-    SourceRecord,
-    SourceRecordVersion,
-    SourceSystem,
-    TermFrequency,
-)
 from mdm.store.models.match import blocking_key_hashes
 from mdm.store.repositories.entities import bulk_insert
 from mdm.store.repositories.source_records import copy_text
+from mdm.store.tables import (
+    blocking_keys,
+    links,
+    match_features,
+    record_versions,
+    records,
+    systems,
+    term_frequencies,
+)
 
 log = logging.getLogger(__name__)
 
-sr = cast(Table, SourceRecord.__table__)
-srv = cast(Table, SourceRecordVersion.__table__)
-systems = cast(Table, SourceSystem.__table__)
-bk = cast(Table, BlockingKey.__table__)
-mf = cast(Table, MatchFeatures.__table__)
-tft = cast(Table, TermFrequency.__table__)
-links = cast(Table, Link.__table__)
 
 READ_BATCH = 20_000
 _IN_BATCH = 900  # bound-parameter lists stay far below SQLite's limit
@@ -85,8 +77,8 @@ def active_count(conn: Connection, entity_type: str) -> int:
     return int(
         conn.execute(
             select(func.count())
-            .select_from(sr)
-            .where(sr.c.entity_type == entity_type, sr.c.status == "active")
+            .select_from(records)
+            .where(records.c.entity_type == entity_type, records.c.status == "active")
         ).scalar_one()
     )
 
@@ -113,23 +105,34 @@ def iter_active(
     # the payload as its stored JSON text (Postgres ``json`` keeps it verbatim; the
     # cast is free), parsed with orjson: psycopg's default ``json.loads`` cost a
     # third of the pass's reading time
-    payload: Any = cast_(srv.c.standardized, Text)
+    payload: Any = cast_(record_versions.c.standardized, Text)
     if with_stored and signature is not None:
-        current = and_(mf.c.record_version == sr.c.current_version, mf.c.signature == signature)
+        current = and_(
+            match_features.c.record_version == records.c.current_version,
+            match_features.c.signature == signature,
+        )
         payload = case((current, null()), else_=payload)
-    cols = [sr.c.id, sr.c.current_version, systems.c.name, payload]
-    joined = sr.join(
-        srv, and_(srv.c.source_record_id == sr.c.id, srv.c.version == sr.c.current_version)
-    ).join(systems, systems.c.id == sr.c.source_system_id)
+    cols = [records.c.id, records.c.current_version, systems.c.name, payload]
+    joined = records.join(
+        record_versions,
+        and_(
+            record_versions.c.source_record_id == records.c.id,
+            record_versions.c.version == records.c.current_version,
+        ),
+    ).join(systems, systems.c.id == records.c.source_system_id)
     if with_stored:
-        cols += [mf.c.content_hash, mf.c.record_version, mf.c.signature]
-        cols.append(cast_(mf.c.features, Text))
-        joined = joined.outerjoin(mf, mf.c.source_record_id == sr.c.id)
+        cols += [
+            match_features.c.content_hash,
+            match_features.c.record_version,
+            match_features.c.signature,
+        ]
+        cols.append(cast_(match_features.c.features, Text))
+        joined = joined.outerjoin(match_features, match_features.c.source_record_id == records.c.id)
     stmt = (
         select(*cols)
         .select_from(joined)
-        .where(sr.c.entity_type == entity_type, sr.c.status == "active")
-        .order_by(sr.c.id)
+        .where(records.c.entity_type == entity_type, records.c.status == "active")
+        .order_by(records.c.id)
     )
     batch = batch or READ_BATCH
     if conn.dialect.name == "postgresql":
@@ -251,8 +254,8 @@ def store_write(
 
 def _delete_features(conn: Connection, ids: Sequence[int]) -> None:
     for part in _chunks(ids):
-        conn.execute(delete(bk).where(bk.c.source_record_id.in_(part)))
-        conn.execute(delete(mf).where(mf.c.source_record_id.in_(part)))
+        conn.execute(delete(blocking_keys).where(blocking_keys.c.source_record_id.in_(part)))
+        conn.execute(delete(match_features).where(match_features.c.source_record_id.in_(part)))
 
 
 def _insert_features(
@@ -274,8 +277,8 @@ def _insert_features(
         for rid, _version, _feats, keys, _digest in rows
         for h in blocking_key_hashes(entity_type, keys)
     ]
-    bulk_insert(conn, mf, feature_rows)
-    bulk_insert(conn, bk, key_rows)
+    bulk_insert(conn, match_features, feature_rows)
+    bulk_insert(conn, blocking_keys, key_rows)
 
 
 def _copy_features(conn: Connection, text_: tuple[bytes, bytes]) -> None:
@@ -298,16 +301,18 @@ def _copy_features(conn: Connection, text_: tuple[bytes, bytes]) -> None:
 def drop_inactive_features(engine: Engine, entity_type: str) -> int:
     """Records withdrawn (or retyped) since the last run leave the candidate index."""
     gone = (
-        select(sr.c.id)
-        .where(sr.c.id == mf.c.source_record_id)
-        .where(or_(sr.c.status != "active", sr.c.entity_type != entity_type))
+        select(records.c.id)
+        .where(records.c.id == match_features.c.source_record_id)
+        .where(or_(records.c.status != "active", records.c.entity_type != entity_type))
         .exists()
     )
     with engine.begin() as conn:
         ids = [
             int(i)
             for i in conn.execute(
-                select(mf.c.source_record_id).where(mf.c.entity_type == entity_type, gone)
+                select(match_features.c.source_record_id).where(
+                    match_features.c.entity_type == entity_type, gone
+                )
             ).scalars()
         ]
         _delete_features(conn, ids)
@@ -328,8 +333,10 @@ def analyze_after_pass(engine: Engine, written: int) -> None:
 
 def _key_index_ddl() -> list[tuple[str, Any]]:
     """(name, DDL) of ``blocking_keys``' primary key and indexes, from the model."""
-    out: list[tuple[str, Any]] = [(str(bk.primary_key.name), AddConstraint(bk.primary_key))]
-    out.extend((str(ix.name), CreateIndex(ix)) for ix in sorted(bk.indexes, key=str))
+    out: list[tuple[str, Any]] = [
+        (str(blocking_keys.primary_key.name), AddConstraint(blocking_keys.primary_key))
+    ]
+    out.extend((str(ix.name), CreateIndex(ix)) for ix in sorted(blocking_keys.indexes, key=str))
     return out
 
 
@@ -362,11 +369,11 @@ def begin_bulk_keys(engine: Engine, active: int) -> bool:
             return False
         # the lock makes the emptiness test and the drop one step for writers
         conn.exec_driver_sql("LOCK TABLE blocking_keys IN SHARE ROW EXCLUSIVE MODE")
-        if conn.execute(select(bk.c.key_hash).limit(1)).first() is not None:
+        if conn.execute(select(blocking_keys.c.key_hash).limit(1)).first() is not None:
             return False
-        for ix in bk.indexes:
+        for ix in blocking_keys.indexes:
             conn.execute(DropIndex(ix))
-        conn.execute(DropConstraint(bk.primary_key))
+        conn.execute(DropConstraint(blocking_keys.primary_key))
     log.info("blocking keys: first load of %d records, indexes built after the pass", active)
     return True
 
@@ -421,7 +428,7 @@ def put_record_features(
     """Replace one record's feature row and blocking keys (the caller's transaction)."""
     remove_record_features(session, source_record_id)
     session.execute(
-        insert(mf).values(
+        insert(match_features).values(
             source_record_id=source_record_id,
             entity_type=entity_type,
             record_version=record_version,
@@ -432,7 +439,7 @@ def put_record_features(
     )
     if keys:
         session.execute(
-            insert(bk),
+            insert(blocking_keys),
             [
                 {
                     "entity_type": entity_type,
@@ -446,22 +453,27 @@ def put_record_features(
 
 def remove_record_features(session: Session, source_record_id: int) -> None:
     """Take a record out of the candidate index (withdrawn, or about to be replaced)."""
-    session.execute(delete(bk).where(bk.c.source_record_id == source_record_id))
-    session.execute(delete(mf).where(mf.c.source_record_id == source_record_id))
+    session.execute(
+        delete(blocking_keys).where(blocking_keys.c.source_record_id == source_record_id)
+    )
+    session.execute(
+        delete(match_features).where(match_features.c.source_record_id == source_record_id)
+    )
 
 
 def candidate_features(session: Session, entity_type: str, keys: Sequence[str]) -> list[Any]:
     """The stored feature rows (as the driver returns them) of every record of the
     type sharing one of ``keys``: one indexed query on ``blocking_keys``."""
     ids = (
-        select(bk.c.source_record_id)
-        .where(bk.c.key_hash.in_(blocking_key_hashes(entity_type, keys)))
+        select(blocking_keys.c.source_record_id)
+        .where(blocking_keys.c.key_hash.in_(blocking_key_hashes(entity_type, keys)))
         .distinct()
     )
     return list(
         session.execute(
-            select(mf.c.features).where(
-                mf.c.source_record_id.in_(ids), mf.c.entity_type == entity_type
+            select(match_features.c.features).where(
+                match_features.c.source_record_id.in_(ids),
+                match_features.c.entity_type == entity_type,
             )
         ).scalars()
     )
@@ -474,8 +486,8 @@ def entity_member_features(session: Session, entity_ids: Iterable[int]) -> dict[
     out: dict[int, list[Any]] = {}
     for part in _chunks(ids):
         stmt = (
-            select(links.c.entity_id, mf.c.features)
-            .join(mf, mf.c.source_record_id == links.c.source_record_id)
+            select(links.c.entity_id, match_features.c.features)
+            .join(match_features, match_features.c.source_record_id == links.c.source_record_id)
             .where(links.c.active == true(), links.c.entity_id.in_(part))
         )
         for eid, feats in session.execute(stmt):
@@ -491,7 +503,9 @@ def load_term_frequencies(
 ) -> dict[str, dict[Any, float]]:
     tf: dict[str, dict[Any, float]] = {}
     for column, value, freq in db.execute(
-        select(tft.c.column_name, tft.c.value, tft.c.tf).where(tft.c.entity_type == entity_type)
+        select(
+            term_frequencies.c.column_name, term_frequencies.c.value, term_frequencies.c.tf
+        ).where(term_frequencies.c.entity_type == entity_type)
     ):
         tf.setdefault(column, {})[value] = float(freq)
     return tf
@@ -509,7 +523,11 @@ def replace_term_frequencies(engine: Engine, entity_type: str, table: Any) -> bo
         if conn.dialect.name == "postgresql":
             # the lock makes "none stored yet" and the copy one step for writers
             conn.exec_driver_sql("LOCK TABLE term_frequencies IN SHARE ROW EXCLUSIVE MODE")
-            first = select(tft.c.value).where(tft.c.entity_type == entity_type).limit(1)
+            first = (
+                select(term_frequencies.c.value)
+                .where(term_frequencies.c.entity_type == entity_type)
+                .limit(1)
+            )
             if conn.execute(first).first() is None:
                 _copy_first_tf(conn, entity_type, table)
                 return bool(table.num_rows > 0)
@@ -521,17 +539,17 @@ def replace_term_frequencies(engine: Engine, entity_type: str, table: Any) -> bo
         stored = {
             (c, v): float(tf)
             for c, v, tf in conn.execute(
-                select(tft.c.column_name, tft.c.value, tft.c.tf).where(
-                    tft.c.entity_type == entity_type
-                )
+                select(
+                    term_frequencies.c.column_name, term_frequencies.c.value, term_frequencies.c.tf
+                ).where(term_frequencies.c.entity_type == entity_type)
             )
         }
         if stored == new:
             return False
-        conn.execute(delete(tft).where(tft.c.entity_type == entity_type))
+        conn.execute(delete(term_frequencies).where(term_frequencies.c.entity_type == entity_type))
         bulk_insert(
             conn,
-            tft,
+            term_frequencies,
             [
                 {"entity_type": entity_type, "column_name": c, "value": v, "tf": tf}
                 for (c, v), tf in new.items()

@@ -5,26 +5,16 @@ matching reads of stewards' decisions and of records' entities.
 
 from __future__ import annotations
 
-import hashlib
-import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, or_, select, text, true, update
+from sqlalchemy import Connection, Engine, bindparam, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from mdm.exceptions import Conflict
-from mdm.store.models import Entity, Link, MatchRun, SourceRecord, StewardDecision
-from mdm.store.repositories import lookup
-
-log = logging.getLogger(__name__)
-
-sr = cast(Table, SourceRecord.__table__)
-runs = cast(Table, MatchRun.__table__)
-decisions = cast(Table, StewardDecision.__table__)
-links = cast(Table, Link.__table__)
-entities = cast(Table, Entity.__table__)
+from mdm.store.repositories import locks, lookup
+from mdm.store.tables import decisions, entities, links, match_runs, records
 
 _IN_BATCH = 900  # bound-parameter lists stay far below SQLite's limit
 
@@ -41,7 +31,7 @@ def _chunks(items: Sequence[Any], size: int = _IN_BATCH) -> Iterator[Sequence[An
 # ------------------------------------------------------------------ the run log
 
 
-_run_locks: dict[int, Connection] = {}
+_run_locks: dict[int, tuple[Connection, str]] = {}
 
 
 def start_run(engine: Engine, entity_type: str, kind: str, backend: str) -> int:
@@ -55,25 +45,19 @@ def start_run(engine: Engine, entity_type: str, kind: str, backend: str) -> int:
     lock: do not start two runs of one entity type at once.
     """
     lock = None
+    name = f"mdm-match:{kind}:{entity_type}"
     if engine.dialect.name == "postgresql":
-        key = int.from_bytes(
-            hashlib.sha256(f"mdm-match:{kind}:{entity_type}".encode()).digest()[:8],
-            "big",
-            signed=True,
-        )
-        lock = engine.connect()
-        if not lock.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
-            lock.close()
+        lock = locks.try_session_lock(engine, name)
+        if lock is None:
             raise Conflict(f"another match {kind} of {entity_type!r} is running; try again later")
-        lock.commit()
     try:
         with engine.begin() as conn:
             conn.execute(
-                update(runs)
+                update(match_runs)
                 .where(
-                    runs.c.entity_type == entity_type,
-                    runs.c.kind == kind,
-                    runs.c.status == "running",
+                    match_runs.c.entity_type == entity_type,
+                    match_runs.c.kind == kind,
+                    match_runs.c.status == "running",
                 )
                 .values(
                     status="failed",
@@ -83,7 +67,7 @@ def start_run(engine: Engine, entity_type: str, kind: str, backend: str) -> int:
             )
             run_id = int(
                 conn.execute(
-                    insert(runs)
+                    insert(match_runs)
                     .values(
                         entity_type=entity_type,
                         kind=kind,
@@ -92,16 +76,15 @@ def start_run(engine: Engine, entity_type: str, kind: str, backend: str) -> int:
                         started_at=_now(),
                         counts={},
                     )
-                    .returning(runs.c.id)
+                    .returning(match_runs.c.id)
                 ).scalar_one()
             )
     except BaseException:
         if lock is not None:
-            lock.invalidate()  # closes the session, and its advisory lock with it
-            lock.close()
+            locks.release_session_lock(lock, name)
         raise
     if lock is not None:
-        _run_locks[run_id] = lock
+        _run_locks[run_id] = (lock, name)
     return run_id
 
 
@@ -109,38 +92,26 @@ def finish_run(engine: Engine, run_id: int, status: str, **values: Any) -> None:
     try:
         with engine.begin() as conn:
             conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
+                update(match_runs)
+                .where(match_runs.c.id == run_id)
                 .values(status=status, finished_at=_now(), **values)
             )
     finally:
-        lock = _run_locks.pop(run_id, None)
-        if lock is not None:
-            _release(lock)
-
-
-def _release(lock: Connection) -> None:
-    """Give the run lock back before returning: closing the session alone releases
-    it only when the server gets round to ending that backend, and a run started
-    right after (a script, a test under load) could still find it taken."""
-    try:
-        lock.exec_driver_sql("SELECT pg_advisory_unlock_all()")
-        lock.commit()
-    except Exception:  # a dead session holds no lock anyway
-        log.warning("could not release the match run lock explicitly; closing its session")
-    finally:
-        lock.invalidate()  # never back into the pool with session state
-        lock.close()
+        held = _run_locks.pop(run_id, None)
+        if held is not None:
+            # given back explicitly: closing the session alone releases it only when
+            # the server gets round to ending that backend
+            locks.release_session_lock(*held)
 
 
 _LATEST_TF_HASH = (
-    select(runs.c.tf_hash)
+    select(match_runs.c.tf_hash)
     .where(
-        runs.c.entity_type == bindparam("entity_type"),
-        runs.c.kind == "run",
-        runs.c.status == "completed",
+        match_runs.c.entity_type == bindparam("entity_type"),
+        match_runs.c.kind == "run",
+        match_runs.c.status == "completed",
     )
-    .order_by(runs.c.id.desc())
+    .order_by(match_runs.c.id.desc())
     .limit(1)
 )
 
@@ -162,8 +133,8 @@ def latest_tf_hash(db: Session | Connection, entity_type: str) -> str | None:
 
 def steward_pairs(conn: Connection, entity_type: str) -> tuple[list[tuple[int, int]], ...]:
     """Active must-link and cannot-link pairs whose two records are both active."""
-    left = sr.alias("l")
-    right = sr.alias("r")
+    left = records.alias("l")
+    right = records.alias("r")
     stmt = (
         select(decisions.c.kind, decisions.c.left_record_id, decisions.c.right_record_id)
         .join(left, left.c.id == decisions.c.left_record_id)
