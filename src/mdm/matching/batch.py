@@ -35,7 +35,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from mdm.matching.clustering import Edge, cluster
+from mdm.matching.clustering import ClusterResult, Edge, cluster
 from mdm.matching.deterministic import (
     RulePair,
     constraint_values,
@@ -179,33 +179,7 @@ def predict_and_cluster(
     timings["load"] = time.perf_counter() - started
 
     t0 = time.perf_counter()
-    tf_names = compute_tf_tables(con, table, rules.tf_columns)
-    review_w = rules.thresholds.review_weight
-    auto_w = rules.thresholds.auto_link_weight
-    comparisons = [c.name for c in rules.comparisons]
-    tf_comps = {c.name for c in rules.comparisons if any(lv.tf for lv in c.levels)}
-    mw_cols = ", ".join(
-        f'p."mw_{c}"' + (f' + p."mw_tf_adj_{c}"' if c in tf_comps else "") + f' AS "w_{c}"'
-        for c in comparisons
-    )
-    if backend == "spark":
-        staging = Path(tempfile.mkdtemp(prefix="mdm-spark-", dir=spark_staging))
-        try:
-            found = _predict_on_spark(
-                con, rules, _model_settings(model), table, tf_names, review_w, spark, staging
-            )
-            scored = con.sql(scored_pairs_sql(rules, found, table, mw_cols)).to_arrow_table()
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    else:
-        linker = make_linker(con, table, _model_settings(model), tf_names)
-        predictions = linker.inference.predict(
-            threshold_match_weight=review_w, warning_mode="never"
-        )
-        scored = con.sql(
-            scored_pairs_sql(rules, predictions.physical_name, table, mw_cols)
-        ).to_arrow_table()
-        predictions.drop_table_from_database_and_remove_from_cache()
+    scored = _score(con, rules, model, table, backend, spark, spark_staging)
     timings["predict"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -213,20 +187,8 @@ def predict_and_cluster(
     timings["rules"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    model_pairs: dict[tuple[str, str], Candidate] = {}
-    guarded: dict[tuple[str, str], str] = {}  # pairs a guard forbids to link automatically
-    for row in _iter_rows(scored):
-        key = _key(str(row["unique_id_l"]), str(row["unique_id_r"]))
-        if row["guard"] is not None:
-            guarded[key] = str(row["guard"])
-        model_pairs[key] = Candidate(
-            key[0],
-            key[1],
-            float(row["match_weight"]),
-            float(row["match_probability"]),
-            {c: float(row[f"w_{c}"]) for c in comparisons},
-            "model",
-        )
+    auto_w = rules.thresholds.auto_link_weight
+    model_pairs, guarded = _model_pairs(rules, scored)
     conflicts = [(p.left, p.right) for p in rule_pairs if p.decision.outcome == "conflict"]
     edges = [
         Edge(p.left, p.right, math.inf, "rule") for p in rule_pairs if p.decision.outcome == "link"
@@ -247,21 +209,7 @@ def predict_and_cluster(
         max_gap={g.column: g.max for g in rules.deterministic.max_gap},
         typo_edits={k.column: k.typo_edits for k in rules.deterministic.exclusive},
     )
-    where = result.cluster_of()
-
-    def same_cluster(a: str, b: str) -> bool:
-        return a in where and where.get(a) == where.get(b)
-
-    candidates: dict[tuple[str, str], Candidate] = {}
-    refused = {(min(e.left, e.right), max(e.left, e.right)): why for e, why in result.refused}
-    for key, cand in model_pairs.items():
-        if key in guarded and (cand.match_weight or 0.0) >= auto_w:
-            candidates[key] = _with(cand, forbidden=guarded[key])
-        elif key in refused:
-            candidates[key] = _with(cand, forbidden=refused[key])
-        elif (cand.match_weight or 0.0) < auto_w and not same_cluster(*key):
-            # in the band a guard still says why it could never be linked
-            candidates[key] = _with(cand, forbidden=guarded[key]) if key in guarded else cand
+    candidates = _model_candidates(model_pairs, guarded, result, auto_w)
     not_queued = _drop_unexplainable(con, rules, table, candidates)
     for pair in rule_pairs:
         if pair.decision.outcome == "link":
@@ -286,6 +234,91 @@ def predict_and_cluster(
             "step_seconds": timings,
         },
     )
+
+
+def _score(
+    con: duckdb.DuckDBPyConnection,
+    rules: MatchingRules,
+    model: MatchModel | dict[str, Any] | str | Path,
+    table: str,
+    backend: Backend,
+    spark: Any,
+    spark_staging: str | Path | None,
+) -> pa.Table:
+    """Every blocked pair scoring at least the review edge, with its per-comparison
+    weights (``w_<comparison>``) and the guard that forbids it (``guard``)."""
+    tf_names = compute_tf_tables(con, table, rules.tf_columns)
+    review_w = rules.thresholds.review_weight
+    tf_comps = {c.name for c in rules.comparisons if any(lv.tf for lv in c.levels)}
+    mw_cols = ", ".join(
+        f'p."mw_{c}"' + (f' + p."mw_tf_adj_{c}"' if c in tf_comps else "") + f' AS "w_{c}"'
+        for c in (c.name for c in rules.comparisons)
+    )
+    if backend == "spark":
+        staging = Path(tempfile.mkdtemp(prefix="mdm-spark-", dir=spark_staging))
+        try:
+            found = _predict_on_spark(
+                con, rules, _model_settings(model), table, tf_names, review_w, spark, staging
+            )
+            return con.sql(scored_pairs_sql(rules, found, table, mw_cols)).to_arrow_table()
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    linker = make_linker(con, table, _model_settings(model), tf_names)
+    predictions = linker.inference.predict(threshold_match_weight=review_w, warning_mode="never")
+    scored = con.sql(
+        scored_pairs_sql(rules, predictions.physical_name, table, mw_cols)
+    ).to_arrow_table()
+    predictions.drop_table_from_database_and_remove_from_cache()
+    return scored
+
+
+def _model_pairs(
+    rules: MatchingRules, scored: pa.Table
+) -> tuple[dict[tuple[str, str], Candidate], dict[tuple[str, str], str]]:
+    """The scored pairs as candidates, and the pairs a guard forbids to link
+    automatically (with the guard)."""
+    comparisons = [c.name for c in rules.comparisons]
+    model_pairs: dict[tuple[str, str], Candidate] = {}
+    guarded: dict[tuple[str, str], str] = {}
+    for row in _iter_rows(scored):
+        key = _key(str(row["unique_id_l"]), str(row["unique_id_r"]))
+        if row["guard"] is not None:
+            guarded[key] = str(row["guard"])
+        model_pairs[key] = Candidate(
+            key[0],
+            key[1],
+            float(row["match_weight"]),
+            float(row["match_probability"]),
+            {c: float(row[f"w_{c}"]) for c in comparisons},
+            "model",
+        )
+    return model_pairs, guarded
+
+
+def _model_candidates(
+    model_pairs: dict[tuple[str, str], Candidate],
+    guarded: dict[tuple[str, str], str],
+    result: ClusterResult,
+    auto_w: float,
+) -> dict[tuple[str, str], Candidate]:
+    """The scored pairs left for stewards: above the auto-link edge but forbidden (a
+    guard, or refused by clustering), or in the band and not in one cluster."""
+    where = result.cluster_of()
+
+    def same_cluster(a: str, b: str) -> bool:
+        return a in where and where.get(a) == where.get(b)
+
+    candidates: dict[tuple[str, str], Candidate] = {}
+    refused = {(min(e.left, e.right), max(e.left, e.right)): why for e, why in result.refused}
+    for key, cand in model_pairs.items():
+        if key in guarded and (cand.match_weight or 0.0) >= auto_w:
+            candidates[key] = _with(cand, forbidden=guarded[key])
+        elif key in refused:
+            candidates[key] = _with(cand, forbidden=refused[key])
+        elif (cand.match_weight or 0.0) < auto_w and not same_cluster(*key):
+            # in the band a guard still says why it could never be linked
+            candidates[key] = _with(cand, forbidden=guarded[key]) if key in guarded else cand
+    return candidates
 
 
 def _drop_unexplainable(
