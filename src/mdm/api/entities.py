@@ -1,9 +1,10 @@
 """Golden-record lookup, history, cross-references and batch lookup.
 
-The current golden record is read from ``entities`` with set-based statements
-(:mod:`mdm.store.repositories.lookup`): a single lookup costs one indexed query, a
-batch of 1,000 a handful. Reads as of a moment (``as_of``) go through
-:func:`mdm.services.history.get_entity`, which follows the redirects in force then.
+The current golden record is the entity read model
+(:func:`mdm.store.repositories.lookup.resolve_canonical_ids`, set-based): a single
+lookup costs one indexed query, a batch of 1,000 a handful. Reads as of a moment
+(``as_of``) go through :func:`mdm.services.history.get_entity`, which follows the
+redirects in force then.
 A merged ID answers 200 with the surviving entity and ``redirected_from`` set, so a
 client need not follow anything.
 """
@@ -94,19 +95,15 @@ def entity_body(
 def _current(
     principal: Principal, conn: Connection, requested: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """requested canonical ID -> entity body, for the IDs that exist (set-based)."""
-    found = lookup.current_entities(conn, requested)
-    merged = [e.id for e in found.values() if e.status == "merged"]
-    targets = lookup.redirect_targets(conn, merged) if merged else {}
+    """requested canonical ID -> entity body, for the IDs that exist (set-based),
+    merged IDs answered by the entity they redirect to."""
+    found = lookup.resolve_canonical_ids(conn, requested)
     out: dict[str, dict[str, Any]] = {}
     pii: dict[str, bool] = {}  # entity type -> unmasked (asked once per type)
     for cid in requested:
         ent = found.get(cid)
         if ent is None:
             continue
-        redirected = None
-        if ent.status == "merged" and ent.id in targets:
-            redirected, ent = cid, targets[ent.id]
         unmasked = pii.get(ent.entity_type)
         if unmasked is None:
             unmasked = pii[ent.entity_type] = principal.pii(ent.entity_type)
@@ -117,10 +114,10 @@ def _current(
             entity_type=ent.entity_type,
             status=ent.status,
             version=ent.version,
-            attributes=ent.attributes_json,
-            provenance=ent.provenance_json,
+            attributes=ent.stored_attributes,
+            provenance=ent.stored_provenance,
             valid_from=ent.updated_at,
-            redirected_from=redirected,
+            redirected_from=cid if ent.canonical_id != cid else None,
             pii=unmasked,
         )
     return out

@@ -3,8 +3,10 @@
 Versions are never rewritten: ``entity_versions`` holds each state with the time it
 became valid, so ``get_entity(..., as_of=t)`` is the latest version with
 ``valid_from <= t``. Reads follow redirects: asked for a merged ID, they answer with
-the entity that absorbed it (and say so). Read as of a moment, a merged ID follows the
-merge that was in force then (the ``merged_into`` of its merge event), not today's.
+the entity that absorbed it (and say so), through the entity read model
+(:func:`mdm.store.repositories.lookup.resolve_canonical_id`). Read as of a moment, a
+merged ID follows the merge that was in force then (the ``merged_into`` of its merge
+event), not today's.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from mdm.domain.canonical_id import parse_canonical_id
 from mdm.exceptions import EntityNotFound
-from mdm.store.repositories import entities as repo
 from mdm.store.repositories import history as past
+from mdm.store.repositories import lookup
 
 
 @dataclass
@@ -62,47 +64,59 @@ def get_entity(session: Session, canonical_id: str, as_of: datetime | None = Non
     """The entity (or its golden record as of ``as_of``), following redirects."""
     session.flush()
     _type, requested = parse_canonical_id(canonical_id)
+    if as_of is None:
+        return _current(session, requested)
     chain: list[str] = []
     cid = requested
     for _hop in range(8):  # redirects are flat; more hops only through history
-        state = repo.entity_by_canonical_id(session.connection(), cid)
+        state = lookup.entity_by_canonical_id(session.connection(), cid)
         if state is None:
             raise EntityNotFound(f"no entity has the canonical ID {cid}")
         row = _version_at(session, state.id, as_of)
         if row is None:
-            raise EntityNotFound(f"{cid} did not exist at {as_of.isoformat() if as_of else '?'}")
+            raise EntityNotFound(f"{cid} did not exist at {as_of.isoformat()}")
         if row.status == "merged":
-            target: str | None
-            if as_of is None:
-                to = repo.redirect_target(session.connection(), state.id)
-                target = (
-                    repo.entity_states(session.connection(), [to])[to].canonical_id if to else None
-                )
-            else:
-                target = _merged_into_at(session, state.id, row.version)
+            target = _merged_into_at(session, state.id, row.version)
             if target is not None:
                 chain.append(cid)
                 cid = target
                 continue
-        return EntityView(
-            requested,
-            cid,
-            state.entity_type,
-            row.status,
-            int(row.version),
-            row.attributes,
-            row.provenance,
-            row.valid_from,
-            chain,
-        )
+        return _view(requested, cid, state.entity_type, row, chain)
     raise EntityNotFound(f"{requested}: redirect chain too long")
+
+
+def _current(session: Session, requested: str) -> EntityView:
+    """The entity answering for ``requested`` now (the read model's redirects), with
+    its latest version."""
+    ent = lookup.resolve_canonical_id(session.connection(), requested)
+    if ent is None:
+        raise EntityNotFound(f"no entity has the canonical ID {requested}")
+    row = _version_at(session, ent.id, None)
+    if row is None:
+        raise EntityNotFound(f"{ent.canonical_id} did not exist at ?")
+    chain = [requested] if ent.canonical_id != requested else []
+    return _view(requested, ent.canonical_id, ent.entity_type, row, chain)
+
+
+def _view(requested: str, cid: str, entity_type: str, row: Any, chain: list[str]) -> EntityView:
+    return EntityView(
+        requested,
+        cid,
+        entity_type,
+        row.status,
+        int(row.version),
+        row.attributes,
+        row.provenance,
+        row.valid_from,
+        chain,
+    )
 
 
 def history(session: Session, canonical_id: str) -> list[dict[str, Any]]:
     """Every version of the entity (not following redirects), oldest first."""
     session.flush()
     _type, cid = parse_canonical_id(canonical_id)
-    state = repo.entity_by_canonical_id(session.connection(), cid)
+    state = lookup.entity_by_canonical_id(session.connection(), cid)
     if state is None:
         raise EntityNotFound(f"no entity has the canonical ID {cid}")
     rows = past.versions(session.connection(), state.id)

@@ -19,6 +19,7 @@ from mdm.steward.deps import Ctx, Page, SeniorForm, SeniorPage, ViewerPage
 from mdm.steward.params import row_id
 from mdm.steward.rendering import PREFIX
 from mdm.store.repositories import entities as repo
+from mdm.store.repositories import lookup
 
 router = APIRouter()
 
@@ -26,7 +27,7 @@ router = APIRouter()
 def _entity_data(c: Ctx, canonical_id: str) -> dict[str, Any]:
     view = get_entity(c.db, canonical_id)
     conn = c.db.connection()
-    state = repo.entity_by_canonical_id(conn, view.canonical_id)
+    state = lookup.entity_by_canonical_id(conn, view.canonical_id)
     assert state is not None
     member_ids = repo.members(conn, [state.id])[state.id]
     rows = repo.record_rows(conn, member_ids, view.entity_type)
