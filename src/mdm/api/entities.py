@@ -116,7 +116,7 @@ def _current(
             version=ent.version,
             attributes=ent.stored_attributes,
             provenance=ent.stored_provenance,
-            valid_from=ent.updated_at,
+            valid_from=ent.valid_from,
             redirected_from=cid if ent.canonical_id != cid else None,
             pii=unmasked,
         )

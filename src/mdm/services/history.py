@@ -23,30 +23,43 @@ from mdm.store.repositories import history as past
 from mdm.store.repositories import lookup
 
 
-@dataclass
+@dataclass(slots=True)
 class EntityView:
+    """The answer to a read by canonical ID: the state of the entity that answers
+    for it (the entity read model; as of a moment when asked) and the IDs whose
+    redirects led there."""
+
     requested_id: str
-    canonical_id: str
-    entity_type: str
-    status: str
-    version: int
-    attributes: dict[str, Any]
-    provenance: dict[str, Any]
-    valid_from: datetime | None
+    state: lookup.CurrentEntity
     redirected_from: list[str] = field(default_factory=list)  # the chain followed
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "requested_id": self.requested_id,
-            "canonical_id": self.canonical_id,
-            "entity_type": self.entity_type,
-            "status": self.status,
-            "version": self.version,
-            "attributes": self.attributes,
-            "provenance": self.provenance,
-            "valid_from": self.valid_from.isoformat() if self.valid_from else None,
-            "redirected_from": self.redirected_from,
-        }
+    @property
+    def canonical_id(self) -> str:
+        return self.state.canonical_id
+
+    @property
+    def entity_type(self) -> str:
+        return self.state.entity_type
+
+    @property
+    def status(self) -> str:
+        return self.state.status
+
+    @property
+    def version(self) -> int:
+        return self.state.version
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        return self.state.attributes
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return self.state.provenance
+
+    @property
+    def valid_from(self) -> datetime | None:
+        return self.state.valid_from
 
 
 def _version_at(session: Session, entity_id: int, as_of: datetime | None) -> Any:
@@ -81,7 +94,7 @@ def get_entity(session: Session, canonical_id: str, as_of: datetime | None = Non
                 chain.append(cid)
                 cid = target
                 continue
-        return _view(requested, cid, state.entity_type, row, chain)
+        return _view(requested, state, row, chain)
     raise EntityNotFound(f"{requested}: redirect chain too long")
 
 
@@ -95,21 +108,22 @@ def _current(session: Session, requested: str) -> EntityView:
     if row is None:
         raise EntityNotFound(f"{ent.canonical_id} did not exist at ?")
     chain = [requested] if ent.canonical_id != requested else []
-    return _view(requested, ent.canonical_id, ent.entity_type, row, chain)
+    return _view(requested, ent, row, chain)
 
 
-def _view(requested: str, cid: str, entity_type: str, row: Any, chain: list[str]) -> EntityView:
-    return EntityView(
-        requested,
-        cid,
-        entity_type,
+def _view(requested: str, entity: lookup.CurrentEntity, row: Any, chain: list[str]) -> EntityView:
+    """The view of ``entity`` in its version ``row``."""
+    state = lookup.CurrentEntity(
+        entity.id,
+        entity.canonical_id,
+        entity.entity_type,
         row.status,
         int(row.version),
         row.attributes,
         row.provenance,
         row.valid_from,
-        chain,
     )
+    return EntityView(requested, state, chain)
 
 
 def history(session: Session, canonical_id: str) -> list[dict[str, Any]]:

@@ -19,7 +19,6 @@ from mdm.steward.deps import Ctx, Page, SeniorForm, SeniorPage, ViewerPage
 from mdm.steward.params import row_id
 from mdm.steward.rendering import PREFIX
 from mdm.store.repositories import entities as repo
-from mdm.store.repositories import lookup
 
 router = APIRouter()
 
@@ -27,8 +26,7 @@ router = APIRouter()
 def _entity_data(c: Ctx, canonical_id: str) -> dict[str, Any]:
     view = get_entity(c.db, canonical_id)
     conn = c.db.connection()
-    state = lookup.entity_by_canonical_id(conn, view.canonical_id)
-    assert state is not None
+    state = view.state
     member_ids = repo.members(conn, [state.id])[state.id]
     rows = repo.record_rows(conn, member_ids, view.entity_type)
     order = list(STANDARDS[view.entity_type].model_fields)

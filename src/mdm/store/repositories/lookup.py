@@ -50,8 +50,9 @@ class CurrentEntity:
 
     ``stored_attributes`` / ``stored_provenance`` hold either the JSON text the
     database returned (the API's reads: an unmasked read embeds the text as is) or
-    the decoded values (reads by internal id); :attr:`attributes` and
-    :attr:`provenance` always give the decoded values."""
+    the decoded values (reads by internal id, versions read from history);
+    :attr:`attributes` and :attr:`provenance` always give the decoded values.
+    ``valid_from``: when this state became valid (the entity's last change)."""
 
     id: int
     canonical_id: str
@@ -60,7 +61,7 @@ class CurrentEntity:
     version: int
     stored_attributes: str | dict[str, Any]
     stored_provenance: str | dict[str, Any]
-    updated_at: datetime
+    valid_from: datetime | None
 
     @property
     def attributes(self) -> dict[str, Any]:
