@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mdm.domain.canonical_id import new_canonical_id
 from mdm.exceptions import AlreadyMerged, Conflict
 from mdm.services.export import export_entities, export_xrefs
 from mdm.services.history import get_entity, history
@@ -22,6 +23,7 @@ from mdm.services.merge import (
 )
 from mdm.services.resolve import rebuild
 from mdm.store.models import Entity, EntityVersion, OutboxEvent, Redirect, utcnow
+from mdm.store.repositories import lookup
 from tests.services.conftest import MakeRecord, count
 
 
@@ -191,3 +193,29 @@ def test_exports(session: Session, make_record: MakeRecord) -> None:
     docs = io.StringIO()
     assert export_entities(session, "citizen", docs) == 2
     assert '"provenance"' in docs.getvalue()
+
+
+def test_the_redirect_follower_resolves_a_chain_of_merges_and_skips_missing_ids(
+    session: Session, make_record: MakeRecord
+) -> None:
+    people = [
+        [make_record("hn", "1", trust=0.8, full_name="Nguyễn Văn An", date_of_birth="1990")],
+        [make_record("nd", "7", trust=0.6, full_name="Lê Thị Hoa", date_of_birth="1975")],
+        [make_record("hn", "9", trust=0.8, full_name="Trần Thị Bình", date_of_birth="1985")],
+    ]
+    apply_partition(session, "citizen", people)
+    ca, cb, cc = (_cid(session, group[0]) for group in people)
+    assert len({ca, cb, cc}) == 3
+    merge_entities(session, cb, ca, actor="steward:lan", reason="same person")  # a -> b
+    merge_entities(session, cc, cb, actor="steward:lan", reason="same person")  # b -> c
+    session.flush()
+    missing = new_canonical_id("citizen", b"never-issued")
+    conn = session.connection()
+
+    found = lookup.resolve_canonical_ids(conn, [ca, cb, cc, missing])
+    assert {cid: e.canonical_id for cid, e in found.items()} == {ca: cc, cb: cc, cc: cc}
+    assert found[ca].status == "active" and found[ca].id == found[cc].id
+    assert lookup.resolve_canonical_id(conn, missing) is None
+    assert lookup.current_entities(conn, [ca])[ca].status == "merged"  # not followed there
+    view = get_entity(session, ca)
+    assert (view.canonical_id, view.redirected_from) == (cc, [ca])

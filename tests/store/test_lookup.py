@@ -43,7 +43,7 @@ def test_batch_lookup_finds_ids_and_ignores_any_odd_text(session: Session, odd: 
     assert set(lookup.current_entities(conn, cids)) == set(cids)
     found = lookup.current_entities(conn, [cids[0], odd, cids[2]])
     assert set(found) == {cids[0], cids[2]}
-    assert json.loads(found[cids[0]].attributes_json) == {"full_name": "Nguyễn Văn An"}
+    assert json.loads(found[cids[0]].stored_attributes) == {"full_name": "Nguyễn Văn An"}
 
 
 def test_array_literal_only_for_bare_elements() -> None:

@@ -1,9 +1,10 @@
 """Golden-record lookup, history, cross-references and batch lookup.
 
-The current golden record is read from ``entities`` with set-based statements
-(:mod:`mdm.store.repositories.lookup`): a single lookup costs one indexed query, a
-batch of 1,000 a handful. Reads as of a moment (``as_of``) go through
-:func:`mdm.services.history.get_entity`, which follows the redirects in force then.
+The current golden record is the entity read model
+(:func:`mdm.store.repositories.lookup.resolve_canonical_ids`, set-based): a single
+lookup costs one indexed query, a batch of 1,000 a handful. Reads as of a moment
+(``as_of``) go through :func:`mdm.services.history.get_entity`, which follows the
+redirects in force then.
 A merged ID answers 200 with the surviving entity and ``redirected_from`` set, so a
 client need not follow anything.
 """
@@ -44,20 +45,15 @@ def _iso(value: datetime | None) -> str | None:
 
 def entity_body(
     principal: Principal,
-    *,
     requested_id: str,
-    canonical_id: str,
-    entity_type: str,
-    status: str,
-    version: int,
-    attributes: dict[str, Any] | str,
-    provenance: dict[str, Any] | str,
-    valid_from: datetime | None,
+    ent: lookup.CurrentEntity,
+    *,
     redirected_from: str | None,
     pii: bool | None = None,
 ) -> dict[str, Any]:
-    """The response body of one entity. ``attributes`` / ``provenance`` may be JSON
-    text straight from the database: an unmasked read embeds it without decoding
+    """The response body of one entity (:class:`~mdm.api.schemas.EntityOut`), from
+    the entity read model. Attributes / provenance held as JSON text straight from
+    the database are embedded without decoding by an unmasked read
     (``orjson.Fragment``); a masked read decodes, masks and re-encodes.
 
     ``valid_from`` stays a datetime: :class:`JsonResponse` (orjson) writes it in ISO
@@ -65,27 +61,27 @@ def entity_body(
     of 1,000 spent about 1 ms on those calls). ``pii``: whether this read is
     unmasked, when the caller already asked ``principal.pii`` for the type."""
     masked: list[str] = []
-    attrs: Any = attributes
-    prov: Any = provenance
-    if principal.pii(entity_type) if pii is None else pii:
-        attrs = orjson.Fragment(attributes) if isinstance(attributes, str) else attributes
-        prov = orjson.Fragment(provenance) if isinstance(provenance, str) else provenance
+    attrs: Any = ent.stored_attributes
+    prov: Any = ent.stored_provenance
+    if principal.pii(ent.entity_type) if pii is None else pii:
+        attrs = orjson.Fragment(attrs) if isinstance(attrs, str) else attrs
+        prov = orjson.Fragment(prov) if isinstance(prov, str) else prov
     else:
         view = mask_entity(
-            entity_type,
-            (decode_json(attributes) or {}) if isinstance(attributes, str) else attributes,
-            (decode_json(provenance) or {}) if isinstance(provenance, str) else provenance,
+            ent.entity_type,
+            (decode_json(attrs) or {}) if isinstance(attrs, str) else attrs,
+            (decode_json(prov) or {}) if isinstance(prov, str) else prov,
         )
         attrs, prov, masked = view.attributes, view.provenance, view.masked
     return {
         "requested_id": requested_id,
-        "canonical_id": canonical_id,
-        "entity_type": entity_type,
-        "status": status,
-        "version": version,
+        "canonical_id": ent.canonical_id,
+        "entity_type": ent.entity_type,
+        "status": ent.status,
+        "version": ent.version,
         "attributes": attrs,
         "provenance": prov,
-        "valid_from": valid_from,
+        "valid_from": ent.valid_from,
         "redirected_from": redirected_from,
         "masked": masked,
     }
@@ -94,53 +90,28 @@ def entity_body(
 def _current(
     principal: Principal, conn: Connection, requested: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """requested canonical ID -> entity body, for the IDs that exist (set-based)."""
-    found = lookup.current_entities(conn, requested)
-    merged = [e.id for e in found.values() if e.status == "merged"]
-    targets = lookup.redirect_targets(conn, merged) if merged else {}
+    """requested canonical ID -> entity body, for the IDs that exist (set-based),
+    merged IDs answered by the entity they redirect to."""
+    found = lookup.resolve_canonical_ids(conn, requested)
     out: dict[str, dict[str, Any]] = {}
     pii: dict[str, bool] = {}  # entity type -> unmasked (asked once per type)
     for cid in requested:
         ent = found.get(cid)
         if ent is None:
             continue
-        redirected = None
-        if ent.status == "merged" and ent.id in targets:
-            redirected, ent = cid, targets[ent.id]
         unmasked = pii.get(ent.entity_type)
         if unmasked is None:
             unmasked = pii[ent.entity_type] = principal.pii(ent.entity_type)
-        out[cid] = entity_body(
-            principal,
-            requested_id=cid,
-            canonical_id=ent.canonical_id,
-            entity_type=ent.entity_type,
-            status=ent.status,
-            version=ent.version,
-            attributes=ent.attributes_json,
-            provenance=ent.provenance_json,
-            valid_from=ent.updated_at,
-            redirected_from=redirected,
-            pii=unmasked,
-        )
+        redirected = cid if ent.canonical_id != cid else None
+        out[cid] = entity_body(principal, cid, ent, redirected_from=redirected, pii=unmasked)
     return out
 
 
 def _as_of(principal: Principal, conn: Connection, cid: str, as_of: datetime) -> dict[str, Any]:
     with Session(bind=conn) as session:
         view = history_svc.get_entity(session, cid, as_of)
-    return entity_body(
-        principal,
-        requested_id=view.requested_id,
-        canonical_id=view.canonical_id,
-        entity_type=view.entity_type,
-        status=view.status,
-        version=view.version,
-        attributes=view.attributes,
-        provenance=view.provenance,
-        valid_from=view.valid_from,
-        redirected_from=view.requested_id if view.redirected_from else None,
-    )
+    redirected = view.requested_id if view.redirected_from else None
+    return entity_body(principal, view.requested_id, view.state, redirected_from=redirected)
 
 
 def _served_ids(body: dict[str, Any]) -> list[str]:

@@ -48,6 +48,7 @@ from mdm.services.resolve import (
 )
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
+from mdm.store.repositories import lookup
 from mdm.survivorship import SurvivorshipRules, load_survivorship
 
 LINK_METHODS = ("rule", "model", "steward", "new")
@@ -264,7 +265,7 @@ def _entity_plans(
     """Write the redirects of absorbed entities; what each existing entity that
     changes gets: merged, absorbed, retired, new members, or newer inputs."""
     absorbed = plan.absorbed
-    states = repo.entity_states(conn, [*absorbed, *(e for ls in absorbed.values() for e in ls)])
+    states = lookup.entity_states(conn, [*absorbed, *(e for ls in absorbed.values() for e in ls)])
     plans: dict[int, Plan] = {}
     for survivor, losers in sorted(absorbed.items()):
         for loser in sorted(losers):

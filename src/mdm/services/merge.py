@@ -31,6 +31,7 @@ from mdm.services.identity import issue_canonical_ids
 from mdm.services.resolve import NewEntity, Plan, apply_plans, golden_for
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
+from mdm.store.repositories import lookup
 from mdm.survivorship import GoldenRecord, load_survivorship
 
 
@@ -42,18 +43,14 @@ class MergeResult:
     records_moved: int
 
 
-def _active(session: Session, canonical_id: str) -> repo.EntityState:
+def _active(session: Session, canonical_id: str) -> lookup.CurrentEntity:
     _type, cid = parse_canonical_id(canonical_id)
-    state = repo.entity_by_canonical_id(session.connection(), cid)
+    state = lookup.entity_by_canonical_id(session.connection(), cid)
     if state is None:
         raise EntityNotFound(f"no entity has the canonical ID {cid}")
     if state.status == "merged":
-        target = repo.redirect_target(session.connection(), state.id)
-        into = (
-            repo.entity_states(session.connection(), [target])[target].canonical_id
-            if target
-            else "?"
-        )
+        target = lookup.resolve_canonical_id(session.connection(), cid)
+        into = target.canonical_id if target is not None and target.id != state.id else "?"
         raise AlreadyMerged(f"{cid} has been merged into {into}")
     if state.status != "active":
         raise Conflict(f"{cid} is {state.status}", code="entity_not_active")
@@ -121,7 +118,7 @@ def merge_entities(
         ),
     }
     apply_plans(conn, s.entity_type, plans, actor=actor, now=now)
-    version = repo.entity_states(conn, [s.id])[s.id].version
+    version = lookup.entity_states(conn, [s.id])[s.id].version
     return MergeResult(s.canonical_id, lo.canonical_id, version, len(moved))
 
 
@@ -153,12 +150,14 @@ def unmerge(
     # Revive the entity the records came from, if it was merged into this one.
     prev = repo.previous_entity_of(conn, split, e.id)
     counts = Counter(prev[r] for r in split if r in prev)
-    revive: repo.EntityState | None = None
+    revive: lookup.CurrentEntity | None = None
     if counts:
         best = min(counts, key=lambda x: (-counts[x], x))
-        candidate = repo.entity_states(conn, [best])[best]
-        if candidate.status == "merged" and repo.redirect_target(conn, best) == e.id:
-            revive = candidate
+        candidate = lookup.entity_states(conn, [best])[best]
+        if candidate.status == "merged":
+            answering = lookup.resolve_canonical_id(conn, candidate.canonical_id)
+            if answering is not None and answering.id == e.id:
+                revive = candidate
 
     repo.deactivate_decisions(conn, "must_link", split, remaining)
     repo.set_decisions(
@@ -248,7 +247,7 @@ def _clear(session: Session, entity_id: int, attribute: str, actor: str, now: An
     return repo.clear_override(session.connection(), entity_id, attribute, actor=actor, now=now)
 
 
-def _reresolve(session: Session, e: repo.EntityState, change: str, actor: str, now: Any) -> int:
+def _reresolve(session: Session, e: lookup.CurrentEntity, change: str, actor: str, now: Any) -> int:
     conn = session.connection()
     apply_plans(conn, e.entity_type, {e.id: Plan(change=change)}, actor=actor, now=now)
-    return repo.entity_states(conn, [e.id])[e.id].version
+    return lookup.entity_states(conn, [e.id])[e.id].version

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from mdm.events.outbox import PendingEvent, event_rows, write_events
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
+from mdm.store.repositories import lookup
 from mdm.survivorship import (
     GoldenRecord,
     RecordInput,
@@ -110,7 +111,7 @@ def golden_for(
     }
 
 
-def _same(state: repo.EntityState, golden: GoldenRecord) -> bool:
+def _same(state: lookup.CurrentEntity, golden: GoldenRecord) -> bool:
     return canonical_json(state.attributes) == canonical_json(golden.attributes) and canonical_json(
         state.provenance
     ) == canonical_json(golden.provenance)
@@ -252,7 +253,7 @@ def apply_plans(
     ids = sorted(plans)
     for start in range(0, len(ids), _CHUNK_ENTITIES):
         batch_ids = ids[start : start + _CHUNK_ENTITIES]
-        states = repo.entity_states(conn, batch_ids)
+        states = lookup.entity_states(conn, batch_ids)
         to_compute = [e for e in batch_ids if plans[e].recompute and plans[e].status == "active"]
         membership = repo.members(conn, to_compute) if to_compute else {}
         goldens = golden_for(conn, entity_type, membership, rules) if membership else {}
@@ -337,7 +338,7 @@ def resolve_entities(
     """Recompute the golden records of these (active) entities; write what changed."""
     session.flush()
     conn = session.connection()
-    states = repo.entity_states(conn, entity_ids)
+    states = lookup.entity_states(conn, entity_ids)
     by_type: dict[str, list[int]] = {}
     for s in states.values():
         if s.status == "active":
@@ -407,7 +408,7 @@ def rebuild(session: Session, entity_type: str) -> RebuildReport:
     ids = repo.entity_ids_of_type(conn, entity_type)
     for start in range(0, len(ids), _CHUNK_ENTITIES):
         batch = ids[start : start + _CHUNK_ENTITIES]
-        states = repo.entity_states(conn, batch)
+        states = lookup.entity_states(conn, batch)
         goldens = golden_for(conn, entity_type, repo.members(conn, batch), rules)
         for eid in batch:
             state, g = states[eid], goldens[eid]

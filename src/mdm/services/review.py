@@ -35,6 +35,7 @@ from mdm.exceptions import BadRequest, Conflict, NotFound
 from mdm.services import audit, merge
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
+from mdm.store.repositories import lookup
 from mdm.store.repositories import review as queue
 
 DECISIONS: Final = ("same", "not_same", "skip")
@@ -295,7 +296,7 @@ def decide(
         sizes = {e: len(rs) for e, rs in repo.members(conn, sorted(involved_entities)).items()}
         # The survivor: the entity with more records (then the older one) keeps its ID.
         survivor, loser = sorted(involved_entities, key=lambda e: (-sizes[e], e))
-        states = repo.entity_states(conn, [survivor, loser])
+        states = lookup.entity_states(conn, [survivor, loser])
         moved = repo.members(conn, [loser])[loser]
         merge.merge_entities(
             session,

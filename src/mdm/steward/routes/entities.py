@@ -26,8 +26,7 @@ router = APIRouter()
 def _entity_data(c: Ctx, canonical_id: str) -> dict[str, Any]:
     view = get_entity(c.db, canonical_id)
     conn = c.db.connection()
-    state = repo.entity_by_canonical_id(conn, view.canonical_id)
-    assert state is not None
+    state = view.state
     member_ids = repo.members(conn, [state.id])[state.id]
     rows = repo.record_rows(conn, member_ids, view.entity_type)
     order = list(STANDARDS[view.entity_type].model_fields)

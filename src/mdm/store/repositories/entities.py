@@ -292,45 +292,6 @@ def members(conn: Connection, entity_ids: Sequence[int]) -> dict[int, list[int]]
     return out
 
 
-@dataclass(slots=True)
-class EntityState:
-    id: int
-    canonical_id: str
-    entity_type: str
-    status: str
-    version: int
-    attributes: dict[str, Any]
-    provenance: dict[str, Any]
-
-
-def entity_states(conn: Connection, entity_ids: Iterable[int]) -> dict[int, EntityState]:
-    out: dict[int, EntityState] = {}
-    for batch in chunks(conn, sorted(set(entity_ids))):
-        stmt = select(
-            entities.c.id,
-            entities.c.canonical_id,
-            entities.c.entity_type,
-            entities.c.status,
-            entities.c.version,
-            entities.c.attributes,
-            entities.c.provenance,
-        ).where(one_of(conn, entities.c.id, batch))
-        for row in conn.execute(stmt):
-            out[int(row[0])] = EntityState(
-                int(row[0]), row[1], row[2], row[3], int(row[4]), row[5] or {}, row[6] or {}
-            )
-    return out
-
-
-def entity_by_canonical_id(conn: Connection, canonical_id: str) -> EntityState | None:
-    found = conn.execute(
-        select(entities.c.id).where(entities.c.canonical_id == canonical_id)
-    ).scalar()
-    if found is None:
-        return None
-    return entity_states(conn, [int(found)])[int(found)]
-
-
 def entity_ids_of_type(conn: Connection, entity_type: str, status: str = "active") -> list[int]:
     stmt = (
         select(entities.c.id)
@@ -582,13 +543,6 @@ def add_redirect(
 
 def remove_redirect(conn: Connection, entity_id: int) -> None:
     conn.execute(delete(redirects).where(redirects.c.from_entity_id == entity_id))
-
-
-def redirect_target(conn: Connection, entity_id: int) -> int | None:
-    found = conn.execute(
-        select(redirects.c.to_entity_id).where(redirects.c.from_entity_id == entity_id)
-    ).scalar()
-    return None if found is None else int(found)
 
 
 def redirected_from(conn: Connection, entity_id: int) -> list[str]:

@@ -1,12 +1,16 @@
-"""Set-based reads for the agency API: golden records by canonical ID, redirects,
-cross-references. One statement per chunk of IDs (``= ANY(:array)`` on Postgres),
-JSON read as text and decoded with orjson: the API's hot path.
+"""The entity read model: an entity's current state (:class:`CurrentEntity`) by
+internal id, by canonical ID, following redirects (:func:`resolve_canonical_ids`, the
+one place redirects are followed), by source record and by cross-reference.
+
+Set-based: one statement per chunk of IDs (``= ANY(:array)`` on Postgres). The API's
+reads take attributes and provenance as JSON text and decode them with orjson only
+when needed: its hot path. Services read by internal id, the JSON decoded.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,25 +46,34 @@ from mdm.store.tables import (
 
 @dataclass(slots=True)
 class CurrentEntity:
-    """An entity's current state; attributes and provenance as the JSON text the
-    database returned (decoded on demand: an unmasked read embeds the text as is)."""
+    """An entity's current state: the one read model of an entity.
+
+    ``stored_attributes`` / ``stored_provenance`` hold either the JSON text the
+    database returned (the API's reads: an unmasked read embeds the text as is) or
+    the decoded values (reads by internal id, versions read from history);
+    :attr:`attributes` and :attr:`provenance` always give the decoded values.
+    ``valid_from``: when this state became valid (the entity's last change)."""
 
     id: int
     canonical_id: str
     entity_type: str
     status: str
     version: int
-    attributes_json: str
-    provenance_json: str
-    updated_at: datetime
+    stored_attributes: str | dict[str, Any]
+    stored_provenance: str | dict[str, Any]
+    valid_from: datetime | None
 
     @property
     def attributes(self) -> dict[str, Any]:
-        return decode_json(self.attributes_json) or {}
+        return _decoded(self.stored_attributes)
 
     @property
     def provenance(self) -> dict[str, Any]:
-        return decode_json(self.provenance_json) or {}
+        return _decoded(self.stored_provenance)
+
+
+def _decoded(value: str | dict[str, Any]) -> dict[str, Any]:
+    return (decode_json(value) or {}) if isinstance(value, str) else value
 
 
 def _columns() -> list[Any]:
@@ -200,8 +213,44 @@ def current_entities(conn: Connection, canonical_ids: Sequence[str]) -> dict[str
     return out
 
 
-def redirect_targets(conn: Connection, entity_ids: Sequence[int]) -> dict[int, CurrentEntity]:
-    """merged entity id -> the entity it redirects to (redirects are flat: one hop)."""
+def resolve_canonical_ids(
+    conn: Connection, canonical_ids: Sequence[str]
+) -> dict[str, CurrentEntity]:
+    """requested canonical ID -> the entity that answers for it now: the entity
+    itself, or for a merged one the entity its redirect leads to (a merged entity
+    without a redirect answers for itself). IDs no entity has are left out.
+
+    This is the one place redirects are followed. They are kept flat (one hop);
+    a longer chain would still be followed, up to :data:`MAX_HOPS` hops."""
+    out = current_entities(conn, canonical_ids)
+    pending = {cid: ent for cid, ent in out.items() if ent.status == "merged"}
+    for _hop in range(MAX_HOPS):
+        if not pending:
+            break
+        targets = _redirect_targets(conn, [e.id for e in pending.values()])
+        followed: dict[str, CurrentEntity] = {}
+        for cid, ent in pending.items():
+            target = targets.get(ent.id)
+            if target is not None and target.id != out[cid].id:
+                out[cid] = target
+                if target.status == "merged":
+                    followed[cid] = target
+        pending = followed
+    return out
+
+
+#: The most redirects :func:`resolve_canonical_ids` follows from one ID.
+MAX_HOPS = 8
+
+
+def resolve_canonical_id(conn: Connection, canonical_id: str) -> CurrentEntity | None:
+    """The entity that answers for ``canonical_id`` now (see
+    :func:`resolve_canonical_ids`); ``None`` when no entity has the ID."""
+    return resolve_canonical_ids(conn, [canonical_id]).get(canonical_id)
+
+
+def _redirect_targets(conn: Connection, entity_ids: Sequence[int]) -> dict[int, CurrentEntity]:
+    """merged entity id -> the entity it redirects to."""
     out: dict[int, CurrentEntity] = {}
     for batch in chunks(conn, sorted(set(entity_ids))):
         stmt = (
@@ -212,6 +261,46 @@ def redirect_targets(conn: Connection, entity_ids: Sequence[int]) -> dict[int, C
         for row in conn.execute(stmt).all():
             out[int(row[0])] = _row(row[1:])
     return out
+
+
+def entity_states(conn: Connection, entity_ids: Iterable[int]) -> dict[int, CurrentEntity]:
+    """entity id -> its current state, attributes and provenance decoded (not
+    following redirects)."""
+    out: dict[int, CurrentEntity] = {}
+    for batch in chunks(conn, sorted(set(entity_ids))):
+        stmt = select(
+            entities.c.id,
+            entities.c.canonical_id,
+            entities.c.entity_type,
+            entities.c.status,
+            entities.c.version,
+            entities.c.attributes,
+            entities.c.provenance,
+            entities.c.updated_at,
+        ).where(one_of(conn, entities.c.id, batch))
+        for row in conn.execute(stmt):
+            out[int(row[0])] = CurrentEntity(
+                int(row[0]),
+                row[1],
+                row[2],
+                row[3],
+                int(row[4]),
+                row[5] or {},
+                row[6] or {},
+                row[7],
+            )
+    return out
+
+
+def entity_by_canonical_id(conn: Connection, canonical_id: str) -> CurrentEntity | None:
+    """The entity of ``canonical_id`` (not following redirects), decoded as by
+    :func:`entity_states`."""
+    found = conn.execute(
+        select(entities.c.id).where(entities.c.canonical_id == canonical_id)
+    ).scalar()
+    if found is None:
+        return None
+    return entity_states(conn, [int(found)])[int(found)]
 
 
 @dataclass(slots=True)
