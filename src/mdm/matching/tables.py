@@ -15,6 +15,7 @@ lookups) and to the incremental scorer, so both use identical frequencies.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,48 @@ def tf_tables_to_arrow(con: duckdb.DuckDBPyConnection, columns: Iterable[str]) -
             }
         )
     return con.sql(" UNION ALL ".join(parts)).to_arrow_table()
+
+
+def connect(
+    threads: int | None = None, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-process DuckDB for matching work: ``threads`` (default: the CPUs, at
+    most 4), an optional ``memory_limit`` (e.g. ``6GB``); insertion order not kept."""
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(threads or min(os.cpu_count() or 2, 4))}")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def tf_digest(table: pa.Table) -> str:
+    """SHA-256 of the term frequencies ``table`` as sorted ``column U+001F value U+001F
+    tf`` lines. Computed in DuckDB (sorting and formatting a million values in Python
+    took seconds); the rows' order in ``table`` does not matter."""
+    con = duckdb.connect()
+    try:
+        con.register("tf", table)
+        row = con.execute(
+            "SELECT sha256(coalesce(string_agg(column_name || chr(31) || value || chr(31) "
+            "|| CAST(tf AS VARCHAR), chr(10) ORDER BY column_name, value), '')) FROM tf"
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return str(row[0])
+
+
+def feature_rows(
+    con: duckdb.DuckDBPyConnection, ids: Iterable[str], table: str = "mdm_features"
+) -> dict[str, dict[str, Any]]:
+    """The feature rows of these record ids in ``table``, by id."""
+    need = pa.table({"unique_id": pa.array(sorted(set(ids)), pa.string())})
+    con.register("__mdm_need", need)
+    try:
+        rows = con.sql(
+            f'SELECT f.* FROM "{table}" f JOIN __mdm_need USING (unique_id)'
+        ).to_arrow_table()
+    finally:
+        con.unregister("__mdm_need")
+    return {str(r["unique_id"]): r for r in rows.to_pylist()}

@@ -251,23 +251,11 @@ def _persist_tf(engine: Engine, entity_type: str, table: Any) -> tuple[bool, str
 
 
 def _tf_digest(table: Any) -> str:
-    """SHA-256 of the term frequencies as sorted ``column U+001F value U+001F tf``
-    lines: the run's ``tf_hash``, which tells an API process its loaded frequencies
-    are stale. Computed in DuckDB (sorting and formatting a million values in Python
-    took seconds); the rows' order in ``table`` does not matter."""
-    import duckdb
+    """The run's ``tf_hash``, which tells an API process its loaded frequencies are
+    stale (:func:`mdm.matching.tables.tf_digest`)."""
+    from mdm.matching.tables import tf_digest
 
-    con = duckdb.connect()
-    try:
-        con.register("tf", table)
-        row = con.execute(
-            "SELECT sha256(coalesce(string_agg(column_name || chr(31) || value || chr(31) "
-            "|| CAST(tf AS VARCHAR), chr(10) ORDER BY column_name, value), '')) FROM tf"
-        ).fetchone()
-    finally:
-        con.close()
-    assert row is not None
-    return str(row[0])
+    return tf_digest(table)
 
 
 def _score_missing(
@@ -277,17 +265,9 @@ def _score_missing(
     (every queued pair explains itself): score them with the same model."""
     if not pairs:
         return {}
-    import pyarrow as pa
+    from mdm.matching.tables import feature_rows
 
-    ids = sorted({x for c in pairs for x in (c.left, c.right)})
-    con.register("__mdm_need", pa.table({"unique_id": pa.array(ids, pa.string())}))
-    try:
-        rows = con.sql(
-            "SELECT f.* FROM mdm_features f JOIN __mdm_need USING (unique_id)"
-        ).to_arrow_table()
-    finally:
-        con.unregister("__mdm_need")
-    by_id = {str(r["unique_id"]): r for r in rows.to_pylist()}
+    by_id = feature_rows(con, (x for c in pairs for x in (c.left, c.right)))
     scorer = IncrementalScorer(model, tf)
     out: dict[tuple[str, str], Candidate] = {}
     for c in pairs:

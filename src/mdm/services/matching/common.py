@@ -4,7 +4,6 @@ loaded, the backends, the DuckDB connection they compute in."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,11 +46,6 @@ def load_model(rules: MatchingRules, rules_dir: Path | None) -> tuple[MatchModel
 
 
 def duckdb_connection(threads: int | None, memory_limit: str | None) -> Any:
-    import duckdb
+    from mdm.matching.tables import connect
 
-    con = duckdb.connect()
-    con.execute(f"SET threads = {int(threads or min(os.cpu_count() or 2, 4))}")
-    if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute("SET preserve_insertion_order = false")
-    return con
+    return connect(threads, memory_limit)
