@@ -57,7 +57,6 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Connection, Engine
 
 from mdm.config import Settings, get_settings
 from mdm.domain.canonical_id import TYPE_PREFIX
@@ -66,6 +65,7 @@ from mdm.events.destinations import DestinationPolicy, DestinationRefused
 from mdm.events.feed import Filters, sequence_events
 from mdm.events.pinned_http import pinned_client
 from mdm.events.signing import signature
+from mdm.store.db import Connection, Engine
 from mdm.store.models import utcnow
 from mdm.store.repositories import events as repo
 

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from mdm.domain.canonical_id import parse_canonical_id
 from mdm.exceptions import EntityNotFound
+from mdm.store.db import Session
 from mdm.store.repositories import entities as repo
 from mdm.store.repositories import history as past
 
