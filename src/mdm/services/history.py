@@ -117,3 +117,33 @@ def history(session: Session, canonical_id: str) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+@dataclass
+class EntityLinks:
+    """What surrounds a golden record: its linked source records (their current
+    standardized versions), the canonical IDs redirected to it and its active
+    attribute overrides."""
+
+    records: list[repo.RecordRow]
+    redirects: list[str]
+    overrides: dict[str, Any]
+
+
+def entity_links(session: Session, view: EntityView) -> EntityLinks:
+    """The :class:`EntityLinks` of the golden record ``view`` (from :func:`get_entity`)."""
+    conn = session.connection()
+    state = repo.entity_by_canonical_id(conn, view.canonical_id)
+    assert state is not None
+    member_ids = repo.members(conn, [state.id])[state.id]
+    return EntityLinks(
+        records=repo.record_rows(conn, member_ids, view.entity_type),
+        redirects=repo.redirected_from(conn, state.id),
+        overrides=repo.active_overrides(conn, [state.id]).get(state.id, {}),
+    )
+
+
+def most_linked(session: Session, entity_type: str) -> str | None:
+    """The canonical ID of the entity of ``entity_type`` with the most active links
+    (the smallest ID among equals), if there is any."""
+    return repo.most_linked(session.connection(), entity_type)

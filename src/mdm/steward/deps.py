@@ -27,8 +27,7 @@ from fastapi.responses import HTMLResponse
 
 from mdm.config import Settings
 from mdm.exceptions import Forbidden
-from mdm.services import audit
-from mdm.steward import accounts
+from mdm.services import accounts, audit
 from mdm.steward.rendering import Templates, request_language
 from mdm.store.db import Engine, Session, get_sessionmaker, sessionmaker, unit_of_work
 
