@@ -32,6 +32,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError as DBAPIError
+from sqlalchemy.exc import IntegrityError as IntegrityError
+from sqlalchemy.exc import OperationalError as OperationalError
 from sqlalchemy.orm import Session as Session
 from sqlalchemy.orm import sessionmaker as sessionmaker
 from sqlalchemy.pool import NullPool
