@@ -8,11 +8,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
 
 from mdm import __version__
 from mdm.exceptions import MDMError
-from mdm.store.db import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, get_engine
+from mdm.store.db import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, DBAPIError, get_engine
 from mdm.store.repositories import health
 
 log = logging.getLogger(__name__)

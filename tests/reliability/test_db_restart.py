@@ -36,8 +36,8 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
+from mdm.services.accounts import create_steward
 from mdm.services.audit import verify_chain
-from mdm.steward.accounts import create_steward
 from mdm.store import migrate
 from mdm.store.db import make_engine
 from mdm.store.models import AuditLog, Entity, Link, SourceRecord, SourceSystem

@@ -20,10 +20,10 @@ from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from mdm.ingest.mapping import load_mapping
+from mdm.services.accounts import create_steward
 from mdm.services.clients import create_client
 from mdm.services.ingest import ingest_file
 from mdm.standardize.names import standardize_name
-from mdm.steward.accounts import create_steward
 from mdm.store.db import make_engine
 from mdm.store.models import SourceRecord, SourceRecordVersion, SourceSystem
 from tests.api.conftest import ALL_SCOPES, Registry

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from mdm.services.accounts import create_steward
 from mdm.services.identity import apply_partition
-from mdm.steward.accounts import create_steward
 from mdm.store.models import (
     Entity,
     Link,

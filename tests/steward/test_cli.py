@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mdm.config import Settings
+from mdm.services.accounts import authenticate
 from mdm.services.clients import list_clients
-from mdm.steward.accounts import authenticate
 from mdm.store.db import make_engine
 from mdm.store.models import ApiClient, Entity, MatchCandidate, Steward
 

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from mdm.config import get_settings
 from mdm.exceptions import BadRequest
-from mdm.steward import accounts, errors
+from mdm.services import accounts
+from mdm.steward import errors
 from mdm.steward.deps import (
     COOKIE,
     AdminPage,

@@ -26,7 +26,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from mdm.config import Settings
-from mdm.steward import accounts
+from mdm.services import accounts
 from mdm.store.db import make_engine
 from mdm.store.models import AuditLog, Steward, utcnow
 from tests.conftest import Databases

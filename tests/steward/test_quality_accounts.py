@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from mdm.config import Settings
 from mdm.exceptions import BadRequest, Conflict
+from mdm.services import accounts
 from mdm.services.quality import source_quality
-from mdm.steward import accounts
 from mdm.store import tables
 from mdm.store.models import Reject, SourceSystem, StewardSession, utcnow
 from tests.steward.seed import PASSWORD, Seeded, add_record

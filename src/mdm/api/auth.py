@@ -30,14 +30,13 @@ from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
-from sqlalchemy import Engine
 
 from mdm.config import get_settings
 from mdm.domain.scopes import has_scope
 from mdm.exceptions import BadRequest, Forbidden, MDMError, Unauthorized
 from mdm.services.audit import AuditEntry, writer_for
 from mdm.services.clients import ClientInfo, authenticate, hash_key
-from mdm.store.db import get_engine
+from mdm.store.db import Engine, Session, get_engine
 
 bearer_scheme = HTTPBearer(
     auto_error=False, bearerFormat="mdm_<prefix>_<secret>", description="API key"
@@ -89,8 +88,6 @@ def _cached(digest: str) -> ClientInfo | None:
 
 def _lookup(engine: Engine, key: str, digest: str) -> ClientInfo | None:
     """The database lookup behind the cache (runs in a worker thread)."""
-    from sqlalchemy.orm import Session
-
     with Session(engine) as session:
         client = authenticate(session, key)
     if client is None:

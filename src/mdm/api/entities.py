@@ -17,8 +17,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from mdm.api.auth import Caller, Principal
 from mdm.api.errors import JsonResponse, responses
@@ -28,6 +26,7 @@ from mdm.domain.canonical_id import PREFIX_TYPE, parse_canonical_id
 from mdm.exceptions import EntityNotFound, MalformedId, NotFound
 from mdm.services import history as history_svc
 from mdm.services.clients import ENTITY_TYPES
+from mdm.store.db import Connection, Session
 from mdm.store.repositories import lookup
 from mdm.store.repositories.entities import decode_json
 

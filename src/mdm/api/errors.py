@@ -22,11 +22,10 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from mdm.store.db import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, is_unavailable
+from mdm.store.db import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, DBAPIError, is_unavailable
 
 log = logging.getLogger(__name__)
 

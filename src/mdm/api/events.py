@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import sessionmaker
 
 from mdm.api.auth import Caller, Principal
 from mdm.api.errors import JsonResponse, responses
@@ -26,7 +25,7 @@ from mdm.events.feed import (
 )
 from mdm.exceptions import BadRequest, Forbidden
 from mdm.services.clients import ENTITY_TYPES, EVENTS_READ, active_client
-from mdm.store.db import unit_of_work
+from mdm.store.db import sessionmaker, unit_of_work
 
 router = APIRouter(tags=["events"])
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
-from sqlalchemy.orm import Session, sessionmaker
 
 from mdm.api.auth import Caller, Principal
 from mdm.api.errors import JsonResponse, ValidationErrorBody, responses
@@ -20,6 +19,7 @@ from mdm.api.masking import explain, mask_id
 from mdm.api.schemas import EntityType, RecordIn, RecordOut, RejectedBody
 from mdm.services import audit
 from mdm.services import registration as reg
+from mdm.store.db import Session, sessionmaker
 
 router = APIRouter(tags=["records"])
 

@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
 from mdm.api.auth import Caller, Principal
@@ -25,7 +24,7 @@ from mdm.api.events import MAX_BIGINT, require_scope
 from mdm.events.destinations import DestinationPolicy
 from mdm.services import subscriptions as svc
 from mdm.services.clients import SUBSCRIPTIONS_MANAGE
-from mdm.store.db import unit_of_work
+from mdm.store.db import Session, sessionmaker, unit_of_work
 
 router = APIRouter(tags=["subscriptions"])
 

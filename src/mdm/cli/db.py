@@ -16,9 +16,9 @@ def _url(url: str | None) -> str:
 
 def _safe(url: str) -> str:
     """The URL without its password, for printing."""
-    from sqlalchemy.engine import make_url
+    from mdm.store.db import hide_password
 
-    return make_url(url).render_as_string(hide_password=True)
+    return hide_password(url)
 
 
 @app.command()

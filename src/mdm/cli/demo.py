@@ -111,11 +111,11 @@ def _build(
     from mdm.cli.ingest import _manifest_jobs
     from mdm.ingest.mapping import load_mapping
     from mdm.services import resolve as resolve_svc
+    from mdm.services.accounts import create_steward, generate_password
     from mdm.services.ingest import ingest_file
     from mdm.services.matching.batch import run_batch
     from mdm.services.matching.training import train_from_store
     from mdm.services.units import load_units
-    from mdm.steward.accounts import create_steward, generate_password
     from mdm.store.db import get_engine, unit_of_work
     from mdm.store.migrate import upgrade
     from mdm.synth import SynthParams, generate
@@ -179,11 +179,11 @@ def _build(
 
 def _example_id() -> str:
     """A citizen whose golden record joins several sources: a good first lookup."""
+    from mdm.services.history import most_linked
     from mdm.store.db import unit_of_work
-    from mdm.store.repositories.entities import most_linked
 
     with unit_of_work() as session:
-        found = most_linked(session.connection(), "citizen")
+        found = most_linked(session, "citizen")
     return str(found or "")
 
 

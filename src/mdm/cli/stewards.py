@@ -23,7 +23,7 @@ def create(
     """Create a steward. Without --password-stdin, asks for the password on a terminal,
     or generates one and prints it once."""
     from mdm.config import get_settings
-    from mdm.steward.accounts import create_steward, generate_password
+    from mdm.services.accounts import create_steward, generate_password
     from mdm.store.db import unit_of_work
     from mdm.store.migrate import upgrade
 
@@ -60,7 +60,7 @@ def create(
 @app.command("list")
 def list_cmd() -> None:
     """List stewards."""
-    from mdm.steward.accounts import list_stewards
+    from mdm.services.accounts import list_stewards
     from mdm.store.db import unit_of_work
 
     with unit_of_work() as session:
@@ -71,7 +71,7 @@ def list_cmd() -> None:
 @app.command()
 def deactivate(username: str = typer.Option(..., "--username")) -> None:
     """Deactivate a steward (ends their sessions at once)."""
-    from mdm.steward.accounts import set_active
+    from mdm.services.accounts import set_active
     from mdm.store.db import unit_of_work
 
     try:

@@ -39,6 +39,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ENTITY_TYPES",
     "STANDARDS",
     "Address",
     "AddressCandidate",
@@ -336,6 +337,9 @@ STANDARDS: dict[str, type[BaseModel]] = {
     "organization": Organization,
     "dossier": Dossier,
 }
+
+#: The entity types the registry holds (the keys of :data:`STANDARDS`).
+ENTITY_TYPES = ("citizen", "organization", "dossier")
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

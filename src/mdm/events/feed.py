@@ -28,11 +28,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from mdm.events.outbox import EVENT_TYPES
 from mdm.exceptions import BadRequest
+from mdm.store.db import Connection, Session
 from mdm.store.models import utcnow
 from mdm.store.repositories import events as repo
 

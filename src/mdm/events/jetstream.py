@@ -29,11 +29,11 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
-from sqlalchemy import Engine
 
+from mdm.domain.clock import utcnow
 from mdm.events.feed import event_body, sequence_events
 from mdm.events.relay import new_owner
-from mdm.store.models import utcnow
+from mdm.store.db import Engine
 from mdm.store.repositories import events as repo
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection
-
+from mdm.store.db import Connection
 from mdm.store.repositories.entities import add_events, max_sequences
 
 EVENT_TYPES: Final[tuple[str, ...]] = (

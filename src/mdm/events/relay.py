@@ -57,16 +57,16 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Connection, Engine
 
 from mdm.config import Settings, get_settings
 from mdm.domain.canonical_id import TYPE_PREFIX
+from mdm.domain.clock import utcnow
 from mdm.domain.scopes import has_scope
 from mdm.events.destinations import DestinationPolicy, DestinationRefused
 from mdm.events.feed import Filters, sequence_events
 from mdm.events.pinned_http import pinned_client
 from mdm.events.signing import signature
-from mdm.store.models import utcnow
+from mdm.store.db import Connection, Engine
 from mdm.store.repositories import events as repo
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ lookups) and to the incremental scorer, so both use identical frequencies.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +192,31 @@ def feature_rows(
     finally:
         con.unregister("__mdm_need")
     return {str(r["unique_id"]): r for r in rows.to_pylist()}
+
+
+def tf_copy_text(table: pa.Table, entity_type: str) -> Iterator[str]:
+    """The term frequencies ``table`` as Postgres COPY text lines
+    ``entity_type TAB column TAB value TAB tf``, in (column, value) order, in chunks.
+    Values are escaped for COPY (backslash, tab, newline, carriage return); DuckDB
+    writes a double as the shortest text that reads back as the same double."""
+
+    def esc(col: str) -> str:
+        return (
+            f"replace(replace(replace(replace({col}, '\\', '\\\\'), chr(9), '\\t'), "
+            f"chr(10), '\\n'), chr(13), '\\r')"
+        )
+
+    con = duckdb.connect()
+    try:
+        con.register("tf", table)
+        et = entity_type.replace("'", "''")
+        lines = con.sql(
+            f"SELECT '{et}' || chr(9) || {esc('column_name')} || chr(9) || {esc('value')} "
+            "|| chr(9) || CAST(tf AS VARCHAR) FROM tf ORDER BY column_name, value"
+        ).to_arrow_reader(65_536)
+        for batch in lines:
+            text = "\n".join(batch.column(0).to_pylist())
+            if text:
+                yield text + "\n"
+    finally:
+        con.close()

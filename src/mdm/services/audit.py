@@ -34,10 +34,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine
-
 from mdm.domain.canonical_json import canonical_json
 from mdm.exceptions import MDMError
+from mdm.store.db import Connection, Engine
 from mdm.store.models import utcnow
 from mdm.store.repositories import audit_log as repo
 

@@ -34,9 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy.orm import Session
-
 from mdm.exceptions import BadRequest, Conflict, NotFound
+from mdm.store.db import Session
 from mdm.store.models import utcnow
 from mdm.store.repositories import clients as repo
 

@@ -20,8 +20,7 @@ import csv
 import json
 from typing import Any, TextIO
 
-from sqlalchemy.orm import Session
-
+from mdm.store.db import Session
 from mdm.store.repositories import export as repo
 
 XREF_HEADER = ("source_system", "source_key", "canonical_id")

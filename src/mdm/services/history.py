@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from mdm.domain.canonical_id import parse_canonical_id
 from mdm.exceptions import EntityNotFound
+from mdm.store.db import Session
+from mdm.store.repositories import entities as repo
 from mdm.store.repositories import history as past
 from mdm.store.repositories import lookup
 
@@ -146,3 +146,32 @@ def history(session: Session, canonical_id: str) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+@dataclass
+class EntityLinks:
+    """What surrounds a golden record: its linked source records (their current
+    standardized versions), the canonical IDs redirected to it and its active
+    attribute overrides."""
+
+    records: list[repo.RecordRow]
+    redirects: list[str]
+    overrides: dict[str, Any]
+
+
+def entity_links(session: Session, view: EntityView) -> EntityLinks:
+    """The :class:`EntityLinks` of the golden record ``view`` (from :func:`get_entity`)."""
+    conn = session.connection()
+    state = view.state
+    member_ids = repo.members(conn, [state.id])[state.id]
+    return EntityLinks(
+        records=repo.record_rows(conn, member_ids, view.entity_type),
+        redirects=repo.redirected_from(conn, state.id),
+        overrides=repo.active_overrides(conn, [state.id]).get(state.id, {}),
+    )
+
+
+def most_linked(session: Session, entity_type: str) -> str | None:
+    """The canonical ID of the entity of ``entity_type`` with the most active links
+    (the smallest ID among equals), if there is any."""
+    return repo.most_linked(session.connection(), entity_type)

@@ -31,9 +31,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy.orm import Session
-
 from mdm.domain.canonical_id import new_canonical_id
 from mdm.domain.identity import PartitionPlan, plan_partition
 from mdm.exceptions import BadRequest
@@ -46,6 +43,7 @@ from mdm.services.resolve import (
     new_entity_rows,
     write_new_entity_rows,
 )
+from mdm.store.db import Connection, Engine, Session
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
 from mdm.store.repositories import lookup
@@ -386,11 +384,9 @@ def _init_golden_worker(url: str, rules: SurvivorshipRules) -> None:
     global _worker_state
     import gc
 
-    from sqlalchemy.pool import NullPool
+    from mdm.store.db import make_unpooled_engine
 
-    from mdm.store.db import make_engine
-
-    _worker_state = (make_engine(url, poolclass=NullPool), rules)
+    _worker_state = (make_unpooled_engine(url), rules)
     gc.freeze()  # what the worker holds from now on is never garbage
 
 

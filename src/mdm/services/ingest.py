@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, Engine
 
 from mdm.domain.canonical_json import canonical_json, canonical_text_map_bytes
 from mdm.ingest.mapping import Mapping, MappingModel
@@ -53,6 +52,7 @@ from mdm.ingest.readers import (
 )
 from mdm.services.bulk import gc_paused
 from mdm.standardize.records import standardize_record
+from mdm.store.db import Connection, Engine
 from mdm.store.repositories import ingest_runs, locks
 from mdm.store.repositories import source_records as repo
 

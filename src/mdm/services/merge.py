@@ -22,13 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from mdm.domain.canonical_id import parse_canonical_id
 from mdm.domain.standards import STANDARDS
 from mdm.exceptions import AlreadyMerged, BadRequest, Conflict, EntityNotFound
 from mdm.services.identity import issue_canonical_ids
 from mdm.services.resolve import NewEntity, Plan, apply_plans, golden_for
+from mdm.store.db import Session
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
 from mdm.store.repositories import lookup

@@ -20,8 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session
-
+from mdm.store.db import Session
 from mdm.store.repositories import quality as repo
 
 # Address attributes of each standard, where a split former commune shows.

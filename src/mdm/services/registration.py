@@ -81,10 +81,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
-
 from mdm.domain.canonical_json import canonical_json
 from mdm.exceptions import (
     BadRequest,
@@ -109,7 +105,7 @@ from mdm.services.matching.online import (
 )
 from mdm.services.resolve import NewEntity, Plan, apply_plans
 from mdm.standardize.records import standardize_record
-from mdm.store.db import unit_of_work
+from mdm.store.db import Connection, DBAPIError, Session, sessionmaker, unit_of_work
 from mdm.store.models import ENTITY_TYPES, utcnow
 from mdm.store.repositories import candidates as candidate_repo
 from mdm.store.repositories import entities as entity_repo

@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
-
 from mdm.events.outbox import PendingEvent, event_rows, write_events
+from mdm.store.db import Connection, Session
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
 from mdm.store.repositories import lookup

@@ -27,12 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
-
 from mdm.domain.standards import STANDARDS
 from mdm.exceptions import BadRequest, Conflict, NotFound
 from mdm.services import audit, merge
+from mdm.store.db import Connection, Session
 from mdm.store.models import utcnow
 from mdm.store.repositories import entities as repo
 from mdm.store.repositories import lookup

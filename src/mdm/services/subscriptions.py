@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from mdm.events.destinations import DestinationPolicy
 from mdm.events.feed import Filters
 from mdm.exceptions import BadRequest, NotFound
+from mdm.store.db import Session
 from mdm.store.models import Subscription, utcnow
 from mdm.store.repositories import events as repo
 

@@ -9,9 +9,8 @@ ones stay for records standardized against them.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
-
 from mdm.standardize import units
+from mdm.store.db import Engine
 from mdm.store.repositories import reference
 
 

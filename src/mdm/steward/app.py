@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import Engine
 
 from mdm.config import Settings, get_settings
 from mdm.steward import errors
 from mdm.steward.deps import COOKIE, LOGIN_CSRF_COOKIE, ConsoleState
 from mdm.steward.rendering import HERE, LANG_COOKIE, PREFIX
 from mdm.steward.routes import ROUTERS
+from mdm.store.db import Engine
 
 __all__ = ["COOKIE", "LANG_COOKIE", "LOGIN_CSRF_COOKIE", "PREFIX", "create_console"]
 

@@ -24,15 +24,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from mdm.config import Settings
 from mdm.exceptions import Forbidden
-from mdm.services import audit
-from mdm.steward import accounts
+from mdm.services import accounts, audit
 from mdm.steward.rendering import Templates, request_language
-from mdm.store.db import get_sessionmaker, unit_of_work
+from mdm.store.db import Engine, Session, get_sessionmaker, sessionmaker, unit_of_work
 
 COOKIE = "mdm_steward"
 LOGIN_CSRF_COOKIE = "mdm_login_csrf"

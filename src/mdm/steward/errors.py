@@ -8,14 +8,13 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.exc import DBAPIError
 
 from mdm.exceptions import MDMError
 from mdm.steward.deps import COOKIE, ConsoleState, CsrfFailed, LoginRequired
 from mdm.steward.i18n import translate
 from mdm.steward.params import BadParameter
 from mdm.steward.rendering import PREFIX, request_language
-from mdm.store.db import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, is_unavailable
+from mdm.store.db import RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, DBAPIError, is_unavailable
 
 
 def _error_page(request: Request, status: int, message: str) -> HTMLResponse:

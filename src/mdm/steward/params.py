@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Path as PathParam
 
+from mdm.domain.standards import ENTITY_TYPES
 from mdm.exceptions import BadRequest
 from mdm.services import review
-from mdm.store.models import ENTITY_TYPES
 
 BANDS = {
     "": (None, None),

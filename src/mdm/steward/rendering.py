@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from mdm.steward import accounts
+from mdm.services import accounts
 from mdm.steward.i18n import DEFAULT_LANG, LANGS, translate
 
 HERE = Path(__file__).parent

@@ -12,6 +12,10 @@ the pool on a disconnect error.
 :data:`UNAVAILABLE_ERRORS` are the errors that mean "the database cannot be used right
 now" rather than "this request is wrong" or "the code is wrong": the edges answer them
 with 503 and ``Retry-After`` (never 500) and never echo the driver's message.
+
+Only :mod:`mdm.store` imports SQLAlchemy and the drivers (the import contracts in
+pyproject.toml): the type names and error classes the other layers need are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -22,9 +26,17 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection as Connection
+from sqlalchemy import Engine as Engine
+from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError as DBAPIError
+from sqlalchemy.exc import IntegrityError as IntegrityError
+from sqlalchemy.exc import OperationalError as OperationalError
+from sqlalchemy.orm import Session as Session
+from sqlalchemy.orm import sessionmaker as sessionmaker
+from sqlalchemy.pool import NullPool
 
 from mdm.config import Settings, get_settings, normalize_database_url
 
@@ -101,6 +113,17 @@ def make_engine(url: str | None = None, settings: Settings | None = None, **kwar
     if "pool_pre_ping" not in kwargs:
         _ping_when_idle(engine)
     return engine
+
+
+def make_unpooled_engine(url: str) -> Engine:
+    """An engine without a pool (a new connection per checkout), for worker processes
+    and one-shot jobs: no pool sizing."""
+    return make_engine(url, poolclass=NullPool)
+
+
+def hide_password(url: str) -> str:
+    """``url`` without its password, for printing."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 #: A pooled connection idle longer than this is pinged before it is handed out.

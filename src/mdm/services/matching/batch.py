@@ -21,9 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
-
 from mdm.matching import (
     BatchResult,
     Candidate,
@@ -46,6 +43,7 @@ from mdm.services.matching.common import (
     load_model,
 )
 from mdm.services.matching.features import FeaturePass, write_features
+from mdm.store.db import Engine, Session
 from mdm.store.repositories import candidates as candidate_repo
 from mdm.store.repositories import feature_index
 from mdm.store.repositories.candidates import CandidateRow

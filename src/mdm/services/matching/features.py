@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine
 
 from mdm.matching import (
     MatchingRules,
@@ -26,6 +25,7 @@ from mdm.matching import (
 )
 from mdm.matching.features import FeatureRow
 from mdm.services.bulk import BackgroundWriter, OrderedProcessPool, bulk_workers, gc_paused
+from mdm.store.db import Engine
 from mdm.store.repositories import feature_index
 from mdm.store.repositories.feature_index import ActiveRow, FeatureWrite, IndexRow
 

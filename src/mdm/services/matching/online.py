@@ -16,9 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
-
 from mdm.matching import (
     IncrementalMatcher,
     MatchingRules,
@@ -35,6 +32,7 @@ from mdm.matching.features import FeatureValue
 from mdm.matching.rules import default_rules_dir
 from mdm.services.matching.common import METHOD_RANK, model_path, no_model
 from mdm.services.matching.features import feature_signature, features_hash
+from mdm.store.db import Connection, Session
 from mdm.store.repositories import feature_index
 from mdm.store.repositories import matching as match_repo
 

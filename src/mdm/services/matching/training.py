@@ -6,12 +6,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import Engine
-
 from mdm.exceptions import BadRequest
 from mdm.matching import MatchingRules, TrainingReport, load_rules, train
 from mdm.services.matching.common import duckdb_connection, file_sha256, model_path
 from mdm.services.matching.features import write_features
+from mdm.store.db import Engine
 from mdm.store.repositories.matching import finish_run, start_run
 
 

@@ -9,8 +9,7 @@ import secrets
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from mdm.services import audit
-from mdm.steward import accounts
+from mdm.services import accounts, audit
 from mdm.steward.deps import (
     COOKIE,
     LOGIN_CSRF_COOKIE,

@@ -13,32 +13,28 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from mdm.domain.standards import STANDARDS
 from mdm.exceptions import BadRequest
 from mdm.services import review
-from mdm.services.history import get_entity, history
+from mdm.services.history import entity_links, get_entity, history
 from mdm.services.merge import preview_merge
 from mdm.steward.deps import Ctx, Page, SeniorForm, SeniorPage, ViewerPage
 from mdm.steward.params import row_id
 from mdm.steward.rendering import PREFIX
-from mdm.store.repositories import entities as repo
 
 router = APIRouter()
 
 
 def _entity_data(c: Ctx, canonical_id: str) -> dict[str, Any]:
     view = get_entity(c.db, canonical_id)
-    conn = c.db.connection()
-    state = view.state
-    member_ids = repo.members(conn, [state.id])[state.id]
-    rows = repo.record_rows(conn, member_ids, view.entity_type)
+    links = entity_links(c.db, view)
     order = list(STANDARDS[view.entity_type].model_fields)
     attrs = [a for a in order if a in view.attributes or a in view.provenance]
     attrs += sorted(set(view.attributes) - set(attrs))
     return {
         "view": view,
         "attrs": attrs,
-        "records": sorted(rows, key=lambda r: (r.system, r.key)),
+        "records": sorted(links.records, key=lambda r: (r.system, r.key)),
         "history": list(reversed(history(c.db, view.canonical_id))),
-        "redirects": repo.redirected_from(conn, state.id),
-        "overrides": repo.active_overrides(conn, [state.id]).get(state.id, {}),
+        "redirects": links.redirects,
+        "overrides": links.overrides,
         "fields": order,
     }
 

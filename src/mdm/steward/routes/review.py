@@ -10,13 +10,13 @@ from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
+from mdm.domain.clock import utcnow
 from mdm.services import review
 from mdm.steward import charts
 from mdm.steward.deps import ConsoleSettings, ViewerForm, ViewerPage
 from mdm.steward.i18n import translate
 from mdm.steward.params import BANDS, RowId, queue_filter
 from mdm.steward.rendering import PREFIX
-from mdm.store.models import utcnow
 
 router = APIRouter()
 

@@ -7,12 +7,12 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mdm.domain.canonical_id import parse_canonical_id
+from mdm.domain.standards import ENTITY_TYPES
 from mdm.exceptions import MDMError
-from mdm.steward import search as console_search
+from mdm.services import console_search
 from mdm.steward.deps import ViewerPage
 from mdm.steward.params import one_of
 from mdm.steward.rendering import PREFIX
-from mdm.store.models import ENTITY_TYPES
 
 router = APIRouter()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, Response
 
-from mdm.steward import accounts
+from mdm.services import accounts
 from mdm.steward.deps import AdminForm, AdminPage
 
 router = APIRouter()

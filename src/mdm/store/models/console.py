@@ -39,7 +39,7 @@ class Steward(Base):
 
 class LoginFailure(Base):
     """Failed console logins per submitted username, whether a steward of that name
-    exists or not, and the lock they earned (the lockout: mdm.steward.accounts).
+    exists or not, and the lock they earned (the lockout: mdm.services.accounts).
 
     Keyed by the SHA-256 of the normalized username, so a password typed into the
     username field is not kept readable. A row is forgotten once its last failure is

@@ -21,9 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from mdm.domain.standards import ENTITY_TYPES as ENTITY_TYPES
 from mdm.store.models.base import Base, BigId, Json, JsonText, UTCDateTime, utcnow
 
-ENTITY_TYPES = ("citizen", "organization", "dossier")
 _ENTITY_TYPE_CHECK = "entity_type IN ('citizen', 'organization', 'dossier')"
 
 

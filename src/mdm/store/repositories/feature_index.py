@@ -559,34 +559,15 @@ def replace_term_frequencies(engine: Engine, entity_type: str, table: Any) -> bo
 
 
 def _copy_first_tf(conn: Connection, entity_type: str, table: Any) -> None:
-    """COPY ``table`` into ``term_frequencies`` as text DuckDB renders, in the primary
-    key's order (a million Python row dicts, their rendering and random insertions
-    into the key's B-tree cost seconds at a million records). Values are escaped for
-    COPY (backslash, tab, newline, carriage return); DuckDB writes a double as the
-    shortest text that reads back as the same double."""
-    import duckdb
+    """COPY ``table`` into ``term_frequencies`` as text DuckDB renders
+    (:func:`mdm.matching.tables.tf_copy_text`), in the primary key's order (a million
+    Python row dicts, their rendering and random insertions into the key's B-tree
+    cost seconds at a million records)."""
+    from mdm.matching.tables import tf_copy_text
 
-    def esc(col: str) -> str:
-        return (
-            f"replace(replace(replace(replace({col}, '\\', '\\\\'), chr(9), '\\t'), "
-            f"chr(10), '\\n'), chr(13), '\\r')"
-        )
-
-    con = duckdb.connect()
-    try:
-        con.register("tf", table)
-        et = copy_text(entity_type).replace("'", "''")
-        lines = con.sql(
-            f"SELECT '{et}' || chr(9) || {esc('column_name')} || chr(9) || {esc('value')} "
-            "|| chr(9) || CAST(tf AS VARCHAR) FROM tf ORDER BY column_name, value"
-        ).to_arrow_reader(65_536)
-        dbapi = conn.connection.driver_connection
-        assert dbapi is not None
-        sql = "COPY term_frequencies (entity_type, column_name, value, tf) FROM STDIN"
-        with dbapi.cursor() as cur, cur.copy(sql) as copy:
-            for batch in lines:
-                text = "\n".join(batch.column(0).to_pylist())
-                if text:
-                    copy.write(text + "\n")
-    finally:
-        con.close()
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    sql = "COPY term_frequencies (entity_type, column_name, value, tf) FROM STDIN"
+    with dbapi.cursor() as cur, cur.copy(sql) as copy:
+        for text in tf_copy_text(table, copy_text(entity_type)):
+            copy.write(text)

@@ -32,12 +32,11 @@ from typing import Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from mdm.config import Settings, get_settings
 from mdm.exceptions import BadRequest, Conflict
 from mdm.services import audit
+from mdm.store.db import Connection, Session
 from mdm.store.models import STEWARD_ROLES, utcnow
 from mdm.store.repositories import stewards as repo
 

@@ -10,12 +10,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from mdm.exceptions import ConfigError
 from mdm.matching import IncrementalMatcher, blocking_keys, build_features
 from mdm.services.matching import SqlCandidateSource, loaded_model
 from mdm.standardize import standardize_record
+from mdm.store.db import Session
 from mdm.store.repositories import search as repo
 
 
