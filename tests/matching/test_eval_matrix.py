@@ -61,3 +61,36 @@ def test_matrix_prints_mdm_beside_the_anchor(tmp_path: Path) -> None:
     assert run["anchor"]["evaluated_records"] == run["mdm"]["evaluated_records"]
     assert run["anchor"]["f1"] == pytest.approx(anchor_f1, abs=1e-5)
     assert set(run["anchor"]["hard_negatives"]) == set(run["mdm"]["hard_negatives"])
+
+
+def test_no_profile_links_a_hard_negative(tmp_path: Path) -> None:
+    """On every hazard profile, through the real pipeline (synth, ingest, train, run):
+    twins, parent and child, namesakes, a relative's ID, a son named after his father
+    and families sharing a phone or an address are never auto-linked."""
+    results = tmp_path / "matrix.json"
+    args = ["--profiles", "all", "--seeds", "1", "--seed-base", "9", "--no-anchor"]
+    args += ["--no-ceiling", "--provinces", "1", "--citizens", "1000"]
+    args += ["--workdir", str(tmp_path / "work"), "--results", str(results)]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "eval_matching.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = json.loads(results.read_text(encoding="utf-8"))["runs"]
+    assert {r["profile"] for r in runs} == {
+        "standard",
+        "clerical",
+        "household",
+        "migration",
+        "sparse",
+    }
+    for run in runs:
+        hard = run["mdm"]["hard_negatives"]
+        assert {"twins", "parent_child", "namesakes"} <= set(hard), run["profile"]
+        if run["profile"] == "household":
+            assert {"household_twins", "relative_id", "father_son_same_name"} <= set(hard)
+        for kind, counts in hard.items():
+            assert counts["pairs"] > 0, (run["profile"], kind)
+            assert counts["linked"] == 0, (run["profile"], kind, counts)
