@@ -282,21 +282,39 @@ def read_csv(
     text = open(path, encoding=used, errors=errors, newline="")  # noqa: SIM115
     lines = _LineCounter(text, quotechar)
     try:
+        header, delimiter = _csv_header(path, lines, used, delimiter, quotechar, skip_rows)
+    except InputFileError:
+        text.close()
+        raise
+    rows = _csv_rows(text, lines, header, used, delimiter, quotechar, escaped_before)
+    return header, rows, used
+
+
+def _csv_header(
+    path: Path,
+    lines: _LineCounter,
+    used: str,
+    delimiter: str | None,
+    quotechar: str,
+    skip_rows: int,
+) -> tuple[list[str], str]:
+    """Read the header line after ``skip_rows``; returns (column names, delimiter).
+
+    Without a given delimiter, the most frequent of , TAB ; | in the header is it.
+    """
+    try:
         for _ in range(skip_rows):
             next(lines)
         header_line = next(lines, None)
         if header_line is not None and _SURROGATES.search(header_line):
             raise UnicodeDecodeError(used, b"", 0, 1, "invalid bytes in the header")
     except UnicodeDecodeError as exc:
-        text.close()
         raise InputFileError(
             f"{path}: not valid {used} ({exc.reason} at byte {exc.start})"
         ) from None
     if header_line is None or not header_line.strip():
-        text.close()
         raise InputFileError(f"{path}: the file is empty (no header, no rows)")
     if lines.overflow:
-        text.close()
         raise InputFileError(f"{path}: the header is larger than {MAX_ROW_BYTES:,} characters")
     if delimiter is None:
         counts = {d: header_line.count(d) for d in (",", "\t", ";", "|")}
@@ -304,111 +322,137 @@ def read_csv(
     try:
         header = next(csv.reader([header_line], delimiter=delimiter, quotechar=quotechar))
     except (csv.Error, StopIteration) as exc:
-        text.close()
         raise InputFileError(f"{path}: the header cannot be read as CSV ({exc})") from None
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
-        text.close()
         dupes = sorted({h for h in header if header.count(h) > 1})
         raise InputFileError(f"{path}: duplicate column names in the header: {dupes}")
     if "\x00" in header_line:
-        text.close()
         raise InputFileError(f"{path}: NUL character in the header")
+    return header, delimiter
 
-    def rows() -> Iterator[Row]:
-        csv.field_size_limit(MAX_ROW_BYTES + 1)
-        reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, strict=False)
-        width = len(header)
-        recoveries = 0
-        try:
-            while True:
-                lines.record_chars = 0
-                lines.record_lines = []
-                lines.overflow = False
-                start = lines.line + 1
-                try:
-                    fields = next(reader)
-                except StopIteration:
-                    return
-                except UnicodeDecodeError as exc:
-                    yield Row(
-                        start,
-                        None,
-                        "",
-                        f"bytes that are not valid {used} ({exc.reason}); the rest of the "
-                        "file cannot be decoded",
-                        "encoding_error",
-                    )
-                    return
-                except csv.Error as exc:
-                    raw = _storable(_truncate("".join(lines.record_lines)))
-                    yield Row(start, None, raw, f"CSV syntax error: {exc}", "csv_syntax")
-                    continue
-                if lines.overflow:
-                    raw = _storable(lines.record_head) + "..."
-                else:
-                    raw = "".join(lines.record_lines).rstrip("\r\n")
-                if (
-                    lines.eof
-                    and lines.line > start
-                    and recoveries < MAX_QUOTE_RECOVERIES
-                    and not lines.overflow
-                    and _ends_in_open_quote(raw, delimiter, quotechar)
-                ):
-                    # The quote swallowed the rest of the file: reject the line that
-                    # opened it and read the lines after it again.
-                    recoveries += 1
-                    first, *rest = lines.record_lines
-                    yield Row(
-                        start,
-                        None,
-                        _storable(_truncate(first.rstrip("\r\n"))),
-                        f"a quote ({quotechar}) opened on line {start} is never closed; the "
-                        f"line is rejected and reading resumes at line {start + 1}",
-                        "csv_unclosed_quote",
-                    )
-                    lines.replay(rest, start + 1)
-                    continue
-                if lines.overflow:
-                    yield Row(
-                        start,
-                        None,
-                        raw,
-                        f"row on line {start} is larger than the limit of {MAX_ROW_BYTES:,} "
-                        "characters (an unclosed quote or a runaway field); kept truncated",
-                        "row_too_large",
-                    )
-                    continue
-                if not fields or (len(fields) == 1 and not fields[0].strip()):
-                    continue  # blank line
-                if _ESCAPED[0] != escaped_before and _SURROGATES.search(raw):
-                    yield Row(
-                        start,
-                        None,
-                        _storable(_truncate(raw)),
-                        f"bytes that are not valid {used} on line {start}",
-                        "encoding_error",
-                    )
-                    continue
-                if "\x00" in raw:
-                    yield Row(start, None, _storable(_truncate(raw)), _NUL_MESSAGE, "nul_character")
-                    continue
-                raw = _truncate(raw)
-                if len(fields) != width:
-                    yield Row(
-                        start,
-                        None,
-                        raw,
-                        f"{len(fields)} columns where the header has {width} "
-                        "(truncated or malformed line)",
-                        "wrong_column_count",
-                    )
-                    continue
-                yield Row(start, dict(zip(header, fields, strict=True)), raw)
-        finally:
-            text.close()
 
-    return header, rows(), used
+def _csv_rows(
+    text: io.TextIOWrapper,
+    lines: _LineCounter,
+    header: list[str],
+    used: str,
+    delimiter: str,
+    quotechar: str,
+    escaped_before: int,
+) -> Iterator[Row]:
+    """The records after the header, each a row or a reject; closes ``text`` at the end."""
+    csv.field_size_limit(MAX_ROW_BYTES + 1)
+    reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, strict=False)
+    recoveries = 0
+    try:
+        while True:
+            lines.record_chars = 0
+            lines.record_lines = []
+            lines.overflow = False
+            start = lines.line + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                yield Row(
+                    start,
+                    None,
+                    "",
+                    f"bytes that are not valid {used} ({exc.reason}); the rest of the "
+                    "file cannot be decoded",
+                    "encoding_error",
+                )
+                return
+            except csv.Error as exc:
+                raw = _storable(_truncate("".join(lines.record_lines)))
+                yield Row(start, None, raw, f"CSV syntax error: {exc}", "csv_syntax")
+                continue
+            if lines.overflow:
+                raw = _storable(lines.record_head) + "..."
+            else:
+                raw = "".join(lines.record_lines).rstrip("\r\n")
+            if (
+                lines.eof
+                and lines.line > start
+                and recoveries < MAX_QUOTE_RECOVERIES
+                and not lines.overflow
+                and _ends_in_open_quote(raw, delimiter, quotechar)
+            ):
+                # The quote swallowed the rest of the file: reject the line that
+                # opened it and read the lines after it again.
+                recoveries += 1
+                first, *rest = lines.record_lines
+                yield Row(
+                    start,
+                    None,
+                    _storable(_truncate(first.rstrip("\r\n"))),
+                    f"a quote ({quotechar}) opened on line {start} is never closed; the "
+                    f"line is rejected and reading resumes at line {start + 1}",
+                    "csv_unclosed_quote",
+                )
+                lines.replay(rest, start + 1)
+                continue
+            row = _csv_record(
+                start,
+                fields,
+                raw,
+                header,
+                used,
+                overflow=lines.overflow,
+                escaped_before=escaped_before,
+            )
+            if row is not None:
+                yield row
+    finally:
+        text.close()
+
+
+def _csv_record(
+    start: int,
+    fields: list[str],
+    raw: str,
+    header: list[str],
+    used: str,
+    *,
+    overflow: bool,
+    escaped_before: int,
+) -> Row | None:
+    """The row or reject for one parsed record starting on line ``start``; None for a
+    blank line."""
+    if overflow:
+        return Row(
+            start,
+            None,
+            raw,
+            f"row on line {start} is larger than the limit of {MAX_ROW_BYTES:,} "
+            "characters (an unclosed quote or a runaway field); kept truncated",
+            "row_too_large",
+        )
+    if not fields or (len(fields) == 1 and not fields[0].strip()):
+        return None  # blank line
+    if _ESCAPED[0] != escaped_before and _SURROGATES.search(raw):
+        return Row(
+            start,
+            None,
+            _storable(_truncate(raw)),
+            f"bytes that are not valid {used} on line {start}",
+            "encoding_error",
+        )
+    if "\x00" in raw:
+        return Row(start, None, _storable(_truncate(raw)), _NUL_MESSAGE, "nul_character")
+    raw = _truncate(raw)
+    width = len(header)
+    if len(fields) != width:
+        return Row(
+            start,
+            None,
+            raw,
+            f"{len(fields)} columns where the header has {width} (truncated or malformed line)",
+            "wrong_column_count",
+        )
+    return Row(start, dict(zip(header, fields, strict=True)), raw)
 
 
 def _json_row(number: int, text: str) -> Row:

@@ -632,31 +632,13 @@ def ingest_file(
         raise InputFileError(
             f"{path}: no source system: pass --source or set source_system in the mapping"
         )
-    model = mapping.model
-    header, rows, used_encoding = _open(mapping, path, encoding)
-    if header is not None:
-        missing = [c for c in mapping.required_columns() if c not in header]
-        if missing:
-            raise InputFileError(
-                f"{path}: the mapping {mapping.path or ''} reads column(s) {missing} that the "
-                f"file does not have (its columns: {header})"
-            )
+    rows, used_encoding = _open_checked(mapping, path, encoding)
     sha = file_sha256(path)
     lock = _source_lock(engine, name)
     try:
         with ExitStack() as stack:
-            with engine.begin() as conn:
-                system_id = repo.get_or_create_source_system(conn, name)
-                trust = {k: float(v) for k, v in model.trust.items()}
-                repo.set_trust(conn, system_id, mapping.entity_type, trust)
-            run_id, resume_at, saved = _find_or_start_run(
-                engine,
-                system_id,
-                mapping.entity_type,
-                path,
-                sha,
-                _mapping_hash(mapping),
-                full_snapshot,
+            system_id, run_id, resume_at, saved = _start_run(
+                engine, mapping, name, path, sha, full_snapshot
             )
             totals: Counter[str] = Counter({k: int(saved.get(k, 0)) for k in COUNT_KEYS})
             reasons: Counter[str] = Counter(saved.get("rejected_by_reason", {}))
@@ -672,72 +654,22 @@ def ingest_file(
                 log.info("resuming ingest run %s of %s after row %s", run_id, path.name, resume_at)
 
             size = max(path.stat().st_size, 1)
-            raw_chars = 0
-            done = 0
-
-            def chunks() -> Iterator[tuple[int, list[Row]]]:
-                nonlocal done, raw_chars
-                batch: list[Row] = []
-                for row in rows:
-                    done += 1
-                    raw_chars += len(row.raw) + 1
-                    if done <= resume_at:
-                        continue
-                    batch.append(row)
-                    if len(batch) >= chunk_rows:
-                        yield done, batch
-                        batch = []
-                yield done, batch
-
             wconn = stack.enter_context(_writer_connection(engine))
-
-            chunks_written = 0
-
-            def write(end: int, prepared: list[_Prepared]) -> None:
-                nonlocal chunks_written
-                _write_chunk(wconn, ctx, prepared, end, totals, reasons)
-                _maybe_analyze(wconn, ctx)
-                chunks_written += 1
-                if chunks_written % FULL_GC_EVERY == 0:
-                    gc.collect()  # the collector is paused (below): cycles, now and then
-                if progress is not None:
-                    estimate = int(size / max(raw_chars / max(done, 1), 1.0))
-                    progress(end, max(estimate, done), totals["rejected"])
-
-            n_workers = (
-                workers
-                if workers is not None
-                else _default_workers(path, size, _format(mapping, path))
+            done = _stream(
+                rows,
+                wconn,
+                ctx,
+                mapping,
+                path,
+                size=size,
+                resume_at=resume_at,
+                chunk_rows=chunk_rows,
+                totals=totals,
+                reasons=reasons,
+                progress=progress,
+                workers=workers,
             )
-            # Reading, pickling and writing allocate a few dozen small acyclic objects
-            # a row: the cyclic collector is paused while they stream (``write``
-            # collects every FULL_GC_EVERY chunks), as in the workers
-            # (``_prepare_chunk``; docs/ingest.md, "Performance").
-            with gc_paused():
-                if n_workers <= 1:
-                    _init_worker(mapping.model, mapping.path, ctx)
-                    for end, batch in chunks():
-                        write(end, _prepare_chunk(batch))
-                else:
-                    _pipeline(chunks(), write, mapping, ctx, n_workers)
-
-            with wconn.begin():
-                repo.durable_commit(wconn)  # the run's end is not left to the async commit
-                withdrawn = 0
-                if full_snapshot:
-                    withdrawn = repo.withdraw_unseen(
-                        wconn, system_id, mapping.entity_type, run_id, ctx.now()
-                    )
-                totals["withdrawn"] = withdrawn
-                ingest_runs.complete(
-                    wconn,
-                    run_id,
-                    {
-                        **{k: totals.get(k, 0) for k in COUNT_KEYS},
-                        "rejected_by_reason": dict(reasons),
-                    },
-                    ctx.now(),
-                )
+            _complete_run(wconn, ctx, mapping.entity_type, full_snapshot, totals, reasons)
             if progress is not None:
                 progress(done, done, totals["rejected"])
     finally:
@@ -763,6 +695,133 @@ def ingest_file(
     if report_dir is not None:
         _write_report(engine, summary, report_dir)
     return summary
+
+
+def _open_checked(mapping: Mapping, path: Path, encoding: str | None) -> tuple[Iterator[Row], str]:
+    """The file's rows and encoding, once its header has every column the mapping reads."""
+    header, rows, used_encoding = _open(mapping, path, encoding)
+    if header is not None:
+        missing = [c for c in mapping.required_columns() if c not in header]
+        if missing:
+            raise InputFileError(
+                f"{path}: the mapping {mapping.path or ''} reads column(s) {missing} that the "
+                f"file does not have (its columns: {header})"
+            )
+    return rows, used_encoding
+
+
+def _start_run(
+    engine: Engine, mapping: Mapping, name: str, path: Path, sha: str, full_snapshot: bool
+) -> tuple[int, int, int, dict[str, Any]]:
+    """Register the source system and its trust, then resume or start the file's run.
+
+    Returns (source system id, run id, rows already committed, the run's saved counts).
+    """
+    with engine.begin() as conn:
+        system_id = repo.get_or_create_source_system(conn, name)
+        trust = {k: float(v) for k, v in mapping.model.trust.items()}
+        repo.set_trust(conn, system_id, mapping.entity_type, trust)
+    run_id, resume_at, saved = _find_or_start_run(
+        engine,
+        system_id,
+        mapping.entity_type,
+        path,
+        sha,
+        _mapping_hash(mapping),
+        full_snapshot,
+    )
+    return system_id, run_id, resume_at, saved
+
+
+def _stream(
+    rows: Iterator[Row],
+    wconn: Connection,
+    ctx: _Context,
+    mapping: Mapping,
+    path: Path,
+    *,
+    size: int,
+    resume_at: int,
+    chunk_rows: int,
+    totals: Counter[str],
+    reasons: Counter[str],
+    progress: Progress | None,
+    workers: int | None,
+) -> int:
+    """Standardize and write the rows after ``resume_at`` in chunks; the rows read."""
+    raw_chars = 0
+    done = 0
+
+    def chunks() -> Iterator[tuple[int, list[Row]]]:
+        nonlocal done, raw_chars
+        batch: list[Row] = []
+        for row in rows:
+            done += 1
+            raw_chars += len(row.raw) + 1
+            if done <= resume_at:
+                continue
+            batch.append(row)
+            if len(batch) >= chunk_rows:
+                yield done, batch
+                batch = []
+        yield done, batch
+
+    chunks_written = 0
+
+    def write(end: int, prepared: list[_Prepared]) -> None:
+        nonlocal chunks_written
+        _write_chunk(wconn, ctx, prepared, end, totals, reasons)
+        _maybe_analyze(wconn, ctx)
+        chunks_written += 1
+        if chunks_written % FULL_GC_EVERY == 0:
+            gc.collect()  # the collector is paused (below): cycles, now and then
+        if progress is not None:
+            estimate = int(size / max(raw_chars / max(done, 1), 1.0))
+            progress(end, max(estimate, done), totals["rejected"])
+
+    n_workers = (
+        workers if workers is not None else _default_workers(path, size, _format(mapping, path))
+    )
+    # Reading, pickling and writing allocate a few dozen small acyclic objects
+    # a row: the cyclic collector is paused while they stream (``write``
+    # collects every FULL_GC_EVERY chunks), as in the workers
+    # (``_prepare_chunk``; docs/ingest.md, "Performance").
+    with gc_paused():
+        if n_workers <= 1:
+            _init_worker(mapping.model, mapping.path, ctx)
+            for end, batch in chunks():
+                write(end, _prepare_chunk(batch))
+        else:
+            _pipeline(chunks(), write, mapping, ctx, n_workers)
+    return done
+
+
+def _complete_run(
+    wconn: Connection,
+    ctx: _Context,
+    entity_type: str,
+    full_snapshot: bool,
+    totals: Counter[str],
+    reasons: Counter[str],
+) -> None:
+    """Withdraw what a full snapshot no longer has and mark the run completed, durably."""
+    with wconn.begin():
+        repo.durable_commit(wconn)  # the run's end is not left to the async commit
+        withdrawn = 0
+        if full_snapshot:
+            withdrawn = repo.withdraw_unseen(
+                wconn, ctx.system_id, entity_type, ctx.run_id, ctx.now()
+            )
+        totals["withdrawn"] = withdrawn
+        ingest_runs.complete(
+            wconn,
+            ctx.run_id,
+            {
+                **{k: totals.get(k, 0) for k in COUNT_KEYS},
+                "rejected_by_reason": dict(reasons),
+            },
+            ctx.now(),
+        )
 
 
 def _write_report(engine: Engine, summary: IngestSummary, report_dir: Path) -> None:

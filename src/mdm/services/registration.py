@@ -318,22 +318,9 @@ def register_record(
     _check_inputs(entity_type, source_system, source_key, attributes)
     now = utcnow()
     req_hash = request_hash(entity_type, source_system, source_key, attributes)
-    std = standardize_record(entity_type, attributes)
-    issues = [i.as_dict() for i in std.issues]
-    key_issues = _key_issues(source_key)
-    if std.rejected or key_issues:
-        raise _rejection(
-            entity_type,
-            source_system,
-            source_key,
-            attributes,
-            [*key_issues, *issues],
-            client_id,
-            idempotency_key,
-            now,
-        )
-    standardized = std.standardized
-
+    standardized, issues = _standardize_or_reject(
+        entity_type, source_system, source_key, attributes, client_id, idempotency_key, now
+    )
     if not model_path(entity_type, rules_dir).exists():
         raise MatchingUnavailable(
             f"no trained matching model for {entity_type!r} yet: registrations of this type "
@@ -351,43 +338,23 @@ def register_record(
     repo.lock(conn, names)
 
     if idempotency_key is not None:
-        stored = repo.find_idempotency_key(conn, client_id, idempotency_key)
-        if stored is not None and stored.created_at >= now - IDEMPOTENCY_TTL:
-            if stored.request_hash != req_hash:
-                raise IdempotencyKeyReused(
-                    f"the Idempotency-Key {idempotency_key!r} was used for a different "
-                    "request; use a new key for a new request"
-                )
-            return RegistrationResult.from_dict(stored.response, replayed=True)
-        if stored is not None:  # expired: the key may be used again
-            repo.delete_idempotency_key(conn, stored.id)
+        replayed = _replay(conn, client_id, idempotency_key, req_hash, now)
+        if replayed is not None:
+            return replayed
 
     system_id = repo.source_system_id(conn, source_system, create=create_source_system)
     if system_id is None:
         raise UnknownSourceSystem(f"no source system is named {source_system!r}")
-
-    raw = {str(k): to_text(v) for k, v in attributes.items()}
-    raw_json = canonical_json(raw)
-    chash = hashlib.sha256(raw_json.encode()).hexdigest()
-    stored_record = repo.find_record(conn, system_id, source_key)
-    if stored_record is not None and stored_record.entity_type != entity_type:
-        raise SourceKeyTypeMismatch(
-            f"the {source_system} record with this key is a {stored_record.entity_type} "
-            f"record, not a {entity_type}"
-        )
-    if stored_record is None:
-        rid = repo.insert_record(conn, system_id, source_key, entity_type, chash, now)
-        version, changed = 1, True
-        repo.insert_version(conn, rid, 1, raw, standardized, issues, chash, now)
-    elif stored_record.content_hash == chash:
-        rid, version = stored_record.id, stored_record.version
-        changed = stored_record.status != "active"
-        if changed:  # withdrawn, sent again: active again, same version
-            repo.point_at_version(conn, rid, version, chash, now)
-    else:
-        rid, version, changed = stored_record.id, stored_record.version + 1, True
-        repo.insert_version(conn, rid, version, raw, standardized, issues, chash, now)
-        repo.point_at_version(conn, rid, version, chash, now)
+    rid, version, changed = _store_version(
+        conn,
+        system_id,
+        entity_type,
+        (source_system, source_key),
+        attributes,
+        standardized,
+        issues,
+        now,
+    )
 
     link = repo.active_link(conn, rid)
     common: dict[str, Any] = {
@@ -422,26 +389,127 @@ def register_record(
             rules_dir=rules_dir,
         )
         ctx = _Ctx(conn, entity_type, rid, (source_system, source_key), actor, now)
-        if link is None:
-            cid, outcome, reason, queued = _place(ctx, decision)
-        else:
-            cid, outcome, reason, queued = _keep(ctx, link, decision)
-        result = RegistrationResult(
-            cid,
-            decision=outcome,
-            candidates=tuple(_candidate(c) for c in decision.candidates),
-            reason=reason,
-            **common,
-        )
-        # never the source key: it may be a personal ID (national-portal keys are)
-        log.debug(
-            "registered a %s record as %s: %s (%d queued)", source_system, cid, outcome, queued
-        )
+        result = _placed(ctx, link, decision, common)
 
     if idempotency_key is not None:
         repo.store_idempotency_key(
             conn, client_id, idempotency_key, req_hash, _json_safe(result.as_dict()), now
         )
+    return result
+
+
+def _standardize_or_reject(
+    entity_type: str,
+    source_system: str,
+    source_key: str,
+    attributes: Mapping[str, str | None],
+    client_id: int | None,
+    idempotency_key: str | None,
+    now: datetime,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(standardized attributes, issues); ``RecordRejected`` for a record not to keep."""
+    std = standardize_record(entity_type, attributes)
+    issues = [i.as_dict() for i in std.issues]
+    key_issues = _key_issues(source_key)
+    if std.rejected or key_issues:
+        raise _rejection(
+            entity_type,
+            source_system,
+            source_key,
+            attributes,
+            [*key_issues, *issues],
+            client_id,
+            idempotency_key,
+            now,
+        )
+    return std.standardized, issues
+
+
+def _replay(
+    conn: Connection, client_id: int | None, idempotency_key: str, req_hash: str, now: datetime
+) -> RegistrationResult | None:
+    """The stored response to an earlier request with this key, if still valid; an
+    expired key is forgotten (it may be used again)."""
+    stored = repo.find_idempotency_key(conn, client_id, idempotency_key)
+    if stored is not None and stored.created_at >= now - IDEMPOTENCY_TTL:
+        if stored.request_hash != req_hash:
+            raise IdempotencyKeyReused(
+                f"the Idempotency-Key {idempotency_key!r} was used for a different "
+                "request; use a new key for a new request"
+            )
+        return RegistrationResult.from_dict(stored.response, replayed=True)
+    if stored is not None:  # expired: the key may be used again
+        repo.delete_idempotency_key(conn, stored.id)
+    return None
+
+
+def _store_version(
+    conn: Connection,
+    system_id: int,
+    entity_type: str,
+    ref: tuple[str, str],
+    attributes: Mapping[str, str | None],
+    standardized: dict[str, Any],
+    issues: list[dict[str, Any]],
+    now: datetime,
+) -> tuple[int, int, bool]:
+    """Insert the record, add a version when its content changed, or reactivate it.
+
+    ``ref`` is (source system, source key). Returns (record id, version, whether
+    anything changed).
+    """
+    source_system, source_key = ref
+    raw = {str(k): to_text(v) for k, v in attributes.items()}
+    raw_json = canonical_json(raw)
+    chash = hashlib.sha256(raw_json.encode()).hexdigest()
+    stored_record = repo.find_record(conn, system_id, source_key)
+    if stored_record is not None and stored_record.entity_type != entity_type:
+        raise SourceKeyTypeMismatch(
+            f"the {source_system} record with this key is a {stored_record.entity_type} "
+            f"record, not a {entity_type}"
+        )
+    if stored_record is None:
+        rid = repo.insert_record(conn, system_id, source_key, entity_type, chash, now)
+        version, changed = 1, True
+        repo.insert_version(conn, rid, 1, raw, standardized, issues, chash, now)
+    elif stored_record.content_hash == chash:
+        rid, version = stored_record.id, stored_record.version
+        changed = stored_record.status != "active"
+        if changed:  # withdrawn, sent again: active again, same version
+            repo.point_at_version(conn, rid, version, chash, now)
+    else:
+        rid, version, changed = stored_record.id, stored_record.version + 1, True
+        repo.insert_version(conn, rid, version, raw, standardized, issues, chash, now)
+        repo.point_at_version(conn, rid, version, chash, now)
+    return rid, version, changed
+
+
+def _placed(
+    ctx: _Ctx,
+    link: repo.LinkedEntity | None,
+    decision: MatchDecision,
+    common: dict[str, Any],
+) -> RegistrationResult:
+    """Place the record by the match decision (a new place, or its entity kept)."""
+    if link is None:
+        cid, outcome, reason, queued = _place(ctx, decision)
+    else:
+        cid, outcome, reason, queued = _keep(ctx, link, decision)
+    result = RegistrationResult(
+        cid,
+        decision=outcome,
+        candidates=tuple(_candidate(c) for c in decision.candidates),
+        reason=reason,
+        **common,
+    )
+    # never the source key: it may be a personal ID (national-portal keys are)
+    log.debug(
+        "registered a %s record as %s: %s (%d queued)",
+        ctx.ref[0],
+        cid,
+        outcome,
+        queued,
+    )
     return result
 
 

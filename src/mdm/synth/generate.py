@@ -170,6 +170,33 @@ def _cols(u: npt.NDArray[np.float64]) -> list[npt.NDArray[np.float64]]:
     return [np.ascontiguousarray(c) for c in u.T]
 
 
+@dataclass
+class _CitizenRows:
+    """One citizen file's rows: who they name, how, and the uniform draws deciding each cell."""
+
+    pi: int
+    prof: SystemProfile
+    prov: geo.LegacyProvince
+    who: Ints
+    kind: npt.NDArray[np.int8]  # 0 native, 1 visitor, 2 duplicate within the file
+    u: list[npt.NDArray[np.float64]]
+    vis_ward: Ints
+    vis_house: Ints
+    vis_street: Ints
+    inv: Mask
+    rows: Ints
+    keys: Str
+
+    @property
+    def n(self) -> int:
+        return int(self.who.size)
+
+
+def _citizen_types(prof: SystemProfile) -> dict[str, str]:
+    """Arrow types of the citizen columns that are not strings (Parquet only)."""
+    return {"gioi_tinh": "int32", "ngay_mat": "date32"} if prof.citizen_format == "parquet" else {}
+
+
 class _World:
     def __init__(self, params: SynthParams) -> None:
         if params.provinces < 1 or params.citizens < 10:
@@ -324,6 +351,39 @@ class _World:
     # -- citizens ------------------------------------------------------------
 
     def citizen_file(self, pi: int) -> tuple[FileOut, Columns, dict[str, str]]:
+        r = self._citizen_rows(pi)
+        prof, p, who, u = r.prof, self.people, r.who, r.u
+        sex, sur, mid, giv = self._citizen_names(r)
+        dob, bad_date, empty_name = self._citizen_dob(r)
+        sex_null = u[6] < 0.01
+        pid, cmnd, parts, cur, perm_null, pairs = self._citizen_residence(r)
+        sur, mid, giv, names, cur, perm, parts = self._citizen_damage(
+            r, sur, mid, giv, cur, parts, empty_name, perm_null
+        )
+        c = {
+            "sur": sur,
+            "mid": mid,
+            "giv": giv,
+            "names": names,
+            "dob": dob,
+            "pid": pid,
+            "cmnd": cmnd,
+            "perm": perm,
+            "parts": parts,
+            "cur": cur,
+            **self._citizen_contacts(r),
+        }
+        dy = p.death_year[who]
+        dead = (dy > 0) & (u[21] < 0.7)
+        dod_m, dod_d = who % 12 + 1, who % 28 + 1
+        c["dod"] = V.nullify(V.fmt_date(prof.date_style, np.maximum(dy, 1), dod_m, dod_d), ~dead)
+        cols = _render_citizen(
+            prof.citizen_layout, c, r.keys, sex, sex_null, dy, dod_m, dod_d, dead
+        )
+        return self._citizen_out(r, bad_date, pairs), cols, _citizen_types(prof)
+
+    def _citizen_rows(self, pi: int) -> _CitizenRows:
+        """Which people this province's civil-status file names, in row order, and the draws."""
         prof = SYSTEM_PROFILES[pi % len(SYSTEM_PROFILES)]
         prov = self.provs[pi]
         rng = self.rng
@@ -361,8 +421,13 @@ class _World:
         keys = V.codes(rows + 1, prefix, 7)
         if hz is not None:
             hz.begin_file(n)
+        return _CitizenRows(
+            pi, prof, prov, who, kind, u, vis_ward, vis_house, vis_street, inv, rows, keys
+        )
 
-        # names, with the variations a clerk introduces
+    def _citizen_names(self, r: _CitizenRows) -> tuple[Ints, Str, Str, Str]:
+        """(sex, surname, middle name, given name), with the variations a clerk introduces."""
+        p, who, u = self.people, r.who, r.u
         sex = p.sex[who]
         giv_t = self.giv_off[sex] + p.given[who]
         mid_t = self.mid_off[sex] + p.middle[who]
@@ -383,26 +448,38 @@ class _World:
             typo_rows & (u3 >= 0.6),
             lambda vs, rs: [typo(v, u4[r], u3[r]) for v, r in zip(vs, rs.tolist(), strict=True)],
         )
-        if hz is not None:
-            sur, mid, giv = hz.names(sur, mid, giv)
+        if self.hz is not None:
+            sur, mid, giv = self.hz.names(sur, mid, giv)
+        return sex, sur, mid, giv
 
-        # birth date as this system knows it
+    def _citizen_dob(self, r: _CitizenRows) -> tuple[Str, Mask, Mask]:
+        """(birth date as this system knows it, impossible-date rows, empty-name rows)."""
+        p, who, u, inv = self.people, r.who, r.u, r.inv
         y, m, d = p.year[who], p.month[who], p.day[who]
         year_only = u[5] < 0.03
         jan1 = (u[5] >= 0.03) & (u[5] < 0.06)  # "unknown day" convention
         swap = (u[5] >= 0.06) & (u[5] < 0.08) & (d <= 12) & (d != m)
         no_dob = (u[5] >= 0.08) & (u[5] < 0.095)
-        if hz is not None:
-            y, m, d, year_only, jan1, swap = hz.dates(y, m, d, year_only, jan1, swap, no_dob | inv)
-        bad_date = inv & (u3 < 0.5) & ~no_dob & ~year_only
+        if self.hz is not None:
+            y, m, d, year_only, jan1, swap = self.hz.dates(
+                y, m, d, year_only, jan1, swap, no_dob | inv
+            )
+        bad_date = inv & (u[3] < 0.5) & ~no_dob & ~year_only
         empty_name = inv & ~bad_date
-        dd = np.where(bad_date, 30 + rows % 2, np.where(jan1, 1, np.where(swap, m, d)))
+        dd = np.where(bad_date, 30 + r.rows % 2, np.where(jan1, 1, np.where(swap, m, d)))
         mm = np.where(bad_date, 2, np.where(jan1, 1, np.where(swap, d, m)))
-        dob = V.where(year_only, V.digits(y, 4), V.fmt_date(prof.date_style, y, mm, dd))
-        dob = V.nullify(dob, no_dob)
-        sex_null = u[6] < 0.01
+        dob = V.where(year_only, V.digits(y, 4), V.fmt_date(r.prof.date_style, y, mm, dd))
+        return V.nullify(dob, no_dob), bad_date, empty_name
 
-        # identity numbers: the old CMND, the 12-digit number, both or neither
+    def _citizen_residence(
+        self, r: _CitizenRows
+    ) -> tuple[Str, Str, list[Str], Str, Mask, list[tuple[str, int, int]]]:
+        """(ID, CMND, permanent address parts, current address, no-address rows, planted pairs).
+
+        Identity numbers are the old CMND, the 12-digit number, both or neither;
+        the residence is the one this system knows (a mover's new one).
+        """
+        p, who, u, pi, n, hz = self.people, r.who, r.u, r.pi, r.n, self.hz
         cm = p.cmnd[who]
         has_cm = cm >= 0
         u7 = u[7]
@@ -410,20 +487,19 @@ class _World:
         cm_null = ~has_cm | ((u7 >= 0.4) & (u7 < 0.8)) | (u7 > 0.96)
         pid, cmnd = self.pid_text(who), V.digits(np.maximum(cm, 0), 9)
 
-        # residence as this system knows it
         hp, hw = p.home[who], p.ward[who]
         house, street = p.house[who], p.street[who]
         style = np.where(u[8] < 0.5, 0, np.where(u[8] < 0.85, 1, 2))
-        visitor = kind == 1
+        visitor = r.kind == 1
         moved_share = hz.moved_share if hz is not None else 0.5
         moved = visitor & (u[9] < moved_share)  # moved here: both addresses are here now
         staying = visitor & ~moved  # studies/works here: still registered at home
         hp = np.where(moved, pi, hp)
-        hw = np.where(moved, vis_ward, hw)
-        house = np.where(moved, vis_house, house)
-        street = np.where(moved, vis_street, street)
+        hw = np.where(moved, r.vis_ward, hw)
+        house = np.where(moved, r.vis_house, house)
+        street = np.where(moved, r.vis_street, street)
         self.latest_prov[who[moved]] = pi
-        self.latest_ward[who[moved]] = vis_ward[moved]
+        self.latest_ward[who[moved]] = r.vis_ward[moved]
         gw = self.ward_base[hp] + hw
         parts = [self.street_part(hp, gw, house, street, u[10]), *self.unit_parts(gw, style)]
         pairs: list[tuple[str, int, int]] = []
@@ -434,9 +510,9 @@ class _World:
             parts = hz.address(parts, gw, moved, self.south70[hp])
         pid, cmnd = V.nullify(pid, pid_null), V.nullify(cmnd, cm_null)
         perm_text = V.join_skip(*parts, sep=", ")
-        cgw = self.ward_base[pi] + vis_ward
+        cgw = self.ward_base[pi] + r.vis_ward
         cur_away = V.join(
-            self.street_part(np.full(n, pi), cgw, vis_house, vis_street, u[10]),
+            self.street_part(np.full(n, pi), cgw, r.vis_house, r.vis_street, u[10]),
             *self.unit_parts(cgw, style),
             sep=", ",
         )
@@ -446,13 +522,30 @@ class _World:
             no_address = hz.address_missing(n)
             perm_null |= no_address
             cur = V.nullify(cur, no_address)
+        return pid, cmnd, parts, cur, perm_null, pairs
 
-        # text damage typical of this system
+    def _citizen_damage(
+        self,
+        r: _CitizenRows,
+        sur: Str,
+        mid: Str,
+        giv: Str,
+        cur: Str,
+        parts: list[Str],
+        empty_name: Mask,
+        perm_null: Mask,
+    ) -> tuple[Str, Str, Str, Str, Str, Str, list[Str]]:
+        """Text damage typical of this system, then the blanked and nulled cells.
+
+        Returns (surname, middle, given, full name, current address, permanent
+        address, permanent address parts).
+        """
+        prof, u, n = r.prof, r.u, r.n
         strip = u[22] < prof.strip_rate
         up = u[23] < prof.upper_rate
         moji = u[24] > 1 - prof.mojibake_rate if prof.mojibake_rate else np.zeros(n, bool)
         nfd = u[24] < prof.nfd_rate
-        moji_fn = _vni if prov.code >= 40 else _tcvn3
+        moji_fn = _vni if r.prov.code >= 40 else _tcvn3
 
         def damage(a: Str) -> Str:
             a = V.patch(a, strip, V.each(_strip))
@@ -469,7 +562,11 @@ class _World:
         names = V.where(empty_name, blank, V.join_skip(sur, mid, giv, sep=" "))
         perm = V.nullify(V.join_skip(*parts, sep=", "), perm_null)
         parts = [V.nullify(x, perm_null) for x in parts]
+        return sur, mid, giv, names, cur, perm, parts
 
+    def _citizen_contacts(self, r: _CitizenRows) -> dict[str, Str]:
+        """Phone, email, ethnicity, nationality, place of birth and home province cells."""
+        prof, p, who, u, n, hz = r.prof, self.people, r.who, r.u, r.n, self.hz
         has_phone = p.has_phone[who] & (u[15] < 0.85)
         old = u[13] < prof.old_phone_rate
         if hz is None:
@@ -487,39 +584,28 @@ class _World:
         breg = p.birth_reg[who]
         pob = V.take(self.prov_short_by_code, breg, null=u[19] >= 0.6)
         home = V.take(self.prov_full_by_code, breg, null=u[20] >= 0.4)
-        dy = p.death_year[who]
-        dead = (dy > 0) & (u[21] < 0.7)
-        dod_m, dod_d = who % 12 + 1, who % 28 + 1
-        dod = V.nullify(V.fmt_date(prof.date_style, np.maximum(dy, 1), dod_m, dod_d), ~dead)
-
-        c = {
-            "sur": sur,
-            "mid": mid,
-            "giv": giv,
-            "names": names,
-            "dob": dob,
-            "pid": pid,
-            "cmnd": cmnd,
-            "perm": perm,
-            "parts": parts,
-            "cur": cur,
+        return {
             "phone": phone,
             "email": email,
             "eth": eth,
             "nat": nation,
             "pob": pob,
             "home": home,
-            "dod": dod,
         }
-        cols = _render_citizen(prof.citizen_layout, c, keys, sex, sex_null, dy, dod_m, dod_d, dead)
-        bad = np.flatnonzero(inv)
+
+    def _citizen_out(
+        self, r: _CitizenRows, bad_date: Mask, pairs: list[tuple[str, int, int]]
+    ) -> FileOut:
+        """The citizen file's record: its system, format, keys, people and invalid rows."""
+        prof, prov, keys = r.prof, r.prov, r.keys
+        bad = np.flatnonzero(r.inv)
         invalid = [
             (k, "impossible_date" if b else "empty_name")
             for k, b in zip(
                 keys.take(pa.array(bad)).to_pylist(), bad_date[bad].tolist(), strict=True
             )
         ]
-        f = FileOut(
+        return FileOut(
             name=f"{prov.slug}_citizens",
             source_system=f"{prov.slug}-hotich",
             entity_type="citizen",
@@ -530,14 +616,10 @@ class _World:
             else ("utf-8" if prof.citizen_format == "jsonl" else "binary"),
             delimiter=prof.delimiter,
             keys=keys,
-            entities=who,
+            entities=r.who,
             invalid=invalid,
             pairs=pairs,
         )
-        types = (
-            {"gioi_tinh": "int32", "ngay_mat": "date32"} if prof.citizen_format == "parquet" else {}
-        )
-        return f, cols, types
 
     def phone(self, who: Ints, old: Mask, u: Any) -> Str:
         """Mobile number, pre-2018 11-digit form where ``old``, in one of four spellings."""
@@ -776,6 +858,31 @@ class _World:
         Returns the file, its columns, and the people and organizations that the
         portal rows name (the portal must know them).
         """
+        d = self._dossier_rows(pi, cit, org, first_id)
+        prov, prof = d.prov, d.prof
+        cols, src_keys = _dossier_columns(d)
+        bad = np.flatnonzero(d.inv)
+        invalid = [(k, "impossible_date") for k in src_keys.take(pa.array(bad)).to_pylist()]
+        s_ent, s_org = self._dossier_portal(d, portal)
+        layout = prof.dossier_layout
+        fmt = "csv" if d.csv_layout else "jsonl"
+        enc = "utf-8" if fmt == "jsonl" else _ORG_DOSSIER_ENCODING.get(prof.encoding, "utf-8")
+        f = FileOut(
+            f"{prov.slug}_dossiers",
+            f"{prov.slug}-motcua",
+            "dossier",
+            layout,
+            fmt,
+            enc,
+            "," if fmt == "csv" else "",
+            src_keys,
+            d.ents,
+            invalid=invalid,
+        )
+        return f, cols, s_ent[~s_org], s_ent[s_org]
+
+    def _dossier_rows(self, pi: int, cit: FileOut, org: FileOut, first_id: int) -> _DossierRows:
+        """The draws and the cells every layout of one province's dossiers shares."""
         rng = self.rng
         prov = self.provs[pi]
         prof = SYSTEM_PROFILES[pi % len(SYSTEM_PROFILES)]
@@ -827,80 +934,58 @@ class _World:
         )
         gw = self.ward_base[pi] + (u[7] * len(prov.wards)).astype(np.int64)
         agency = V.where(u[8] < 0.7, V.take(self.agency_ward, gw), V.take(self.agency_district, gw))
-        key = V.digits(rows + 1, 7)
-        proc_code = V.take(V.pool(data.PROCEDURE_CODES), proc)
-        csv_layout = prof.dossier_layout.endswith("csv")
-        hm = V.join(V.digits(sh, 2), V.digits(smi, 2), sep=":")
-        if csv_layout:
-            submitted = V.where(
-                inv,
-                V.join("31/02/", V.digits(sy, 4), " ", hm),
-                _dmy_hm(sy, smo, sd, sh, smi),
-            )
-            decided_s = V.nullify(_dmy_hm(*V.civil(dec)), ~decided)
-            cols: Columns = {
-                "MA_DON_VI": V.take(V.pool([unit]), np.zeros(n, np.int64)),
-                "SO_BIEN_NHAN": key,
-                "MA_HO_SO": code,
-                "MA_TTHC": proc_code,
-                "MA_NGUOI_NOP": app_key,
-                "LOAI_NGUOI_NOP": V.take(V.pool(["CD", "TC"]), is_org.astype(np.int64)),
-                "CO_QUAN_TIEP_NHAN": agency,
-                "NGAY_NOP": submitted,
-                "NGAY_TRA_KQ": decided_s,
-                "TRANG_THAI": V.take(
-                    V.pool([data.DOSSIER_STATUS_VI[s] for s in data.DOSSIER_STATUS]), st
-                ),
-                "SO_KET_QUA": result,
-            }
-            src_keys = V.join(unit + "|", key)
-        else:
-            submitted = V.where(
-                inv,
-                V.join(V.digits(sy, 4), "-02-31T", hm, ":00"),
-                _iso(sy, smo, sd, sh, smi),
-            )
-            cols = {
-                "id": key,
-                "dossierCode": code,
-                "procedureCode": proc_code,
-                "applicantId": app_key,
-                "applicantType": V.take(
-                    V.pool(["citizen", "organization"]), is_org.astype(np.int64)
-                ),
-                "agency": agency,
-                "submittedAt": submitted,
-                "decidedAt": V.nullify(_iso(*V.civil(dec)), ~decided),
-                "status": V.take(V.pool(data.DOSSIER_STATUS), st),
-                "resultNumber": result,
-            }
-            src_keys = key
-        bad = np.flatnonzero(inv)
-        invalid = [(k, "impossible_date") for k in src_keys.take(pa.array(bad)).to_pylist()]
+        return _DossierRows(
+            prov=prov,
+            prof=prof,
+            n=n,
+            u=u,
+            inv=inv,
+            ents=ents,
+            unit=unit,
+            is_org=is_org,
+            app_key=app_key,
+            app_ent=app_ent,
+            status=st,
+            done=done,
+            decided=decided,
+            dec=dec,
+            submitted=(sy, smo, sd, sh, smi),
+            code=code,
+            result=result,
+            gw=gw,
+            agency=agency,
+            key=V.digits(rows + 1, 7),
+            proc_code=V.take(V.pool(data.PROCEDURE_CODES), proc),
+        )
 
-        # synchronised to the national portal (the same dossier, another system)
-        sync = (u[9] < 0.3) & ~inv
+    def _dossier_portal(self, d: _DossierRows, portal: list[Columns]) -> tuple[Ints, Mask]:
+        """Append the dossiers synchronised to the national portal (the same dossier, another
+        system) to ``portal``; return the entity each names and whether it is an organization.
+        """
+        u, done, decided, dec, code = d.u, d.done, d.decided, d.dec, d.code
+        sy, smo, sd, sh, smi = d.submitted
+        sync = (u[9] < 0.3) & ~d.inv
         lag = (u[10] < 0.2) & done
         sel = pa.array(sync)
-        s_org = is_org[sync]
-        s_ent = app_ent[sync]
+        s_org = d.is_org[sync]
+        s_ent = d.app_ent[sync]
         s_rows = np.flatnonzero(sync)
         applicant = V.where(
             s_org,
             pa.array(self.orgs.tax_text(np.where(s_org, s_ent, 0)), pa.string()),
             self.pid_text(np.where(s_org, 0, s_ent)),
         )
-        p_status = np.where(lag, data.DOSSIER_STATUS.index("processing"), st)[sync]
+        p_status = np.where(lag, data.DOSSIER_STATUS.index("processing"), d.status)[sync]
         portal.append(
             {
-                "ma_ho_so_dvc": V.codes(ents[sync] + 1, f"G22.{prov.code:02d}-", 9),
+                "ma_ho_so_dvc": V.codes(d.ents[sync] + 1, f"G22.{d.prov.code:02d}-", 9),
                 "ma_ho_so": code.filter(sel),
-                "ma_thu_tuc": proc_code.filter(sel),
+                "ma_thu_tuc": d.proc_code.filter(sel),
                 "so_dinh_danh_nguoi_nop": applicant,
                 "loai_doi_tuong": V.take(
                     V.pool(["cong_dan", "doanh_nghiep"]), s_org.astype(np.int64)
                 ),
-                "co_quan_tiep_nhan": V.take(self.agency_new, gw[s_rows]),
+                "co_quan_tiep_nhan": V.take(self.agency_new, d.gw[s_rows]),
                 "ngay_tiep_nhan": V.join(_iso(sy, smo, sd, sh, smi).filter(sel), "+07:00"),
                 "ngay_co_ket_qua": V.nullify(
                     V.join(_iso(*V.civil(dec)).filter(sel), "+07:00"), (~decided | lag)[sync]
@@ -908,26 +993,11 @@ class _World:
                 "trang_thai": V.take(
                     V.pool([data.DOSSIER_STATUS_VI[s] for s in data.DOSSIER_STATUS]), p_status
                 ),
-                "so_van_ban": V.nullify(result.filter(sel), lag[sync]),
-                "_entity": pa.array(ents[sync]),
+                "so_van_ban": V.nullify(d.result.filter(sel), lag[sync]),
+                "_entity": pa.array(d.ents[sync]),
             }
         )
-        layout = prof.dossier_layout
-        fmt = "csv" if csv_layout else "jsonl"
-        enc = "utf-8" if fmt == "jsonl" else _ORG_DOSSIER_ENCODING.get(prof.encoding, "utf-8")
-        f = FileOut(
-            f"{prov.slug}_dossiers",
-            f"{prov.slug}-motcua",
-            "dossier",
-            layout,
-            fmt,
-            enc,
-            "," if fmt == "csv" else "",
-            src_keys,
-            ents,
-            invalid=invalid,
-        )
-        return f, cols, s_ent[~s_org], s_ent[s_org]
+        return s_ent, s_org
 
     def portal_dossiers(self, parts: list[Columns]) -> tuple[FileOut, Columns]:
         merged = {k: pa.concat_arrays([p[k] for p in parts]) for k in parts[0]}
@@ -946,6 +1016,85 @@ class _World:
             ents,
         )
         return f, merged
+
+
+@dataclass
+class _DossierRows:
+    """One province's dossiers: the draws and the cells every layout shares."""
+
+    prov: geo.LegacyProvince
+    prof: SystemProfile
+    n: int
+    u: list[npt.NDArray[np.float64]]
+    inv: Mask
+    ents: Ints
+    unit: str
+    is_org: Mask
+    app_key: Str
+    app_ent: Ints
+    status: Ints
+    done: Mask
+    decided: Mask
+    dec: Ints  # decision time, minutes since the epoch
+    submitted: tuple[Ints, Ints, Ints, Ints, Ints]  # year, month, day, hour, minute
+    code: Str
+    result: Str
+    gw: Ints
+    agency: Str
+    key: Str
+    proc_code: Str
+
+    @property
+    def csv_layout(self) -> bool:
+        return self.prof.dossier_layout.endswith("csv")
+
+
+def _dossier_columns(d: _DossierRows) -> tuple[Columns, Str]:
+    """The dossier file's columns in its layout, and the source key of each row."""
+    n, inv, key, code, proc_code = d.n, d.inv, d.key, d.code, d.proc_code
+    sy, smo, sd, sh, smi = d.submitted
+    hm = V.join(V.digits(sh, 2), V.digits(smi, 2), sep=":")
+    if d.csv_layout:
+        submitted = V.where(
+            inv,
+            V.join("31/02/", V.digits(sy, 4), " ", hm),
+            _dmy_hm(sy, smo, sd, sh, smi),
+        )
+        decided_s = V.nullify(_dmy_hm(*V.civil(d.dec)), ~d.decided)
+        cols: Columns = {
+            "MA_DON_VI": V.take(V.pool([d.unit]), np.zeros(n, np.int64)),
+            "SO_BIEN_NHAN": key,
+            "MA_HO_SO": code,
+            "MA_TTHC": proc_code,
+            "MA_NGUOI_NOP": d.app_key,
+            "LOAI_NGUOI_NOP": V.take(V.pool(["CD", "TC"]), d.is_org.astype(np.int64)),
+            "CO_QUAN_TIEP_NHAN": d.agency,
+            "NGAY_NOP": submitted,
+            "NGAY_TRA_KQ": decided_s,
+            "TRANG_THAI": V.take(
+                V.pool([data.DOSSIER_STATUS_VI[s] for s in data.DOSSIER_STATUS]), d.status
+            ),
+            "SO_KET_QUA": d.result,
+        }
+        return cols, V.join(d.unit + "|", key)
+    submitted = V.where(
+        inv,
+        V.join(V.digits(sy, 4), "-02-31T", hm, ":00"),
+        _iso(sy, smo, sd, sh, smi),
+    )
+    cols = {
+        "id": key,
+        "dossierCode": code,
+        "procedureCode": proc_code,
+        "applicantId": d.app_key,
+        "applicantType": V.take(V.pool(["citizen", "organization"]), d.is_org.astype(np.int64)),
+        "agency": d.agency,
+        "submittedAt": submitted,
+        "decidedAt": V.nullify(_iso(*V.civil(d.dec)), ~d.decided),
+        "status": V.take(V.pool(data.DOSSIER_STATUS), d.status),
+        "resultNumber": d.result,
+    }
+    return cols, key
 
 
 def _forms(w: geo.LegacyWard) -> tuple[tuple[str, str, str], ...]:

@@ -260,35 +260,7 @@ class Hazards:
         are left alone.
         """
         r, rng = self.rates, self.rng
-        taken = np.zeros(p.size, bool)
-        if p.hard_negatives:
-            pairs = np.array([(a, b) for _, a, b in p.hard_negatives], dtype=np.int64)
-            taken[pairs.ravel()] = True
-        roles: list[tuple[Ints, ...]] = []
-        for prov in range(n_prov):
-            idx = np.arange(prov * per, (prov + 1) * per, dtype=np.int64)
-            free = idx[~taken[idx]]
-            year = p.year[free]
-            alive = p.death_year[free] == 0
-            heads_pool = free[alive & (year >= 1950) & (year <= 1985) & (p.sex[free] == 0)]
-            k = min(round(r["households"] * per), heads_pool.size, free.size // 8)
-            if k < 1:
-                continue
-            heads = rng.choice(heads_pool, size=k, replace=False)
-            taken[heads] = True
-            rest = rng.permutation(free[~taken[free]])
-            women, men = rest[p.sex[rest] == 1][:k], rest[p.sex[rest] == 0][:k]
-            if women.size < k or men.size < k:
-                continue
-            taken[women] = True
-            taken[men] = True
-            rest = rest[~taken[rest]]
-            if rest.size < 2 * k:
-                continue
-            c1, c2 = rest[:k], rest[k : 2 * k]
-            taken[c1] = True
-            taken[c2] = True
-            roles.append((heads, women, men, c1, c2))
+        roles = self._household_roles(p, n_prov, per)
         if not roles:
             return
         head, wife, gp, c1, c2 = (np.concatenate(x) for x in zip(*roles, strict=True))
@@ -339,6 +311,64 @@ class Hazards:
             p.has_phone[w] = s | (p.has_phone[w] & (p.year[w] <= 2012))
         p.has_phone[head] = p.has_phone[head] | share
         self._reissue_ids(p, np.concatenate([wife[has_sp], c1, c2[has_c2], gp[has_gp]]))
+        self._household_links(
+            p, (head, wife, gp, c1, c2), (has_sp, has_c2, has_gp), share, twins, fson
+        )
+
+    def _household_roles(self, p: People, n_prov: int, per: int) -> list[tuple[Ints, ...]]:
+        """Per province with enough free people: (heads, wives, grandfathers, first and
+        second children), drawn from natives not in a standard look-alike pair.
+        """
+        r, rng = self.rates, self.rng
+        taken = np.zeros(p.size, bool)
+        if p.hard_negatives:
+            pairs = np.array([(a, b) for _, a, b in p.hard_negatives], dtype=np.int64)
+            taken[pairs.ravel()] = True
+        roles: list[tuple[Ints, ...]] = []
+        for prov in range(n_prov):
+            idx = np.arange(prov * per, (prov + 1) * per, dtype=np.int64)
+            free = idx[~taken[idx]]
+            year = p.year[free]
+            alive = p.death_year[free] == 0
+            heads_pool = free[alive & (year >= 1950) & (year <= 1985) & (p.sex[free] == 0)]
+            k = min(round(r["households"] * per), heads_pool.size, free.size // 8)
+            if k < 1:
+                continue
+            heads = rng.choice(heads_pool, size=k, replace=False)
+            taken[heads] = True
+            rest = rng.permutation(free[~taken[free]])
+            women, men = rest[p.sex[rest] == 1][:k], rest[p.sex[rest] == 0][:k]
+            if women.size < k or men.size < k:
+                continue
+            taken[women] = True
+            taken[men] = True
+            rest = rest[~taken[rest]]
+            if rest.size < 2 * k:
+                continue
+            c1, c2 = rest[:k], rest[k : 2 * k]
+            taken[c1] = True
+            taken[c2] = True
+            roles.append((heads, women, men, c1, c2))
+        return roles
+
+    def _household_links(
+        self,
+        p: People,
+        members: tuple[Ints, Ints, Ints, Ints, Ints],
+        present: tuple[Mask, Mask, Mask],
+        share: Mask,
+        twins: Mask,
+        fson: Mask,
+    ) -> None:
+        """Record the households' relatives, look-alike pairs and counts.
+
+        ``members`` are (head, wife, grandfather, first child, second child) per
+        household; ``present`` says whether it has the wife, the second child and
+        the grandfather.
+        """
+        head, wife, gp, c1, c2 = members
+        has_sp, has_c2, has_gp = present
+        k = head.size
         # whose personal ID a member's record may carry: a child's, a parent's; the
         # head's, his second child's (never between a father and his namesake son)
         self.relative[c1[~fson]] = head[~fson]
