@@ -246,6 +246,33 @@ def test_twins_named_one_letter_apart_go_to_a_steward() -> None:
     )
 
 
+def test_an_id_in_doubt_lifts_no_guard() -> None:
+    """Nguyễn Thùy Linh's record carries Nguyễn Anh Bình's personal ID (a man born
+    1980: the ID's sex digit contradicts her record). A shared ID lifts the given-name
+    and no-birth-year guards only when it agrees with its own record."""
+    rules = load_rules("citizen")
+    pid = "037080568779"  # male, born 1980
+    phone = "0993544449"
+    owner = cit(
+        "a",
+        full_name="Nguyễn Anh Bình",
+        personal_id=pid,
+        sex="male",
+        date_of_birth="1980-06-20",
+        phone=phone,
+    )
+    linh = cit("b", full_name="Nguyễn Thùy Linh", personal_id=pid, sex="female", phone=phone)
+    assert linh["personal_id_doubtful"] is True and linh["personal_id_sure"] is None
+    assert owner["personal_id_sure"] == pid
+    assert guard_conflict(rules, owner, linh) is not None
+    assert not worth_review(rules, guard_conflict(rules, owner, linh) or "", owner, linh)
+    # the same ID on a record it agrees with still lifts the guard (a dropped middle
+    # name, no date on the second record)
+    same = cit("c", full_name="Nguyễn Bình", personal_id=pid, sex="male", phone=phone)
+    assert same["personal_id_sure"] == pid
+    assert guard_conflict(rules, owner, same) is None
+
+
 def test_full_birth_dates_no_slip_explains_are_two_people() -> None:
     """Sisters of one name in one household, born 2014-05-18 and 2018-01-17: no
     clerical slip writes one as the other. Two digits, a swap, a shared ID: no veto."""
@@ -257,15 +284,15 @@ def test_full_birth_dates_no_slip_explains_are_two_people() -> None:
     )
     for slip in ("2014-05-19", "2015-05-18", "2014-18-05", "2016-05-19", "2014", "2014-01-01"):
         assert guard_conflict(rules, older, cit("c", date_of_birth=slip, **kw)) is None, slip
-    pid = "036314012345"
-    assert (
-        guard_conflict(
-            rules,
-            cit("d", date_of_birth="2014-05-18", personal_id=pid, **kw),
-            cit("e", date_of_birth="2018-01-17", personal_id=pid, **kw),
-        )
-        is None
-    )
+    # a shared ID that both records agree with lifts it; one the second record's own
+    # date contradicts (a sister's ID typed in, or a date no slip explains) sends the
+    # pair to a steward
+    pid = "036314012345"  # a woman born 2014
+    d = cit("d", date_of_birth="2014-05-18", personal_id=pid, **kw)
+    assert guard_conflict(rules, d, cit("f", date_of_birth="2014", personal_id=pid, **kw)) is None
+    e = cit("e", date_of_birth="2018-01-17", personal_id=pid, **kw)
+    assert guard_conflict(rules, d, e) == "guard:different_birth_dates"
+    assert worth_review(rules, "guard:different_birth_dates", d, e)
 
 
 @pytest.mark.parametrize(

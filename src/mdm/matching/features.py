@@ -47,6 +47,7 @@ FEATURE_COLUMNS: Final[dict[str, dict[str, str]]] = {
         "source_system": "VARCHAR",
         "personal_id": "VARCHAR",
         "personal_id_doubtful": "BOOLEAN",
+        "personal_id_sure": "VARCHAR",
         "old_id": "VARCHAR",
         "full_name_fold": "VARCHAR",
         "surname_fold": "VARCHAR",
@@ -479,7 +480,9 @@ def citizen_features(unique_id: str, source_system: str, std: Mapping[str, Any])
     ``id_region`` the CMND region the identifiers name (:func:`~mdm.standardize.ids.id_region`).
     ``personal_id_doubtful``: the ID's sex/century/year digits contradict the record's
     own sex or date of birth (the standardizer's ``personal_id_inconsistent``): one of
-    the two is wrong, so the ID keeps no cluster apart."""
+    the two is wrong, so the ID keeps no cluster apart; ``personal_id_sure`` is the ID
+    only when it is not in doubt, so that guards lift only on an ID that agrees with
+    its own record (a relative's ID typed into a record often does not)."""
     pob = std.get("place_of_birth")
     if not isinstance(pob, Mapping) or not pob.get("province_code"):
         pob = std.get("hometown")
@@ -493,15 +496,17 @@ def citizen_features(unique_id: str, source_system: str, std: Mapping[str, Any])
     sex = _clean(std.get("sex"))
     old_id = _digits(std.get("old_id_number"), 9, 12)
     birth_province = _clean(pob.get("province_code")) if isinstance(pob, Mapping) else None
+    doubtful = (
+        None
+        if personal_id is None
+        else not personal_id_consistent(personal_id, std.get("date_of_birth"), sex)
+    )
     return {
         "unique_id": unique_id,
         "source_system": source_system,
         "personal_id": personal_id,
-        "personal_id_doubtful": (
-            None
-            if personal_id is None
-            else not personal_id_consistent(personal_id, std.get("date_of_birth"), sex)
-        ),
+        "personal_id_doubtful": doubtful,
+        "personal_id_sure": personal_id if doubtful is False else None,
         "old_id": old_id,
         **_name_features(std.get("full_name")),
         **dob,
