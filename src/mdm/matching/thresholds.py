@@ -154,16 +154,19 @@ def derive_thresholds(
     settings: dict[str, Any],
     con: duckdb.DuckDBPyConnection,
     table: str = "mdm_features",
+    candidates: int | None = None,
 ) -> DerivedThresholds | None:
     """Score the training data ``table`` with the trained model ``settings`` and
     choose the thresholds the rules' targets ask for (what :func:`choose_thresholds`
     does, aggregated in DuckDB: no pair leaves it); saved in ``settings``.
+    ``candidates``: the prediction rules' pair counts summed, when the caller has them.
     ``None`` (and nothing saved) when the rules state fixed thresholds."""
     th = rules.thresholds
     if th.precision_target is None:
         return None
     tf_names = compute_tf_tables(con, table, rules.tf_columns)
-    candidates = sum(count_pairs(con, table, cols) for cols in rules.blocking.prediction)
+    if candidates is None:
+        candidates = sum(count_pairs(con, table, cols) for cols in rules.blocking.prediction)
     share = min(1.0, th.derive_max_pairs / candidates) if candidates else 1.0
     linker = make_linker(con, table, sampled_pairs(settings, share), tf_names)
     predictions = linker.inference.predict(

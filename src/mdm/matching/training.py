@@ -160,9 +160,11 @@ def train(
         max_pairs=rules.training.u_max_pairs, seed=rules.training.seed
     )
     timings = {"prior_and_u": time.perf_counter() - t0}
+    training_pairs = {"+".join(c): count_pairs(con, table, c) for c in rules.blocking.training}
+    prediction_pairs = {"+".join(c): count_pairs(con, table, c) for c in rules.blocking.prediction}
     for cols in rules.blocking.training:
         t0 = time.perf_counter()
-        if count_pairs(con, table, cols) == 0:
+        if training_pairs["+".join(cols)] == 0:
             warnings.append(f"EM blocking rule {cols} yields no pairs; skipped")
             continue
         try:
@@ -180,7 +182,9 @@ def train(
     settings = complete_settings(linker, unseen)
     make_honest(settings, unseen, rules.training.m_floor, rules.training.u_floor_value)
     t0 = time.perf_counter()
-    derived = derive_thresholds(rules, settings, con, table)
+    derived = derive_thresholds(
+        rules, settings, con, table, candidates=sum(prediction_pairs.values())
+    )
     if derived is not None:
         timings["thresholds"] = time.perf_counter() - t0
     warnings += [
@@ -191,12 +195,8 @@ def train(
     report = TrainingReport(
         records=records,
         probability_two_random_records_match=settings["probability_two_random_records_match"],
-        pairs_per_prediction_rule={
-            "+".join(c): count_pairs(con, table, c) for c in rules.blocking.prediction
-        },
-        pairs_per_training_rule={
-            "+".join(c): count_pairs(con, table, c) for c in rules.blocking.training
-        },
+        pairs_per_prediction_rule=prediction_pairs,
+        pairs_per_training_rule=training_pairs,
         levels=_level_parameters(settings),
         seconds=time.perf_counter() - started,
         step_seconds=timings,
